@@ -1,0 +1,3 @@
+"""Decoders (meta-architectures) over an encoder pyramid; importing this package registers them."""
+
+from tfseg.decoders import skipnet, unet, dilation  # noqa: F401

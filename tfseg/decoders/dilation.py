@@ -1,0 +1,16 @@
+"""Dilation frontend of RTSeg, sec. 4.1: an output-stride-8 encoder and a x8 upsampling."""
+
+from tfseg.registry import DECODERS
+from tfseg.layers.blocks import classifier
+from tfseg.decoders._common import label_upsample
+
+
+@DECODERS.register("dilation")
+def dilation(pyramid, num_classes, *, name="dilation"):
+    """The encoder runs with output stride 8 (its last two downsamplings replaced by dilation 2 and
+    4, see ``build_model``); a 1x1 classifier on P5 (stride 8) and a x8 transposed convolution."""
+    x = classifier(pyramid["P5"], num_classes, name=f"{name}_score")
+    return label_upsample(x, num_classes, 8, name=f"{name}_up")
+
+
+dilation.encoder_output_stride = 8

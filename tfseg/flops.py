@@ -1,0 +1,61 @@
+"""Parameter and multiply-accumulate (MAC) counts of a Keras model built at a static input size.
+
+Convention (stated in the README): 1 MAC = 2 FLOPs; only convolutions, transposed convolutions and
+dense layers are counted (BatchNorm folds into the preceding convolution at inference; activations,
+additions, pooling and resizing are a few percent at most and are not counted by the papers either).
+"""
+
+import numpy as np
+import keras
+
+
+def _shape(t):
+    return tuple(int(d) for d in t.shape[1:])
+
+
+def layer_macs(layer):
+    """MACs of one call of ``layer`` at batch 1 (0 for uncounted layer types)."""
+    if isinstance(layer, keras.Model):
+        return model_macs(layer)
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        h, w, cin = _shape(layer.input)
+        kh, kw = layer.kernel_size
+        return h * w * kh * kw * cin * layer.filters
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        h, w, c = _shape(layer.output)
+        kh, kw = layer.kernel_size
+        return h * w * kh * kw * c
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        h, w, cout = _shape(layer.output)
+        cin = _shape(layer.input)[-1]
+        kh, kw = layer.kernel_size
+        return h * w * (kh * kw * cin * layer.depth_multiplier + cin * layer.depth_multiplier * cout)
+    if isinstance(layer, keras.layers.Conv2D):
+        h, w, cout = _shape(layer.output)
+        cin = _shape(layer.input)[-1]
+        kh, kw = layer.kernel_size
+        return h * w * kh * kw * (cin // layer.groups) * cout
+    if isinstance(layer, keras.layers.Dense):
+        inp = _shape(layer.input)
+        return int(np.prod(inp)) * layer.units
+    return int(getattr(layer, "macs", lambda: 0)())
+
+
+def model_macs(model):
+    """Sum of :func:`layer_macs` over every layer of a functional model with a static input shape."""
+    for s in model.inputs[0].shape[1:]:
+        if s is None:
+            raise ValueError(
+                f"model {model.name!r} has a dynamic input shape; build it at a fixed size to count MACs"
+            )
+    return int(sum(layer_macs(layer) for layer in model.layers))
+
+
+def count_params(model, trainable_only=True):
+    weights = model.trainable_weights if trainable_only else model.weights
+    return int(sum(int(np.prod(w.shape)) for w in weights))
+
+
+def gflops(model):
+    """GFLOPs at batch 1 (2 FLOPs per MAC)."""
+    return 2.0 * model_macs(model) / 1e9

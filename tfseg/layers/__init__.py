@@ -1,0 +1,15 @@
+"""Reusable building blocks. Everything here uses ``keras.layers`` / ``keras.ops`` only."""
+
+from tfseg.layers.blocks import conv_bn_act, bn_act, depthwise_bn_act
+from tfseg.layers.resize import BilinearUpsample, upsample_bilinear
+from tfseg.layers.misc import ChannelShuffle, StrideGuard
+
+__all__ = [
+    "conv_bn_act",
+    "bn_act",
+    "depthwise_bn_act",
+    "BilinearUpsample",
+    "upsample_bilinear",
+    "ChannelShuffle",
+    "StrideGuard",
+]

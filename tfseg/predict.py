@@ -1,0 +1,114 @@
+"""Predict label maps: ``python -m tfseg.predict --model_path=M --input=FILE|DIR|GLOB --output=DIR``.
+
+For every input image writes ``<stem>_labels.png`` (train ids), ``<stem>_color.png`` (palette) and
+``<stem>_overlay.png`` (colour blended over the image). Any input size: the image is padded to the
+model's stride and the prediction cropped back.
+"""
+
+import glob
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+from PIL import Image
+
+FLAGS = flags.FLAGS
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
+
+
+def define_flags(fv=FLAGS):
+    flags.DEFINE_string("model_path", None, "A tfseg .keras model.", flag_values=fv)
+    flags.DEFINE_string(
+        "input", None, "An image file, a folder of images, or a glob pattern.", flag_values=fv
+    )
+    flags.DEFINE_string("output", None, "Output folder.", flag_values=fv)
+    flags.DEFINE_float("alpha", 0.5, "Overlay opacity of the colour mask.", flag_values=fv)
+    flags.DEFINE_string(
+        "palette",
+        "auto",
+        "auto (Cityscapes colours for 19 classes, else generated) or a dataset name.",
+        flag_values=fv,
+    )
+    flags.mark_flags_as_required(["model_path", "input", "output"], flag_values=fv)
+
+
+def find_inputs(pattern):
+    """Expand FILE | DIR | GLOB into a sorted list of image files; raise when nothing matches."""
+    if os.path.isdir(pattern):
+        files = [
+            os.path.join(pattern, f)
+            for f in sorted(os.listdir(pattern))
+            if f.lower().endswith(IMAGE_EXTENSIONS)
+        ]
+    elif os.path.isfile(pattern):
+        files = [pattern]
+    else:
+        files = sorted(f for f in glob.glob(pattern) if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise FileNotFoundError(f"no images found for --input={pattern}")
+    return files
+
+
+def palette_for(num_classes, name="auto"):
+    if name == "auto" and num_classes == 19 or name in ("cityscapes", "synthetic"):
+        from tfseg.data.labels import CITYSCAPES_COLORS
+
+        return np.asarray(CITYSCAPES_COLORS, dtype=np.uint8)
+    rng = np.random.default_rng(12345)
+    return rng.integers(0, 256, size=(num_classes, 3), dtype=np.uint8)
+
+
+def predict_image(predict, image, stride):
+    """uint8 RGB (H, W, 3) -> train-id map (H, W), padding to ``stride`` and cropping back."""
+    from tfseg.data import normalize
+
+    h, w = image.shape[:2]
+    ph, pw = -h % stride, -w % stride
+    x = np.asarray(normalize(image.astype(np.float32)))
+    x = np.pad(x, ((0, ph), (0, pw), (0, 0)))
+    logits = predict(x[None].astype(np.float32))
+    return np.argmax(np.asarray(logits)[0, :h, :w], axis=-1).astype(np.uint8)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from tfseg.evaluation import make_predict_fn
+    from tfseg.models import model_stride
+    from tfseg.utils import load_model
+
+    try:
+        files = find_inputs(FLAGS.input)
+        model = load_model(FLAGS.model_path)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    stride = model_stride(model)
+    predict = make_predict_fn(model)
+    palette = palette_for(model.outputs[0].shape[-1], FLAGS.palette)
+    os.makedirs(FLAGS.output, exist_ok=True)
+    failed = []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                image = np.asarray(im.convert("RGB"))
+        except OSError as e:
+            print(f"error: cannot read image {path}: {e}", file=sys.stderr)
+            failed.append(path)
+            continue
+        labels = predict_image(predict, image, stride)
+        color = palette[labels]
+        overlay = (image * (1 - FLAGS.alpha) + color * FLAGS.alpha).astype(np.uint8)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        for suffix, arr in (("labels", labels), ("color", color), ("overlay", overlay)):
+            Image.fromarray(arr).save(os.path.join(FLAGS.output, f"{stem}_{suffix}.png"))
+        print(f"{path} -> {FLAGS.output}/{stem}_{{labels,color,overlay}}.png")
+    if failed:
+        print(f"error: {len(failed)} of {len(files)} images could not be read", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

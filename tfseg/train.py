@@ -1,0 +1,217 @@
+"""Train a segmentation model: ``python -m tfseg.train --flagfile=configs/quickstart.cfg [--flag=v]``.
+
+Writes into ``--run_dir``: ``config.json`` (the resolved config), ``checkpoints/last.keras`` and
+``checkpoints/best.keras`` (written atomically; ``--resume`` continues epoch count, optimizer and
+learning-rate schedule), ``checkpoints/state.json``, ``logs/`` (TensorBoard), ``model.keras`` (best
+on val mIoU, without optimizer state) and ``metrics.json``.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+
+import tfseg  # noqa: F401  (fills the registries used by the enum flags)
+from tfseg.config import Config, DataConfig, ModelConfig, TrainConfig, parse_size
+from tfseg.registry import DATASETS, ENCODERS
+from tfseg.models import list_models, needs_encoder
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(fv=FLAGS):
+    """Define the training flags on ``fv`` (a fresh ``flags.FlagValues()`` in tests)."""
+    import tfseg.data  # noqa: F401  (registers the datasets)
+    import tfseg.losses
+
+    d = ModelConfig()
+    flags.DEFINE_enum(
+        "model",
+        d.name,
+        list_models(),
+        "Decoder (with --encoder) or complete network.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "encoder", d.encoder, ENCODERS.names(), "Encoder for decoder models.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "encoder_kwargs", "{}", 'Encoder options as JSON, e.g. {"alpha": 0.5}.', flag_values=fv
+    )
+    flags.DEFINE_string("model_kwargs", "{}", "Decoder / network options as JSON.", flag_values=fv)
+    flags.DEFINE_string(
+        "encoder_weights",
+        None,
+        "Encoder weights: a local .weights.h5 / legacy .h5 file, or imagenet.",
+        flag_values=fv,
+    )
+    dd = DataConfig()
+    flags.DEFINE_enum("dataset", dd.dataset, DATASETS.names(), "Dataset.", flag_values=fv)
+    flags.DEFINE_string(
+        "data_dir", dd.data_dir, "Dataset root (synthetic: generated there once).", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "dataset_options",
+        "{}",
+        'Dataset options as JSON, e.g. {"num_train": 100} or {"num_classes": 5}.',
+        flag_values=fv,
+    )
+    flags.DEFINE_string("crop_size", "256x256", "Training crop HxW.", flag_values=fv)
+    flags.DEFINE_float("min_scale", dd.min_scale, "Random scale lower bound.", flag_values=fv)
+    flags.DEFINE_float("max_scale", dd.max_scale, "Random scale upper bound.", flag_values=fv)
+    flags.DEFINE_bool("flip", dd.flip, "Random horizontal flip.", flag_values=fv)
+    flags.DEFINE_bool(
+        "color_jitter",
+        dd.color_jitter,
+        "Brightness/contrast/saturation/hue jitter.",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "batch_size", dd.batch_size, "Training batch size.", lower_bound=1, flag_values=fv
+    )
+    flags.DEFINE_float(
+        "eval_scale",
+        dd.eval_scale,
+        "Resize factor of validation images (labels nearest).",
+        lower_bound=0.05,
+        flag_values=fv,
+    )
+    flags.DEFINE_string("train_split", dd.train_split, "Training split.", flag_values=fv)
+    flags.DEFINE_string("val_split", dd.val_split, "Validation split.", flag_values=fv)
+    t = TrainConfig()
+    flags.DEFINE_string("run_dir", t.run_dir, "Output directory of the run.", flag_values=fv)
+    flags.DEFINE_integer("epochs", t.epochs, "Number of epochs.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer(
+        "steps_per_epoch",
+        None,
+        "Steps per epoch (default: one pass).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_enum("optimizer", t.optimizer, ["adam", "sgd"], "Optimizer.", flag_values=fv)
+    flags.DEFINE_float(
+        "learning_rate", t.learning_rate, "Initial learning rate.", lower_bound=0.0, flag_values=fv
+    )
+    flags.DEFINE_float("momentum", t.momentum, "SGD momentum.", flag_values=fv)
+    flags.DEFINE_float(
+        "weight_decay", t.weight_decay, "Decoupled weight decay.", lower_bound=0.0, flag_values=fv
+    )
+    flags.DEFINE_enum(
+        "lr_schedule",
+        t.lr_schedule,
+        ["constant", "poly"],
+        "LR schedule (per step).",
+        flag_values=fv,
+    )
+    flags.DEFINE_float("poly_power", t.poly_power, "Power of the poly schedule.", flag_values=fv)
+    flags.DEFINE_enum("loss", t.loss, tfseg.losses.LOSSES.names(), "Loss.", flag_values=fv)
+    flags.DEFINE_string(
+        "class_weights", None, "JSON from tools/compute_class_weights.py.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "seed", t.seed, "Random seed (data order, augmentation, init).", flag_values=fv
+    )
+    flags.DEFINE_bool(
+        "resume", t.resume, "Continue from run_dir/checkpoints/last.keras.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "val_every",
+        t.val_every,
+        "Validate every N epochs (and at the end).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "max_val_images",
+        None,
+        "Evaluate on at most N val images per epoch.",
+        lower_bound=1,
+        flag_values=fv,
+    )
+
+
+def _json_flag(name, text):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--{name} is not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--{name} must be a JSON object, got {text!r}")
+    return value
+
+
+def config_from_flags(fv):
+    """Pure function: absl flag values -> one frozen ``Config`` (validated, nothing written)."""
+    if fv.min_scale <= 0 or fv.max_scale < fv.min_scale:
+        raise ValueError(f"need 0 < --min_scale <= --max_scale, got {fv.min_scale}, {fv.max_scale}")
+    model = ModelConfig(
+        name=fv.model,
+        encoder=fv.encoder if needs_encoder(fv.model) else None,
+        encoder_kwargs=_json_flag("encoder_kwargs", fv.encoder_kwargs),
+        model_kwargs=_json_flag("model_kwargs", fv.model_kwargs),
+        encoder_weights=fv.encoder_weights,
+    )
+    data = DataConfig(
+        dataset=fv.dataset,
+        data_dir=fv.data_dir,
+        dataset_options=_json_flag("dataset_options", fv.dataset_options),
+        crop_size=parse_size(fv.crop_size, "--crop_size"),
+        min_scale=fv.min_scale,
+        max_scale=fv.max_scale,
+        flip=fv.flip,
+        color_jitter=fv.color_jitter,
+        batch_size=fv.batch_size,
+        eval_scale=fv.eval_scale,
+        train_split=fv.train_split,
+        val_split=fv.val_split,
+    )
+    if fv.loss == "weighted_ce" and not fv.class_weights:
+        raise ValueError(
+            "--loss=weighted_ce needs --class_weights=FILE (tools/compute_class_weights.py)"
+        )
+    if fv.class_weights and not os.path.isfile(fv.class_weights):
+        raise FileNotFoundError(f"--class_weights file not found: {fv.class_weights}")
+    if (
+        fv.encoder_weights
+        and fv.encoder_weights != "imagenet"
+        and not os.path.isfile(fv.encoder_weights)
+    ):
+        raise FileNotFoundError(f"--encoder_weights file not found: {fv.encoder_weights}")
+    train = TrainConfig(
+        run_dir=fv.run_dir,
+        epochs=fv.epochs,
+        steps_per_epoch=fv.steps_per_epoch,
+        optimizer=fv.optimizer,
+        learning_rate=fv.learning_rate,
+        momentum=fv.momentum,
+        weight_decay=fv.weight_decay,
+        lr_schedule=fv.lr_schedule,
+        poly_power=fv.poly_power,
+        loss=fv.loss,
+        class_weights=fv.class_weights,
+        seed=fv.seed,
+        resume=fv.resume,
+        val_every=fv.val_every,
+        max_val_images=fv.max_val_images,
+    )
+    return Config(model=model, data=data, train=train)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from tfseg.trainer import TrainingError, train
+
+    try:
+        config = config_from_flags(FLAGS)
+        train(config)
+    except (ValueError, FileNotFoundError, KeyError, TrainingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
