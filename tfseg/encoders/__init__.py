@@ -1,1 +1,23 @@
-"""Encoders. Each returns the pyramid {"P1".."P5"}; importing this package registers them."""
+"""Encoders. Each returns the pyramid {"P1".."P5"} (P_k at stride 2**k); importing this package
+registers them in ``tfseg.registry.ENCODERS``.
+
+- ``vgg16``, ``resnet50``, ``resnet101``, ``mobilenet``: layer for layer as keras-applications, so
+  its ImageNet ``.h5`` files load (``load_encoder_weights``).
+- ``resnet18`` (torchvision layout) and ``shufflenet`` (v1, groups 1/2/3/4/8, width ``scale``).
+
+``build_encoder_model`` wraps one in a standalone model; ``load_encoder_weights`` loads weights into
+the encoder's layers of any model; ``export_encoder_weights`` extracts them from a trained model.
+"""
+
+from tfseg.encoders import mobilenet, resnet, shufflenet, vgg  # noqa: F401  (registration)
+from tfseg.encoders.core import OUTPUT_STRIDES, PYRAMID_KEYS, StrideSchedule, build_encoder_model
+from tfseg.encoders.weights import export_encoder_weights, load_encoder_weights
+
+__all__ = [
+    "OUTPUT_STRIDES",
+    "PYRAMID_KEYS",
+    "StrideSchedule",
+    "build_encoder_model",
+    "export_encoder_weights",
+    "load_encoder_weights",
+]

@@ -1,0 +1,184 @@
+"""Encoders: pyramid keys/strides (output stride 32 and 8), dynamic shapes, layer names, sizes."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfseg.encoders import PYRAMID_KEYS, StrideSchedule, build_encoder_model
+from tfseg.encoders.shufflenet import STAGE_CHANNELS, shufflenet_widths
+from tfseg.flops import model_macs
+from tfseg.registry import ENCODERS
+
+# P1..P5 channels at default settings.
+CHANNELS = {
+    "vgg16": (64, 128, 256, 512, 512),
+    "resnet18": (64, 64, 128, 256, 512),
+    "resnet50": (64, 256, 512, 1024, 2048),
+    "resnet101": (64, 256, 512, 1024, 2048),
+    "mobilenet": (64, 128, 256, 512, 1024),
+    "shufflenet": (24, 24, 240, 480, 960),
+}
+KERAS_APPS = {
+    "vgg16": lambda **kw: keras.applications.VGG16(**kw),
+    "resnet50": lambda **kw: keras.applications.ResNet50(**kw),
+    "resnet101": lambda **kw: keras.applications.ResNet101(**kw),
+    "mobilenet": lambda **kw: keras.applications.MobileNet(**kw),
+}
+SIZES = ((64, 96), (96, 64))
+
+_cache = {}
+
+
+def encoder_model(name, output_stride=32):
+    """Standalone encoder, dynamic shape (resnet101: static 64x96), built once per module."""
+    key = (name, output_stride)
+    if key not in _cache:
+        shape = (64, 96, 3) if name == "resnet101" else (None, None, 3)
+        _cache[key] = build_encoder_model(name, shape, output_stride=output_stride)
+    return _cache[key]
+
+
+def weighted_layers(model, prefix=""):
+    return [
+        (layer.name[len(prefix) :], [tuple(w.shape) for w in layer.weights])
+        for layer in model.layers
+        if layer.weights
+    ]
+
+
+def expected_shape(h, w, level, channels, output_stride):
+    stride = min(2**level, output_stride)
+    return (1, h // stride, w // stride, channels)
+
+
+def test_all_encoders_registered():
+    assert set(CHANNELS) <= set(ENCODERS.names())
+
+
+@pytest.mark.parametrize("output_stride", [32, 8])
+@pytest.mark.parametrize("name", ["vgg16", "resnet18", "resnet50", "mobilenet", "shufflenet"])
+def test_pyramid_shapes_dynamic(name, output_stride):
+    model = encoder_model(name, output_stride)
+    assert model.input.shape[1:3] == (None, None)
+    for h, w in SIZES if output_stride == 32 else SIZES[:1]:
+        out = model(np.zeros((1, h, w, 3), "float32"))
+        assert sorted(out) == list(PYRAMID_KEYS)
+        for level, key in enumerate(PYRAMID_KEYS, start=1):
+            want = expected_shape(h, w, level, CHANNELS[name][level - 1], output_stride)
+            assert tuple(out[key].shape) == want, (key, h, w)
+
+
+def test_resnet101_pyramid_shapes():
+    # Built once, at a static size (symbolic shapes only); it shares its code with resnet50.
+    model = encoder_model("resnet101")
+    for level, t in enumerate(model.outputs, start=1):
+        want = expected_shape(64, 96, level, CHANNELS["resnet101"][level - 1], 32)
+        assert tuple(t.shape[1:]) == want[1:]
+
+
+def test_static_shape_output_stride_8():
+    model = build_encoder_model("mobilenet", (64, 96, 3), output_stride=8, alpha=0.25)
+    shapes = [tuple(t.shape[1:3]) for t in model.outputs]
+    assert shapes == [(32, 48), (16, 24), (8, 12), (8, 12), (8, 12)]
+
+
+@pytest.mark.parametrize("output_stride", [16, 4, "32"])
+def test_invalid_output_stride(output_stride):
+    with pytest.raises(ValueError, match="output_stride"):
+        build_encoder_model("resnet18", output_stride=output_stride)
+
+
+def test_stride_schedule():
+    s = StrideSchedule(8)
+    assert [s.down() for _ in range(5)] == [(2, 1), (2, 1), (2, 1), (1, 1), (1, 2)]
+    assert (s.stride, s.dilation) == (8, 4)
+    s = StrideSchedule(32)
+    assert [s.down() for _ in range(5)] == [(2, 1)] * 5
+    assert (s.stride, s.dilation) == (32, 1)
+
+
+def test_dilation_frontend_layers():
+    enc = encoder_model("mobilenet", 8)
+    dw = {i: enc.get_layer(f"mobilenet_conv_dw_{i}") for i in (5, 6, 7, 11, 12, 13)}
+    assert [dw[i].strides for i in (5, 6, 12)] == [(1, 1)] * 3
+    assert [dw[i].dilation_rate[0] for i in (5, 6, 7, 11, 12, 13)] == [1, 1, 2, 2, 2, 4]
+    with pytest.raises(ValueError):
+        enc.get_layer("mobilenet_conv_pad_6")  # no asymmetric padding once stride 1
+    r = encoder_model("resnet50", 8)
+    assert r.get_layer("resnet50_conv4_block1_1_conv").strides == (1, 1)
+    assert r.get_layer("resnet50_conv4_block1_2_conv").dilation_rate == (2, 2)
+    assert r.get_layer("resnet50_conv5_block3_2_conv").dilation_rate == (4, 4)
+    v = encoder_model("vgg16", 8)
+    assert v.get_layer("vgg16_block5_conv1").dilation_rate == (2, 2)
+    assert "vgg16_block4_pool" not in [layer.name for layer in v.layers]
+
+
+def test_layer_names_prefixed_and_deterministic():
+    a = build_encoder_model("mobilenet", prefix="enc", alpha=0.25)
+    b = build_encoder_model("mobilenet", prefix="enc", alpha=0.25)
+    names = [layer.name for layer in a.layers[1:]]
+    assert all(n.startswith("enc_") for n in names)
+    assert names == [layer.name for layer in b.layers[1:]]
+    assert a.name == "enc"
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet50", "resnet101", "mobilenet"])
+def test_same_structure_and_params_as_keras_applications(name):
+    ours = encoder_model(name)
+    ref = KERAS_APPS[name](weights=None, include_top=False, input_shape=(None, None, 3))
+    assert ours.count_params() == ref.count_params()
+    assert weighted_layers(ours, f"{name}_") == weighted_layers(ref)
+
+
+def test_mobilenet_alpha_matches_keras_applications():
+    ours = build_encoder_model("mobilenet", alpha=0.5)
+    ref = keras.applications.MobileNet(
+        weights=None, include_top=False, alpha=0.5, input_shape=(None, None, 3)
+    )
+    assert ours.count_params() == ref.count_params()
+    assert ours.outputs[-1].shape[-1] == 512
+
+
+def test_params_independent_of_output_stride():
+    for name in ("resnet18", "mobilenet", "shufflenet"):
+        assert encoder_model(name, 8).count_params() == encoder_model(name, 32).count_params()
+
+
+def test_resnet18_param_count_matches_torchvision():
+    # torchvision resnet18: 11,689,512 parameters, of which the fc layer 512*1000+1000.
+    trainable = sum(int(np.prod(w.shape)) for w in encoder_model("resnet18").trainable_weights)
+    assert trainable == 11_689_512 - 513_000 == 11_176_512
+
+
+def test_shufflenet_g3_size_and_macs_close_to_paper():
+    model = build_encoder_model("shufflenet", (224, 224, 3))
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    classifier_params = trainable + 960 * 1000 + 1000
+    assert 1.75e6 < classifier_params < 1.95e6  # ~1.87M
+    macs = model_macs(model) + 960 * 1000  # + the classifier
+    assert 130e6 < macs < 145e6  # paper: 140 MFLOPs (multiply-adds)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4, 8])  # 3: test_pyramid_shapes_dynamic
+def test_shufflenet_groups(groups):
+    model = build_encoder_model("shufflenet", (64, 96, 3), groups=groups)
+    assert [t.shape[-1] for t in model.outputs[2:]] == list(STAGE_CHANNELS[groups])
+    assert [tuple(t.shape[1:3]) for t in model.outputs] == [
+        (32, 48),
+        (16, 24),
+        (8, 12),
+        (4, 6),
+        (2, 3),
+    ]
+
+
+def test_shufflenet_widths_scale():
+    assert shufflenet_widths(3, 1.0) == (24, (240, 480, 960))
+    assert shufflenet_widths(3, 0.5) == (12, (120, 240, 480))
+    assert shufflenet_widths(8, 0.5) == (16, (192, 384, 768))
+    for groups in STAGE_CHANNELS:
+        for scale in (0.25, 0.5, 1.0, 1.5, 2.0):
+            stem, stages = shufflenet_widths(groups, scale)
+            assert stem % groups == 0 and all(c % (4 * groups) == 0 for c in stages)
+    with pytest.raises(ValueError, match="groups"):
+        shufflenet_widths(5)

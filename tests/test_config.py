@@ -1,0 +1,72 @@
+import os
+
+import pytest
+from absl import flags
+
+from tfseg.config import Config, parse_size
+from tfseg import train as train_prog
+
+
+def _parse(argv):
+    fv = flags.FlagValues()
+    train_prog.define_flags(fv)
+    fv(["train"] + argv)
+    return fv
+
+
+def test_quickstart_flagfile_parses_into_config():
+    fv = _parse(["--flagfile=configs/quickstart.cfg"])
+    config = train_prog.config_from_flags(fv)
+    assert config.data.dataset == "synthetic"
+    assert config.model.encoder in train_prog.ENCODERS.names()
+    assert Config.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize("cfg", sorted(os.listdir("configs/cityscapes")))
+def test_cityscapes_flagfiles_follow_the_paper_recipe(cfg):
+    fv = _parse([f"--flagfile=configs/cityscapes/{cfg}", "--class_weights="])
+    assert fv.optimizer == "adam" and fv.learning_rate == 1e-4 and fv.weight_decay == 5e-4
+    assert fv.loss == "weighted_ce" and fv.crop_size == "512x1024"
+    model, encoder = cfg[: -len(".cfg")].split("_", 1)
+    assert (fv.model, fv.encoder) == (model, encoder)
+
+
+def test_command_line_overrides_flagfile():
+    fv = _parse(["--flagfile=configs/quickstart.cfg", "--epochs=3", "--encoder=resnet18"])
+    config = train_prog.config_from_flags(fv)
+    assert config.train.epochs == 3 and config.model.encoder == "resnet18"
+
+
+def test_unknown_names_fail_at_parse_time_with_choices():
+    for argv, culprit in (
+        (["--model=segnetz"], "segnetz"),
+        (["--encoder=mobilenetv9"], "mobilenetv9"),
+        (["--dataset=kitti_typo"], "kitti_typo"),
+    ):
+        with pytest.raises(flags.IllegalFlagValueError, match=culprit) as e:
+            _parse(argv)
+        assert "one of" in str(e.value)
+
+
+def test_wrong_flag_name_fails():
+    with pytest.raises(flags.UnrecognizedFlagError, match="learnin_rate"):
+        _parse(["--learnin_rate=0.1"])
+
+
+def test_bad_values_raise_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="crop_size"):
+        train_prog.config_from_flags(_parse(["--crop_size=abc"]))
+    with pytest.raises(ValueError, match="encoder_kwargs"):
+        train_prog.config_from_flags(_parse(["--encoder_kwargs={alpha: 1"]))
+    with pytest.raises(ValueError, match="class_weights"):
+        train_prog.config_from_flags(_parse(["--loss=weighted_ce"]))
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        train_prog.config_from_flags(_parse([f"--class_weights={tmp_path}/nope.json"]))
+
+
+def test_parse_size():
+    assert parse_size("512x1024") == (512, 1024)
+    assert parse_size("256") == (256, 256)
+    for bad in ("0x5", "axb", "1x2x3"):
+        with pytest.raises(ValueError):
+            parse_size(bad)
