@@ -85,7 +85,7 @@ def evaluate_model(
     ds = make_eval_dataset(spec, split, stride=stride, batch_size=1, scale=scale)
     if max_images:
         ds = ds.take(int(max_images))
-    writer = _PredictionWriter(spec, save_predictions) if save_predictions else None
+    writer = _PredictionWriter(spec, save_predictions, scale) if save_predictions else None
     start = time.perf_counter()
     n = 0
     for image, label, index in ds:
@@ -177,8 +177,9 @@ class _PredictionWriter:
     images go to ``color/``.
     """
 
-    def __init__(self, spec, directory):
+    def __init__(self, spec, directory, scale=1.0):
         self.spec = spec
+        self.scale = float(scale)
         self.dir = directory
         os.makedirs(os.path.join(directory, "color"), exist_ok=True)
         self.to_label_id = None
@@ -190,7 +191,11 @@ class _PredictionWriter:
     def write(self, example, pred):
         with Image.open(example.image) as im:
             w, h = im.size
-        pred = pred[:h, :w]
+        # The eval pipeline resized by ``scale`` (rounded) and padded bottom/right: undo both.
+        sh, sw = max(1, round(h * self.scale)), max(1, round(w * self.scale))
+        pred = np.ascontiguousarray(pred[:sh, :sw]).astype(np.uint8)
+        if (sh, sw) != (h, w):
+            pred = np.asarray(Image.fromarray(pred).resize((w, h), Image.NEAREST))
         if self.to_label_id is not None:
             name = f"{example.id}_leftImg8bit.png"
             out = self.to_label_id[pred]

@@ -9,7 +9,6 @@ import json
 import os
 import time
 
-import numpy as np
 import keras
 import tensorflow as tf
 
@@ -152,14 +151,14 @@ def train(config: Config):
     paths = _paths(tc.run_dir)
 
     # Validate everything before anything is written to the run directory.
-    spec = get_dataset(dc.dataset, dc.data_dir, **dc.dataset_options)
-    class_weights = load_class_weights(tc.class_weights, spec) if tc.class_weights else None
     resuming = tc.resume and os.path.exists(paths["last"]) and os.path.exists(paths["state"])
     if os.path.exists(paths["last"]) and not tc.resume:
         raise TrainingError(
             f"{tc.run_dir} already holds a checkpoint; pass --resume to continue it or choose "
             f"another --run_dir (nothing was overwritten)"
         )
+    spec = get_dataset(dc.dataset, dc.data_dir, **dc.dataset_options)
+    class_weights = load_class_weights(tc.class_weights, spec) if tc.class_weights else None
     num_train = len(spec.examples(dc.train_split))
     steps = tc.steps_per_epoch or num_train // dc.batch_size
     if steps < 1:
@@ -221,6 +220,7 @@ def train(config: Config):
             initial_epoch=state["epoch"],
             steps_per_epoch=steps,
             callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles (deterministically, by seed)
             verbose=1 if os.environ.get("TFSEG_QUIET") is None else 2,
         )
     state["train_images"] = state["epoch"] * steps * dc.batch_size
