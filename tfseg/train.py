@@ -9,7 +9,6 @@ on val mIoU, without optimizer state) and ``metrics.json``.
 import json
 import os
 import sys
-import time
 
 from absl import app, flags
 
