@@ -1,0 +1,149 @@
+"""BatchNorm folding, op-name -> layer mapping, option checks, the verification judge."""
+
+import keras
+import numpy as np
+import pytest
+from export_helpers import randomize_batchnorm
+
+import tfseg
+from tfseg.export_lib import (
+    ExportError,
+    ExportOptions,
+    check_options,
+    inference_model,
+    layer_for_op,
+)
+from tfseg.export_lib.verify import judge
+
+
+def _every_conv_kind():
+    """Each foldable convolution type followed by BN, plus a BN that cannot be folded."""
+    inp = keras.Input((16, 16, 4))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(inp)
+    x = keras.layers.BatchNormalization(name="conv_bn")(x)
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw")(x)
+    x = keras.layers.BatchNormalization(name="dw_bn")(x)
+    x = keras.layers.SeparableConv2D(8, 3, padding="same", name="sep")(x)
+    x = keras.layers.BatchNormalization(name="sep_bn")(x)
+    x = keras.layers.Conv2D(8, 1, groups=2, name="gconv")(x)
+    x = keras.layers.BatchNormalization(name="gconv_bn")(x)
+    x = keras.layers.Conv2DTranspose(4, 4, strides=2, padding="same", name="deconv")(x)
+    y = keras.layers.BatchNormalization(name="deconv_bn")(x)
+    z = keras.layers.Add(name="add")([y, y])
+    z = keras.layers.BatchNormalization(name="after_add_bn")(z)
+    return randomize_batchnorm(keras.Model(inp, z))
+
+
+def test_folding_every_conv_kind():
+    model = _every_conv_kind()
+    folded, info = inference_model(model)
+    assert info["folded"] == ["conv_bn", "deconv_bn", "dw_bn", "gconv_bn", "sep_bn"]
+    assert list(info["unfolded"]) == ["after_add_bn"]
+    assert "Add" in info["unfolded"]["after_add_bn"]
+    x = np.random.default_rng(0).standard_normal((2, 16, 16, 4)).astype(np.float32)
+    ref = np.asarray(model(x))
+    np.testing.assert_allclose(np.asarray(folded(x)), ref, atol=1e-4 * np.abs(ref).max())
+    names = {layer.name: layer for layer in folded.layers}
+    assert not isinstance(names["conv_bn"], keras.layers.BatchNormalization)
+    assert names["conv"].use_bias and names["sep"].use_bias
+
+
+@pytest.mark.parametrize(
+    "encoder,kwargs", [("resnet18", {}), ("shufflenet", {"scale": 0.25}), ("vgg16", {})]
+)
+def test_folding_keeps_outputs_of_real_encoders(encoder, kwargs):
+    model = randomize_batchnorm(
+        tfseg.build_model(
+            "unet", 5, encoder=encoder, input_shape=(64, 64, 3), encoder_kwargs=kwargs
+        )
+    )
+    folded, info = inference_model(model)
+    assert info["unfolded"] == {} and len(info["folded"]) == info["batchnorm_layers"]
+    x = np.random.default_rng(0).standard_normal((1, 64, 64, 3)).astype(np.float32)
+    ref = np.asarray(model(x))
+    np.testing.assert_allclose(np.asarray(folded(x)), ref, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("stride", [2, 4, 8])
+def test_transposed_conv_as_subpixel_conv_is_exact(stride):
+    inp = keras.Input((None, None, 6))
+    x = keras.layers.Conv2DTranspose(
+        5, 2 * stride, strides=stride, padding="same", use_bias=False, name="up"
+    )(inp)
+    x = keras.layers.BatchNormalization(name="up_bn")(x)
+    odd = keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same", name="odd")(
+        x
+    )  # kernel != 2s
+    model = randomize_batchnorm(keras.Model(inp, odd))
+    rng = np.random.default_rng(stride)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            layer.set_weights(
+                [rng.standard_normal(w.shape).astype("float32") for w in layer.get_weights()]
+            )
+    folded, info = inference_model(model, subpixel_min_stride=2)
+    assert info["subpixel_deconvs"] == ["up"] and info["folded"] == ["up_bn"]
+    x = rng.standard_normal((2, 7, 9, 6)).astype(np.float32)  # odd sizes: edges and phases
+    ref = np.asarray(model(x))
+    np.testing.assert_allclose(np.asarray(folded(x)), ref, atol=1e-5 * np.abs(ref).max())
+    _, info = inference_model(model, subpixel_min_stride=16)
+    assert info["subpixel_deconvs"] == []
+
+
+def test_layer_for_op():
+    names = ["mobilenet_conv_dw_1", "mobilenet_conv_dw_1_bn", "skipnet_up_p3", "odd_7"]
+    assert layer_for_op("skipnet_mobilenet_1/mobilenet_conv_dw_1_1/depthwise", names) == (
+        "mobilenet_conv_dw_1"
+    )
+    assert (
+        layer_for_op("m_1/mobilenet_conv_dw_1_bn_1/batchnorm/mul_1", names)
+        == "mobilenet_conv_dw_1_bn"
+    )
+    assert layer_for_op("m/skipnet_up_p3_1/conv_transpose__12", names) == "skipnet_up_p3"
+    assert layer_for_op("m/odd_7/Cumprod", names) == "odd_7"
+    assert layer_for_op("Transpose__523", names) is None
+
+
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"format": "pb"}, "unknown format 'pb'"),
+        ({"target": "nano"}, "unknown target 'nano'"),
+        ({"precision": "int4"}, "unknown precision 'int4'"),
+        ({"format": "saved_model", "precision": "int8"}, "a SavedModel is fp32"),
+        ({"format": "onnx", "precision": "fp16"}, "TensorRT picks fp16/int8"),
+        (
+            {"format": "tensorrt", "target": "tx2", "precision": "int8"},
+            "does not support --precision=int8",
+        ),
+        ({"model_path": "/nonexistent/model.keras"}, "model file not found"),
+    ],
+)
+def test_bad_options(model_path, kw, message):
+    options = ExportOptions(**{"model_path": model_path, "output": "x", **kw})
+    with pytest.raises(ExportError, match=message):
+        check_options(options)
+
+
+def test_missing_runtimes_are_explained(model_path, tmp_path):
+    from tfseg.export_lib.pipeline import check_runtime
+
+    tftrt = ExportOptions(model_path=model_path, output=str(tmp_path / "t"), format="tftrt")
+    with pytest.raises(ExportError, match="TF 2.18 and later dropped TF-TRT"):
+        check_runtime(tftrt)
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        trt = ExportOptions(model_path=model_path, output=str(tmp_path / "e"), format="tensorrt")
+        with pytest.raises(ExportError, match="needs the TensorRT Python bindings"):
+            check_runtime(trt)
+
+
+def test_judge_thresholds():
+    base = {"argmax_agreement": 0.9995, "max_rel_logit_diff": 1e-6, "miou_diff": 0.0}
+    assert judge(dict(base), "fp32")["passed"]
+    bad = judge({**base, "argmax_agreement": 0.99}, "fp32")
+    assert not bad["passed"] and "argmax agreement" in bad["failures"][0]
+    assert not judge({**base, "max_rel_logit_diff": 0.01}, "fp32")["passed"]
+    assert judge({**base, "max_rel_logit_diff": 0.01}, "int8")["passed"]  # int8: no logit bound
+    assert not judge({**base, "miou_diff": -0.2}, "int8")["passed"]

@@ -1,0 +1,71 @@
+"""Every registered model converts to ONNX with only ops TensorRT 8.2 (TX2) and 8.5 (Xavier) parse.
+
+Op-level check, no inference: each decoder x encoder pair (and each complete network) is built at
+64x64, BatchNorm-folded as the export does, converted at opset 13 and checked against the TX2
+allow-list and restrictions. TensorRT 8.5's list contains 8.2's, so the same graph is also checked
+against Xavier's; the opset-17 graph of the Xavier target is converted for the MobileNet pairs.
+
+Speed: tf2onnx's time grows with the weight bytes (it deep-copies the graph with its constants in
+every optimiser pass: UNet-ResNet101 takes ~100 s at full width on 2 cores). Op types do not depend
+on channel counts, so ResNet and VGG are built thin here (every Conv2D with >= 32 filters gets an
+eighth of them, set only while building); MobileNet and ShuffleNet use their own width options.
+The ResNet50/101 pairs are still the slowest (~5-10 s each) and are marked slow.
+"""
+
+import keras
+import pytest
+
+import tfseg
+from tfseg.export_lib.graph import inference_model
+from tfseg.export_lib.onnx_export import check_onnx_model, convert_onnx, format_problems
+from tfseg.export_lib.pipeline import REWRITES
+from tfseg.registry import MODELS
+
+SMALL = {"mobilenet": {"alpha": 0.25}, "shufflenet": {"scale": 0.25}}
+THIN = ("resnet18", "resnet50", "resnet101", "vgg16")
+HEAVY = ("resnet50", "resnet101")
+
+
+def _pairs():
+    for decoder in tfseg.list_decoders():
+        for encoder in tfseg.list_encoders():
+            marks = [pytest.mark.slow] if encoder in HEAVY else []
+            yield pytest.param(decoder, encoder, id=f"{decoder}-{encoder}", marks=marks)
+    for name in MODELS.names():
+        yield pytest.param(name, None, id=name)
+
+
+def _build(name, encoder, monkeypatch):
+    stride = getattr(MODELS.get(name), "stride", 32) if name in MODELS else 32
+    size = max(64, 2 * stride)
+    with monkeypatch.context() as m:
+        if encoder in THIN:
+            original = keras.layers.Conv2D.__init__
+
+            def thin(self, filters, *args, **kwargs):
+                if filters >= 32 and kwargs.get("groups", 1) == 1:
+                    filters //= 8
+                original(self, filters, *args, **kwargs)
+
+            m.setattr(keras.layers.Conv2D, "__init__", thin)
+        model = tfseg.build_model(
+            name, 5, encoder=encoder, input_shape=(size, size, 3), encoder_kwargs=SMALL.get(encoder)
+        )
+    folded, _ = inference_model(model, **REWRITES["onnx"])  # the graph --format=onnx converts
+    return folded, size
+
+
+def _check(model, proto, target):
+    problems = check_onnx_model(proto, target, [layer.name for layer in model.layers])
+    assert not problems, format_problems(problems, target)
+
+
+@pytest.mark.parametrize("name,encoder", list(_pairs()))
+def test_jetson_targets_accept_every_model(name, encoder, monkeypatch):
+    model, size = _build(name, encoder, monkeypatch)
+    proto = convert_onnx(model, opset=13, input_shape=(1, size, size))
+    _check(model, proto, "tx2")
+    _check(model, proto, "xavier")
+    if encoder == "mobilenet":
+        _check(model, convert_onnx(model, opset=17, input_shape=(1, size, size)), "xavier")
+    keras.backend.clear_session()

@@ -1,0 +1,191 @@
+"""ONNX conversion with tf2onnx, the per-target op check, and an onnxruntime runner.
+
+The graph is traced from a ``tf.function`` that calls the (BN-folded) Keras model, and converted
+with ``tf2onnx.convert.from_function`` at the target's opset. Input ``images`` (NHWC float32,
+normalised as ``tfseg.data.normalize``), output ``logits`` (NHWC). tf2onnx keeps the TF op names
+(``<model>_1/<layer>_1/<op>``), which is how offending nodes are traced back to Keras layers.
+"""
+
+import collections
+import logging
+
+from tfseg.export_lib.errors import ExportError
+from tfseg.export_lib.graph import layer_for_op
+from tfseg.export_lib.targets import (
+    RESIZE_COORDINATE_MODES,
+    RESIZE_MODES,
+    TARGETS,
+    allowed_ops,
+)
+
+INPUT_NAME = "images"
+OUTPUT_NAME = "logits"
+
+
+def convert_onnx(model, *, opset, input_shape):
+    """``onnx.ModelProto`` of ``model`` for inputs of ``input_shape`` = (batch, H, W), None = dynamic."""
+    import tensorflow as tf
+    import tf2onnx
+
+    tf2onnx.logging.set_level(logging.ERROR)
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    batch, h, w = input_shape
+    spec = [tf.TensorSpec([batch, h, w, 3], tf.float32, name=INPUT_NAME)]
+
+    @tf.function(input_signature=spec)
+    def serve(images):
+        return {OUTPUT_NAME: model(images, training=False)}
+
+    try:
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=int(opset))
+    except Exception as e:  # tf2onnx raises many types
+        raise ExportError(f"tf2onnx could not convert the model: {type(e).__name__}: {e}") from e
+    names = [o.name for o in proto.graph.output]
+    if names != [OUTPUT_NAME]:
+        raise ExportError(f"unexpected ONNX outputs {names}; expected [{OUTPUT_NAME!r}]")
+    return proto
+
+
+def onnx_op_types(proto):
+    """``{op_type: count}`` of the graph's nodes, sorted by name."""
+    return dict(sorted(collections.Counter(n.op_type for n in proto.graph.node).items()))
+
+
+def _constants(graph):
+    names = {init.name for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            names.update(node.output)
+    return names
+
+
+def _attr(node, name, default=None):
+    import onnx
+
+    for a in node.attribute:
+        if a.name == name:
+            value = onnx.helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+def _restriction(node, constants, static_resize):
+    """Why TensorRT's ONNX parser would reject ``node`` (its "Restrictions" column), or None."""
+    inputs = list(node.input)
+
+    def const(i):
+        return i >= len(inputs) or not inputs[i] or inputs[i] in constants
+
+    op = node.op_type
+    if op in ("Conv", "ConvTranspose") and not const(1):
+        return "weights W are not an initializer"
+    if op in ("AveragePool", "MaxPool", "LpPool") and len(_attr(node, "kernel_shape", [])) not in (
+        2,
+        3,
+    ):
+        return "only 2D/3D pooling is supported"
+    if op == "Resize":
+        mode = _attr(node, "mode", "nearest")
+        if mode not in RESIZE_MODES:
+            return f"Resize mode {mode!r} (supported: {', '.join(sorted(RESIZE_MODES))})"
+        ctm = _attr(node, "coordinate_transformation_mode", "half_pixel")
+        if ctm not in RESIZE_COORDINATE_MODES:
+            return f"Resize coordinate_transformation_mode {ctm!r}"
+        if static_resize and not (const(2) and const(3)):
+            return "Resize scales/sizes are computed at run time (must be constants on Jetson)"
+    if op == "Slice" and not const(3):
+        return "Slice axes are not an initializer"
+    if op in ("Squeeze", "Unsqueeze") and not const(1):
+        return f"{op} axes are not constant"
+    if op == "TopK" and not const(1):
+        return "TopK K is not an initializer"
+    if op == "CumSum" and not const(1):
+        return "CumSum axis is not an initializer"
+    return None
+
+
+def check_onnx_model(proto, target, layer_names=()):
+    """Nodes of ``proto`` that ``target`` cannot run: a list of dicts (op, node, layer, reason).
+
+    Generic target: any op outside the standard ONNX domain (tf2onnx leaves a TF op it cannot
+    convert as a node of that TF type). Jetson targets: in addition, ops missing from the TensorRT
+    version's allow-list and nodes breaking its restrictions (see ``targets``).
+    """
+    import onnx.defs
+
+    allowed = allowed_ops(target)
+    static = TARGETS[target]["static"]
+    constants = _constants(proto.graph)
+    consumers = collections.defaultdict(list)
+    for node in proto.graph.node:
+        for name in node.input:
+            consumers[name].append(node)
+
+    def layer_of(node, hops=3):
+        # tf2onnx gives nodes it inserts names like "Resize__11" and moves the TF op's name to the
+        # last node of the rewrite: follow the outputs a few hops to find the layer.
+        layer = layer_for_op(node.name, layer_names)
+        frontier = [node]
+        for _ in range(hops):
+            if layer is not None:
+                break
+            frontier = [c for n in frontier for out in n.output for c in consumers[out]]
+            for c in frontier:
+                layer = layer or layer_for_op(c.name, layer_names)
+        return layer
+
+    problems = []
+    for node in proto.graph.node:
+        reason = None
+        standard = node.domain in ("", "ai.onnx") and onnx.defs.has(node.op_type)
+        if not standard:
+            reason = "not a standard ONNX op (tf2onnx could not convert it)"
+        elif allowed is not None and node.op_type not in allowed:
+            reason = f"not supported by TensorRT {TARGETS[target]['tensorrt']}'s ONNX parser"
+        elif allowed is not None:
+            reason = _restriction(node, constants, static)
+        if reason:
+            problems.append(
+                {
+                    "op": node.op_type,
+                    "node": node.name,
+                    "layer": layer_of(node),
+                    "reason": reason,
+                }
+            )
+    return problems
+
+
+def format_problems(problems, target):
+    """A user message listing each offending op once with the layers that produced it."""
+    by_op = collections.OrderedDict()
+    for p in problems:
+        entry = by_op.setdefault((p["op"], p["reason"]), [])
+        layer = p["layer"] or f"(no Keras layer; node {p['node']})"
+        if layer not in entry:
+            entry.append(layer)
+    lines = [
+        f"the ONNX graph has ops that target {target!r} ({TARGETS[target]['description']}) cannot run:"
+    ]
+    for (op, reason), layers in by_op.items():
+        shown = ", ".join(layers[:8]) + (f", ... ({len(layers)} layers)" if len(layers) > 8 else "")
+        lines.append(f"  {op}: {reason}; from layer(s) {shown}")
+    return "\n".join(lines)
+
+
+class OnnxRunner:
+    """Runs an ONNX model with onnxruntime (CPU): ``runner(x) -> logits`` (numpy in, numpy out)."""
+
+    def __init__(self, model, threads=None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        data = model if isinstance(model, (bytes, str)) else model.SerializeToString()
+        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x):
+        return self.session.run(None, {self.input_name: x})[0]

@@ -1,0 +1,464 @@
+"""The export procedure behind ``python -m tfseg.export``: options -> checked artifact + report.
+
+Order: check the options (no TensorFlow work) -> check the runtime a format needs (TensorRT,
+TF-TRT) -> load the model -> resolve and check the input size -> fold BN (``graph.inference_model``)
+-> build the artifact at a temporary path next to ``output`` -> (``verify``) compare it with the
+Keras model -> rename it to ``output`` -> write ``<output>.report.json``.
+
+Nothing is left at ``output`` when any step fails: the temporary file or folder is removed (and an
+older artifact at ``output`` stays as it was). A failed verification does not publish the artifact
+either; its report is still written, with ``"passed": false`` and ``"artifact_written": false``.
+"""
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+
+from tfseg.export_lib.errors import ExportError, VerificationError
+from tfseg.export_lib.targets import TARGETS
+
+FORMATS = ("saved_model", "tflite", "onnx", "tensorrt", "tftrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+FORMAT_PRECISIONS = {
+    "saved_model": ("fp32",),
+    "tflite": ("fp32", "fp16", "int8"),
+    "onnx": ("fp32",),
+    "tensorrt": ("fp32", "fp16", "int8"),
+    "tftrt": ("fp32", "fp16", "int8"),
+}
+
+
+# Keras-level rewrites per format (``graph.inference_model``): grouped convolutions as one plain
+# Conv2D op where TF itself never runs the graph (ONNX), and transposed convolutions as sub-pixel
+# convolutions where that is faster: every one for LiteRT, stride >= 4 elsewhere (the x8
+# label-space upsampling; the x2 ones are about as fast either way on onnxruntime and TF).
+REWRITES = {
+    "saved_model": {"grouped_conv": "keras", "subpixel_min_stride": 4},
+    "tftrt": {"grouped_conv": "keras", "subpixel_min_stride": 4},
+    "tflite": {"grouped_conv": "keras", "subpixel_min_stride": 2},
+    "onnx": {"grouped_conv": "native", "subpixel_min_stride": 4},
+    "tensorrt": {"grouped_conv": "native", "subpixel_min_stride": 4},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """Everything one export needs (``tfseg.export`` builds it from its flags)."""
+
+    model_path: str
+    output: str
+    format: str = "saved_model"
+    precision: str = "fp32"
+    target: str = "generic"
+    input_size: tuple[int, int] | None = None
+    verify: bool = False
+    verify_images: int = 20
+    dataset: str | None = None
+    data_dir: str | None = None
+    dataset_options: dict | None = None
+    verify_split: str = "val"
+    calibration_split: str = "train"
+    calibration_steps: int = 100
+    threads: int | None = None
+    workspace_mb: int = 1024
+
+
+def check_options(o):
+    """Raise ExportError for an impossible combination; cheap, runs before any model is loaded."""
+    if o.format not in FORMATS:
+        raise ExportError(f"unknown format {o.format!r}; choose from {', '.join(FORMATS)}")
+    if o.target not in TARGETS:
+        raise ExportError(f"unknown target {o.target!r}; choose from {', '.join(TARGETS)}")
+    if o.precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {o.precision!r}; choose from {', '.join(PRECISIONS)}")
+    if o.precision not in FORMAT_PRECISIONS[o.format]:
+        hint = {
+            "saved_model": "a SavedModel is fp32; use --format=tflite or tensorrt for fp16/int8",
+            "onnx": "an ONNX file is fp32; TensorRT picks fp16/int8 when it builds the engine "
+            "(--format=tensorrt, or tfseg/deploy/build_engine.py --precision on the device)",
+        }[o.format]
+        raise ExportError(
+            f"--precision={o.precision} is not available for --format={o.format}: {hint}"
+        )
+    if o.precision not in TARGETS[o.target]["precisions"]:
+        raise ExportError(
+            f"--target={o.target} ({TARGETS[o.target]['description']}) does not support "
+            f"--precision={o.precision}"
+        )
+    if o.input_size is not None and (len(o.input_size) != 2 or min(o.input_size) <= 0):
+        raise ExportError(f"--input_size must be HxW with positive sizes, got {o.input_size}")
+    if not o.output:
+        raise ExportError("--output is required")
+    if o.verify_images < 1 or o.calibration_steps < 1:
+        raise ExportError("--verify_images and --calibration_steps must be >= 1")
+    if not os.path.exists(o.model_path):
+        raise ExportError(f"model file not found: {o.model_path}")
+
+
+def check_runtime(o):
+    """Raise ExportError when the format needs software this machine lacks."""
+    if o.format == "tensorrt":
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError:
+            raise ExportError(
+                "--format=tensorrt needs the TensorRT Python bindings and an NVIDIA GPU on this "
+                "machine (pip install tensorrt; on a Jetson they come with JetPack). Engines are "
+                "specific to the TensorRT version and GPU: for a Jetson, export --format=onnx "
+                f"--target={o.target if o.target != 'generic' else 'xavier'} here and build the "
+                "engine on the board with tfseg/deploy/build_engine.py (see tfseg/deploy/README.md)."
+            ) from None
+    if o.format == "tftrt":
+        import tensorflow as tf
+
+        if not tf.sysconfig.get_build_info().get("is_tensorrt_build", False):
+            raise ExportError(
+                f"--format=tftrt needs a TensorFlow built with TensorRT; this TensorFlow "
+                f"{tf.__version__} is not (TF 2.18 and later dropped TF-TRT; it existed in CUDA "
+                "builds up to TF 2.17). Use --format=onnx, then --format=tensorrt or "
+                "tfseg/deploy/build_engine.py, instead."
+            )
+
+
+def resolve_input_size(model, o):
+    """``(H, W)`` the artifact is built for, ``(None, None)`` for dynamic; checks the stride."""
+    from tfseg.models import model_stride
+
+    stride = model_stride(model)
+    static = tuple(model.inputs[0].shape[1:3])
+    size = tuple(o.input_size) if o.input_size else static
+    if size[0] is None or size[1] is None:
+        if TARGETS[o.target]["static"]:
+            raise ExportError(
+                f"--target={o.target} needs a static input size: pass --input_size=HxW "
+                f"(multiples of {stride}, e.g. 512x1024)"
+            )
+        if o.format == "tensorrt":
+            raise ExportError(f"--format=tensorrt needs --input_size=HxW (multiples of {stride})")
+        return (None, None), stride
+    h, w = int(size[0]), int(size[1])
+    if h % stride or w % stride:
+        up = (-(-h // stride) * stride, -(-w // stride) * stride)
+        raise ExportError(
+            f"input size {h}x{w} is not divisible by the model's stride {stride}; "
+            f"use e.g. {up[0]}x{up[1]} (pad images to it, as tfseg.predict does)"
+        )
+    return (h, w), stride
+
+
+def _versions():
+    import importlib.metadata as md
+
+    out = {}
+    for name in (
+        "tensorflow-cpu",
+        "tensorflow",
+        "keras",
+        "tf2onnx",
+        "onnx",
+        "onnxruntime",
+        "ai-edge-litert",
+    ):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def run_export(o, log=print):
+    """Do the export described by ``o`` (an ``ExportOptions``); returns the report dict.
+
+    Raises ExportError (nothing written) or VerificationError (report written, artifact not).
+    """
+    import tfseg
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.utils import atomic_path, load_model, write_json_atomic
+
+    check_options(o)
+    check_runtime(o)
+    start = time.time()
+    try:
+        model = load_model(o.model_path)
+    except (FileNotFoundError, ValueError) as e:
+        raise ExportError(str(e)) from e
+    size, stride = resolve_input_size(model, o)
+    batch = 1 if TARGETS[o.target]["static"] or o.format in ("tflite", "tensorrt") else None
+    num_classes = int(model.outputs[0].shape[-1])
+    folded, bn_info = inference_model(model, **REWRITES[o.format])
+    log(
+        f"{model.name}: stride {stride}, input "
+        f"{'dynamic' if size[0] is None else f'{size[0]}x{size[1]}'}; "
+        f"BatchNorm folded into convolutions: {len(bn_info['folded'])} of {bn_info['batchnorm_layers']}; "
+        f"transposed convolutions as sub-pixel convolutions: {len(bn_info['subpixel_deconvs'])}"
+    )
+    spec = None
+    if o.verify or o.precision == "int8":
+        from tfseg.export_lib.samples import load_spec, resolve_dataset
+
+        name, data_dir, options = resolve_dataset(
+            o.model_path, o.dataset, o.data_dir, o.dataset_options
+        )
+        spec = load_spec(name, data_dir, options)
+    report = {
+        "tfseg_version": tfseg.__version__,
+        "model_path": os.path.abspath(o.model_path),
+        "model_name": model.name,
+        "format": o.format,
+        "precision": o.precision,
+        "target": o.target,
+        "target_description": TARGETS[o.target]["description"],
+        "input_shape": [batch, size[0], size[1], 3],
+        "input_dtype": "float32 (normalised: (x / 255 - mean) / std, ImageNet mean/std)",
+        "num_classes": num_classes,
+        "stride": stride,
+        "output": os.path.abspath(o.output),
+        "batchnorm": {k: bn_info[k] for k in ("batchnorm_layers", "folded", "unfolded")},
+        "rewrites": {k: bn_info[k] for k in ("native_grouped_convs", "subpixel_deconvs")},
+        "versions": _versions(),
+    }
+    if spec is not None:
+        report["dataset"] = {"name": spec.name, "root": spec.root}
+    builder = {
+        "saved_model": _build_saved_model,
+        "tflite": _build_tflite,
+        "onnx": _build_onnx,
+        "tensorrt": _build_tensorrt,
+        "tftrt": _build_tftrt,
+    }[o.format]
+    suffix = "" if o.format in ("saved_model", "tftrt") else os.path.splitext(o.output)[1]
+    verification = None
+    try:
+        with atomic_path(o.output, suffix=suffix) as tmp:
+            runner = builder(
+                o, folded, tmp, size=size, batch=batch, stride=stride, spec=spec,
+                report=report, log=log,
+            )  # fmt: skip
+            report["artifact_bytes"] = _size_of(tmp)
+            if o.verify:
+                verification = _verify(o, model, runner, spec, size, stride, num_classes, log)
+                report["verification"] = verification
+                if not verification["passed"]:
+                    raise VerificationError(
+                        "verification failed: " + "; ".join(verification["failures"]), report
+                    )
+    except VerificationError:
+        report["artifact_written"] = False
+        report["seconds"] = time.time() - start
+        write_json_atomic(o.output + ".report.json", report)
+        raise
+    report["artifact_written"] = True
+    report["seconds"] = time.time() - start
+    write_json_atomic(o.output + ".report.json", report)
+    return report
+
+
+def _size_of(path):
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    return os.path.getsize(path)
+
+
+def _samples(spec, split, count, size, stride):
+    from tfseg.export_lib.samples import samples
+
+    return samples(spec, split, count=count, input_size=size if size[0] else None, stride=stride)
+
+
+def _verify(o, model, runner, spec, size, stride, num_classes, log):
+    from tfseg.evaluation import make_predict_fn
+    from tfseg.export_lib.verify import compare
+
+    predict = make_predict_fn(model)
+
+    def reference(x):
+        return predict(x).numpy()
+
+    uint8_fn = getattr(runner, "labels_uint8", None)
+    result = compare(
+        reference,
+        runner,
+        _samples(spec, o.verify_split, o.verify_images, size, stride),
+        num_classes=max(num_classes, spec.num_classes),
+        ignore_label=spec.ignore_label,
+        precision=o.precision,
+        uint8_fn=uint8_fn,
+    )
+    result["split"] = o.verify_split
+    log(
+        f"verify on {result['num_images']} {spec.name} {o.verify_split} images: "
+        f"max |logit diff| {result['max_abs_logit_diff']:.3g} "
+        f"(relative {result['max_rel_logit_diff']:.2e}), argmax agreement "
+        f"{100 * result['argmax_agreement']:.3f}%, mIoU keras {_pct(result['miou_keras'])} / "
+        f"artifact {_pct(result['miou_artifact'])} -> {'PASS' if result['passed'] else 'FAIL'}"
+    )
+    return result
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{100 * v:.2f}"
+
+
+# --------------------------------------------------------------------------------------------------
+# one builder per format: write the artifact at ``tmp``, fill ``report``, return a runner
+# --------------------------------------------------------------------------------------------------
+
+
+def _build_saved_model(o, model, tmp, *, size, batch, stride, spec, report, log):
+    from tfseg.export_lib.saved_model import SavedModelRunner, write_saved_model
+
+    write_saved_model(model, tmp, input_size=size, batch_size=batch, stride=stride)
+    runner = SavedModelRunner(tmp)
+    ops = runner.op_types()
+    report["saved_model"] = {
+        "signatures": {
+            "serving_default": "images float32 [B,H,W,3] (normalised) -> logits float32, labels int32",
+            "serving_uint8": "images uint8 [B,H,W,3] RGB -> labels int32"
+            + (" (padded to the stride and cropped back)" if size[0] is None else ""),
+        },
+        "op_types": ops,
+        # Keras' BatchNormalization computes rsqrt(var + eps); none left = all BN folded.
+        "batchnorm_ops": sum(v for k, v in ops.items() if "BatchNorm" in k or k == "Rsqrt"),
+    }
+    log(f"SavedModel written; graph op types: {', '.join(ops)}")
+    return runner
+
+
+def _build_tflite(o, model, tmp, *, size, batch, stride, spec, report, log):
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, tflite_op_types
+
+    representative = None
+    if o.precision == "int8":
+        from tfseg.export_lib.samples import calibration_images
+
+        log(f"int8 calibration on {o.calibration_steps} {spec.name} {o.calibration_split} images")
+        representative = calibration_images(
+            spec, o.calibration_split, steps=o.calibration_steps,
+            input_size=size if size[0] else None, stride=stride,
+        )  # fmt: skip
+    content = convert_tflite(
+        model, input_size=size, precision=o.precision, representative=representative
+    )
+    with open(tmp, "wb") as f:
+        f.write(content)
+    ops = tflite_op_types(content)
+    report["tflite"] = {
+        "op_types": ops,
+        "supported_ops": "TFLITE_BUILTINS_INT8" if o.precision == "int8" else "TFLITE_BUILTINS",
+        "calibration_images": o.calibration_steps if o.precision == "int8" else None,
+        "io": "float32 in / float32 out"
+        + (" (QUANTIZE/DEQUANTIZE at the edges)" if o.precision == "int8" else ""),
+    }
+    log(f"TFLite ({o.precision}) op types: {', '.join(f'{k} x{v}' for k, v in ops.items())}")
+    return LiteRTRunner(content, threads=o.threads)
+
+
+def _onnx_model(o, model, *, size, batch, report, log):
+    from tfseg.export_lib.onnx_export import (
+        check_onnx_model,
+        convert_onnx,
+        format_problems,
+        onnx_op_types,
+    )
+
+    opset = TARGETS[o.target]["opset"]
+    proto = convert_onnx(model, opset=opset, input_shape=(batch, size[0], size[1]))
+    problems = check_onnx_model(proto, o.target, [layer.name for layer in model.layers])
+    if problems:
+        raise ExportError(format_problems(problems, o.target))
+    ops = onnx_op_types(proto)
+    report["onnx"] = {
+        "opset": opset,
+        "op_types": ops,
+        "tensorrt": TARGETS[o.target]["tensorrt"],
+        "input": {"name": "images", "shape": [batch, size[0], size[1], 3], "layout": "NHWC"},
+        "output": {"name": "logits", "layout": "NHWC"},
+        "batchnorm_like_nodes": sum(
+            1
+            for n in proto.graph.node
+            if n.op_type == "BatchNormalization" or "batchnorm" in n.name
+        ),
+    }
+    log(f"ONNX opset {opset}; op types: {', '.join(f'{k} x{v}' for k, v in ops.items())}")
+    return proto
+
+
+def _build_onnx(o, model, tmp, *, size, batch, stride, spec, report, log):
+    import onnx
+
+    from tfseg.export_lib.onnx_export import OnnxRunner
+
+    proto = _onnx_model(o, model, size=size, batch=batch, report=report, log=log)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, tmp)
+    return OnnxRunner(proto, threads=o.threads)
+
+
+def _build_tensorrt(o, model, tmp, *, size, batch, stride, spec, report, log):
+    import onnx
+
+    from tfseg.deploy import build_engine, engine
+
+    proto = _onnx_model(o, model, size=size, batch=batch, report=report, log=log)
+    work = tempfile.mkdtemp(prefix="tfseg_trt_")
+    try:
+        onnx_path = os.path.join(work, "model.onnx")
+        onnx.save(proto, onnx_path)
+        calib = None
+        if o.precision == "int8":
+            calib = os.path.join(work, "calib")
+            os.makedirs(calib)
+            from tfseg.deploy.common import write_png
+            from tfseg.export_lib.samples import samples
+
+            for i, s in enumerate(
+                samples(
+                    spec,
+                    o.calibration_split,
+                    count=o.calibration_steps,
+                    input_size=size,
+                    stride=stride,
+                )
+            ):
+                write_png(os.path.join(calib, f"{i:05d}.png"), s["uint8"])
+        summary = build_engine.build_engine(
+            onnx_path, tmp, precision=o.precision, workspace_mb=o.workspace_mb,
+            calib_images=calib, calib_count=o.calibration_steps, stride=stride,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report["tensorrt"] = summary
+    runner = engine.TensorRTRunner(tmp)
+    return lambda x: runner(x)["logits"]
+
+
+def _build_tftrt(o, model, tmp, *, size, batch, stride, spec, report, log):  # pragma: no cover
+    # Only reachable on a TensorFlow built with TensorRT (TF <= 2.17 CUDA builds), see check_runtime.
+    from tensorflow.python.compiler.tensorrt import trt_convert as trt
+
+    from tfseg.export_lib.saved_model import SavedModelRunner, write_saved_model
+
+    work = tempfile.mkdtemp(prefix="tfseg_tftrt_")
+    try:
+        write_saved_model(model, work + "/sm", input_size=size, batch_size=batch, stride=stride)
+        mode = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}[o.precision]
+        converter = trt.TrtGraphConverterV2(
+            input_saved_model_dir=work + "/sm", precision_mode=mode, use_calibration=mode == "INT8"
+        )
+        if mode == "INT8":
+            from tfseg.export_lib.samples import calibration_images
+
+            images = calibration_images(
+                spec, o.calibration_split, steps=o.calibration_steps,
+                input_size=size if size[0] else None, stride=stride,
+            )  # fmt: skip
+            converter.convert(calibration_input_fn=lambda: ((x,) for x in images))
+        else:
+            converter.convert()
+        converter.save(tmp)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report["tftrt"] = {"precision_mode": mode}
+    return SavedModelRunner(tmp)

@@ -1,0 +1,169 @@
+"""TFLite (LiteRT) conversion: fp32, fp16 weights, full-integer int8; built-in ops only.
+
+Conversion path: a ``tf.function`` calling the (BN-folded) Keras model, traced at batch 1 and
+converted with ``TFLiteConverter.from_concrete_functions([fn])`` *without* ``trackable_obj``, so the
+variables are frozen into constants. (With ``trackable_obj=model`` the converter keeps resource
+variables and the result outputs NaN on TF 2.21 / Keras 3.15; Keras' own ``litert`` export allows
+Flex ops.) Parity with the Keras model is checked by the tests and by ``--verify``.
+
+Ops: ``supported_ops=[TFLITE_BUILTINS]`` (fp32, fp16) or ``[TFLITE_BUILTINS_INT8]`` (int8: every op
+must have an int8 kernel). An op outside those fails the export with the op and layer named.
+
+int8: weights and activations int8, calibrated on ``representative`` (an iterable of float32
+``(1, H, W, 3)`` normalised images from tfseg's data pipeline); input and output stay float32 with
+a QUANTIZE / DEQUANTIZE at the edges, so an int8 model is a drop-in for the fp32 one.
+fp16: float16 weights, dequantised at load time; computation in fp32 on CPUs without fp16 units.
+"""
+
+import collections
+import re
+
+import numpy as np
+
+from tfseg.export_lib.errors import ExportError, quiet_absl
+from tfseg.export_lib.graph import layer_for_op
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def convert_tflite(model, *, input_size, precision="fp32", representative=None):
+    """TFLite flatbuffer (bytes) of ``model`` at batch 1 and ``input_size`` = (H, W) (None: dynamic)."""
+    import tensorflow as tf
+
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    h, w = input_size
+    spec = [tf.TensorSpec([1, h, w, 3], tf.float32, name="images")]
+
+    @tf.function(input_signature=spec)
+    def serve(images):
+        return {"logits": model(images, training=False)}
+
+    fn = serve.get_concrete_function()
+    with quiet_absl():
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        if representative is None:
+            raise ExportError("int8 needs a representative dataset for calibration")
+        samples = list(representative)
+        if not samples:
+            raise ExportError("the representative dataset for int8 calibration is empty")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([np.asarray(s, np.float32)] for s in samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        with quiet_absl():
+            return converter.convert()
+    except Exception as e:  # ConverterError and friends
+        raise _unsupported_ops_error(e, fn, model, precision) from e
+
+
+_OP_PATTERNS = (
+    re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op"),
+    re.compile(r"TF Select ops: ([\w, ]+)"),
+    re.compile(r"Custom ops: ([\w, ]+)"),
+    re.compile(r"'tfl\.(\w+)' op is not supported in int8"),
+)
+
+
+def _unsupported_ops_error(error, fn, model, precision):
+    """ExportError naming the TF ops the converter could not map to built-ins, with their layers."""
+    text = str(error)
+    ops = []
+    for pattern in _OP_PATTERNS:
+        for m in pattern.finditer(text):
+            for op in m.group(1).split(","):
+                op = op.strip()
+                if op and op not in ops:
+                    ops.append(op)
+    if not ops:
+        first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+        return ExportError(f"TFLite conversion ({precision}) failed: {first[:2000]}")
+    layer_names = [layer.name for layer in model.layers]
+    lines = [
+        (
+            f"TFLite export ({precision}) needs ops outside the TFLite built-ins (they would need "
+            "Flex/Select-TF or custom ops, which the LiteRT pip runtime cannot run):"
+        )
+    ]
+    for op in ops:
+        layers = []
+        for graph_op in fn.graph.get_operations():
+            if graph_op.type.lower() == op.lower():
+                layer = layer_for_op(graph_op.name, layer_names) or f"(op {graph_op.name})"
+                if layer not in layers:
+                    layers.append(layer)
+        lines.append(f"  {op}: from layer(s) {', '.join(layers) or '(not found in the graph)'}")
+    lines.append(
+        "Replace those layers with built-in-friendly ops (see STYLE.md, export-friendly habits)."
+    )
+    return ExportError("\n".join(lines))
+
+
+def _interpreter(content, threads=None, delegates=True):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kwargs = {"model_content": content, "num_threads": threads}
+    if not delegates:
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return Interpreter(**kwargs)
+
+
+def tflite_op_types(content):
+    """``{op name: count}`` of a TFLite model's operators (before any delegate)."""
+    it = _interpreter(content, delegates=False)
+    shape = it.get_input_details()[0]["shape_signature"]
+    if any(int(d) < 0 for d in shape):
+        it.resize_tensor_input(
+            it.get_input_details()[0]["index"], [max(1, int(d)) if d > 0 else 64 for d in shape]
+        )
+    it.allocate_tensors()
+    ops = collections.Counter(d["op_name"] for d in it._get_ops_details())
+    return dict(sorted(ops.items()))
+
+
+class LiteRTRunner:
+    """Runs a TFLite model with ``ai-edge-litert`` (XNNPACK): ``runner(x) -> logits``, numpy.
+
+    Dynamic-size models are resized to each input's shape; int8/uint8 inputs and outputs (if a
+    model has them) are (de)quantised with the tensor's scale and zero point.
+    """
+
+    def __init__(self, content, threads=None):
+        if isinstance(content, str):
+            with open(content, "rb") as f:
+                content = f.read()
+        self.interpreter = _interpreter(content, threads)
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        self._shape = None
+        signature = self._input["shape_signature"]
+        if all(int(d) > 0 for d in signature):
+            self.interpreter.allocate_tensors()
+            self._shape = tuple(int(d) for d in signature)
+
+    def __call__(self, x):
+        it = self.interpreter
+        x = np.asarray(x, np.float32)
+        if self._shape != x.shape:
+            it.resize_tensor_input(self._input["index"], list(x.shape))
+            it.allocate_tensors()
+            self._shape = x.shape
+            self._input = it.get_input_details()[0]
+            self._output = it.get_output_details()[0]
+        dtype = self._input["dtype"]
+        if dtype != np.float32:
+            scale, zero = self._input["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        it.set_tensor(self._input["index"], x)
+        it.invoke()
+        y = it.get_tensor(self._output["index"])
+        if self._output["dtype"] != np.float32:
+            scale, zero = self._output["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y
