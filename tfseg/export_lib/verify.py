@@ -12,14 +12,19 @@ Figures (over ``N`` images, on the pixels of the images, padding excluded):
   raw uint8 images vs the Keras labels.
 
 Thresholds (``THRESHOLDS``): fp32 must agree on >= 99.9 % of the pixels with logits within 1e-3
-(relative). fp16 and int8 come from measurements (SkipNet-MobileNet quickstart model, 8 epochs on
-the synthetic set, 512x1024, 20 val images, int8 calibrated on 50 train images): fp16 agreed on
-99.51 % of the pixels (max relative logit difference 4.0e-4, mIoU unchanged), so fp16 needs
->= 99 %, relative difference <= 1e-2 and an mIoU drop <= 0.5 points; int8 agreed on 81.4 %
-(max relative logit difference 2.7e-2: the int8 logits come in steps of ~1/255 of their range, so
-close runners-up swap; mIoU 2.73 -> 2.82), so int8 needs >= 75 % agreement and an mIoU drop
-<= 2 points, the mIoU being the figure that matters. Both are provisional: that model is weak
-(mIoU 2.7 %); re-measure on a trained Cityscapes model and tighten.
+(relative). fp16 and int8 come from measurements: the SkipNet-MobileNet quickstart model (4 epochs
+on the synthetic set, val mIoU 27.1 %), exported at 512x1024 and verified on 20 val images, int8
+calibrated on 50 train images:
+
+- fp16: 99.82 % agreement, max relative logit difference 5.7e-3, mIoU 22.68 -> 22.69;
+  thresholds: >= 99 %, <= 2e-2, mIoU drop <= 0.5 points;
+- int8: 95.46 % agreement, max relative logit difference 1.2e-1 (the int8 logits come in steps of
+  1/255 of their range, so close runners-up swap), mIoU 22.68 -> 22.67; thresholds: >= 90 %, no
+  logit bound, mIoU drop <= 1 point.
+
+(A weakly trained model, val mIoU 2.7 %, gave 99.51 % / 81.4 % agreement with unchanged mIoU: with
+flat logits int8 agreement drops first, which is why the mIoU drop is the second criterion.)
+Re-measure on a trained Cityscapes model and tighten.
 """
 
 import numpy as np
@@ -28,8 +33,8 @@ import numpy as np
 # max_miou_drop: mIoU(keras) - mIoU(artifact), absolute (0.01 = 1 point).
 THRESHOLDS = {
     "fp32": {"min_argmax_agreement": 0.999, "max_rel_logit_diff": 1e-3, "max_miou_drop": 0.002},
-    "fp16": {"min_argmax_agreement": 0.99, "max_rel_logit_diff": 0.01, "max_miou_drop": 0.005},
-    "int8": {"min_argmax_agreement": 0.75, "max_rel_logit_diff": None, "max_miou_drop": 0.02},
+    "fp16": {"min_argmax_agreement": 0.99, "max_rel_logit_diff": 0.02, "max_miou_drop": 0.005},
+    "int8": {"min_argmax_agreement": 0.90, "max_rel_logit_diff": None, "max_miou_drop": 0.01},
 }
 
 
