@@ -53,7 +53,7 @@ from tfseg.data.labels import (
 )
 from tfseg.registry import DATASETS
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump whenever the rendering changes: older sets are regenerated
 MANIFEST = "synthetic.json"
 IMAGES_PER_CITY = 50
 _SPLIT_CODE = {"train": 0, "val": 1}
@@ -413,6 +413,15 @@ def _facade_segment(s, X, side, z1, z2, kind, rng, garden=False):
         s.quad_x(X, 0, height, z1, z2, face)
         glass_base = s.jitter(rng.choice([(55, 65, 80), (80, 95, 110), (40, 45, 50)]), 8)
         glass = [s.seg(BUILDING, s.shade(glass_base, k), T_GLASS, 0.05) for k in (0.8, 1.0, 1.3)]
+        if z1 < 40 and rng.random() < 0.7:  # windows on the side wall too
+            y = rng.uniform(2.5, 3.5)
+            while y + 1.5 < height - 0.5:
+                d = 2.0
+                while d < 23:
+                    x0, x1 = sorted((X + side * d, X + side * (d + 1.2)))
+                    s.rect_z(x0, x1, y, y + 1.4, z1 - 0.01, glass[rng.integers(len(glass))])
+                    d += 3.2
+                y += 3.3
         frame = s.seg(BUILDING, s.shade(color, rng.uniform(0.6, 1.2)), T_PLASTER, 0.04)
         _window_grid(s, X, z1, z2, height, glass, frame, rng)
         s.quad_x(X, height - 0.5, height, z1, z2, frame)
@@ -834,7 +843,8 @@ def _pedestrians(s):
     for side in (-1, 1):
         lo, hi = (s.walk_l, s.road_l) if side < 0 else (s.road_r, s.walk_r)
         for _ in range(rng.poisson(3.5)):
-            X, Z = rng.uniform(lo + 0.3, hi - 0.3), rng.uniform(4, min(s.z_end, 28))
+            X = rng.uniform(lo + 0.3, hi - 0.3)
+            Z = 4 + (min(s.z_end, 28) - 4) * rng.random() ** 1.4  # more people near the camera
             _person(s, X, Z, rng)
             if rng.random() < 0.35:  # a companion, partly overlapping
                 _person(
