@@ -107,7 +107,7 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_float("poly_power", t.poly_power, "Power of the poly schedule.", flag_values=fv)
     flags.DEFINE_enum("loss", t.loss, tfseg.losses.LOSSES.names(), "Loss.", flag_values=fv)
     flags.DEFINE_string(
-        "class_weights", None, "JSON from tools/compute_class_weights.py.", flag_values=fv
+        "class_weights", None, "JSON from tools/compute_class_weights.py, or auto: ENet weights of the training split, computed at the start and saved as run_dir/class_weights.json.", flag_values=fv
     )
     flags.DEFINE_integer(
         "seed", t.seed, "Random seed (data order, augmentation, init).", flag_values=fv
@@ -170,7 +170,7 @@ def config_from_flags(fv):
         raise ValueError(
             "--loss=weighted_ce needs --class_weights=FILE (tools/compute_class_weights.py)"
         )
-    if fv.class_weights and not os.path.isfile(fv.class_weights):
+    if fv.class_weights and fv.class_weights != "auto" and not os.path.isfile(fv.class_weights):
         raise FileNotFoundError(f"--class_weights file not found: {fv.class_weights}")
     if (
         fv.encoder_weights

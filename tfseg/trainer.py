@@ -158,7 +158,14 @@ def train(config: Config):
             f"another --run_dir (nothing was overwritten)"
         )
     spec = get_dataset(dc.dataset, dc.data_dir, **dc.dataset_options)
-    class_weights = load_class_weights(tc.class_weights, spec) if tc.class_weights else None
+    if tc.class_weights == "auto":
+        from tfseg.data import enet_class_weights
+
+        auto_weights = enet_class_weights(spec, dc.train_split)
+        class_weights = auto_weights["weights"]
+    else:
+        auto_weights = None
+        class_weights = load_class_weights(tc.class_weights, spec) if tc.class_weights else None
     num_train = len(spec.examples(dc.train_split))
     steps = tc.steps_per_epoch or num_train // dc.batch_size
     if steps < 1:
@@ -190,6 +197,8 @@ def train(config: Config):
     state["config"] = config.to_dict()
 
     os.makedirs(paths["ckpt_dir"], exist_ok=True)
+    if auto_weights is not None:
+        write_json_atomic(os.path.join(tc.run_dir, "class_weights.json"), auto_weights)
     with open(paths["config"] + ".tmp", "w") as f:
         f.write(config.to_json())
     os.replace(paths["config"] + ".tmp", paths["config"])
