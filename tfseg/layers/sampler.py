@@ -1,0 +1,139 @@
+"""Differentiable spatial sampler built from gathers (the sampler of GUM / iGUM and the SSN
+instance module).
+
+Conventions (every caller relies on them):
+
+- ``source`` is NHWC, ``(B, Hs, Ws, C)``.
+- ``coords`` is ``(B, H, W, 2)`` float, holding ``(y, x)`` **in source pixel units**: the centre of
+  source pixel ``(i, j)`` sits at ``(i, j)``, so valid positions span ``[0, Hs - 1] x [0, Ws - 1]``.
+- Border handling: clamp to the edge (coordinates outside that range read the edge value; the
+  gradient with respect to a coordinate is zero while it lies outside).
+- ``mode="bilinear"`` interpolates the four neighbours and is differentiable with respect to both
+  ``source`` and ``coords``; ``mode="nearest"`` reads the pixel at ``floor(coord + 0.5)`` (eq. 1 of
+  the SSN paper), differentiable with respect to ``source`` only.
+
+The implementation flattens ``source`` to ``(B * Hs * Ws, C)`` and reads rows with ``keras.ops.take``
+(``tf.gather``): it traces with unknown B/H/W, converts to TFLite built-ins (GATHER) and to a plain
+ONNX ``Gather`` that TensorRT 8.2 accepts (no GridSample, no tensorflow-addons).
+"""
+
+import keras
+from keras import ops
+
+from tfseg.layers.blocks import keras_serializable
+
+SAMPLER_MODES = ("bilinear", "nearest")
+
+
+def _check_mode(mode):
+    if mode not in SAMPLER_MODES:
+        raise ValueError(f"sampler mode must be one of {SAMPLER_MODES}, got {mode!r}")
+
+
+def regular_grid(batch, height, width, out_height, out_width, dtype="float32"):
+    """Sampling coordinates of a regular ``out_height x out_width`` grid over a ``height x width``
+    source, ``(batch, out_height, out_width, 2)`` holding ``(y, x)`` in source pixel units.
+
+    Half-pixel convention (``align_corners=False``, as ``tf.image.resize`` and PyTorch): output pixel
+    ``i`` covers the same area of the image as the source, so its centre maps to
+    ``(i + 0.5) * height / out_height - 0.5``. Sampling ``source`` bilinearly at this grid equals
+    half-pixel bilinear resizing (and ``BilinearUpsample`` for an integer factor). Any argument may
+    be a symbolic/dynamic scalar (e.g. ``keras.ops.shape(x)[1]``).
+    """
+    ys = (ops.cast(ops.arange(out_height), dtype) + 0.5) * (
+        ops.cast(height, dtype) / ops.cast(out_height, dtype)
+    ) - 0.5
+    xs = (ops.cast(ops.arange(out_width), dtype) + 0.5) * (
+        ops.cast(width, dtype) / ops.cast(out_width, dtype)
+    ) - 0.5
+    yy = ops.broadcast_to(ops.reshape(ys, (1, -1, 1, 1)), (batch, out_height, out_width, 1))
+    xx = ops.broadcast_to(ops.reshape(xs, (1, 1, -1, 1)), (batch, out_height, out_width, 1))
+    return ops.concatenate([yy, xx], axis=-1)
+
+
+def pixel_grid(batch, height, width, dtype="float32"):
+    """Integer pixel positions ``(y, x)`` of a ``height x width`` map: ``regular_grid`` with the
+    output equal to the source (``coords[b, i, j] == (i, j)``)."""
+    return regular_grid(batch, height, width, height, width, dtype=dtype)
+
+
+def sample(source, coords, mode="bilinear"):
+    """Sample ``source`` (B, Hs, Ws, C) at ``coords`` (B, H, W, 2) = (y, x) in source pixel units.
+
+    Returns ``(B, H, W, C)`` in ``source``'s dtype. See the module docstring for the conventions.
+
+    >>> src = keras.ops.reshape(keras.ops.arange(12, dtype="float32"), (1, 3, 4, 1))
+    >>> sample(src, keras.ops.convert_to_tensor([[[[1.0, 1.5]]]]))  # between 5 and 6 -> 5.5
+    """
+    _check_mode(mode)
+    source = ops.convert_to_tensor(source)
+    coords = ops.convert_to_tensor(coords)
+    if len(source.shape) != 4 or len(coords.shape) != 4 or coords.shape[-1] not in (2, None):
+        raise ValueError(
+            "sample expects source (B, Hs, Ws, C) and coords (B, H, W, 2), got "
+            f"{tuple(source.shape)} and {tuple(coords.shape)}"
+        )
+    dtype = source.dtype
+    coords = ops.cast(coords, dtype)
+    src_shape = ops.shape(source)
+    batch, hs, ws, channels = src_shape[0], src_shape[1], src_shape[2], src_shape[3]
+    flat = ops.reshape(source, (-1, channels))
+
+    # Row offset of each batch element in the flattened map, (B, 1, 1).
+    base = ops.reshape(ops.arange(batch, dtype="int32") * ops.cast(hs * ws, "int32"), (-1, 1, 1))
+    hs_max = ops.cast(hs - 1, dtype)
+    ws_max = ops.cast(ws - 1, dtype)
+    y = ops.clip(coords[..., 0], 0.0, hs_max)
+    x = ops.clip(coords[..., 1], 0.0, ws_max)
+    ws_i = ops.cast(ws, "int32")
+
+    def gather(yi, xi):
+        return ops.take(flat, base + yi * ws_i + xi, axis=0)
+
+    if mode == "nearest":
+        yi = ops.cast(ops.floor(y + 0.5), "int32")
+        xi = ops.cast(ops.floor(x + 0.5), "int32")
+        # floor(edge + 0.5) stays on the edge because y, x are clipped first.
+        yi = ops.minimum(yi, ops.cast(hs - 1, "int32"))
+        xi = ops.minimum(xi, ops.cast(ws - 1, "int32"))
+        return gather(yi, xi)
+
+    y0f = ops.floor(y)
+    x0f = ops.floor(x)
+    wy = ops.expand_dims(y - y0f, -1)
+    wx = ops.expand_dims(x - x0f, -1)
+    y0 = ops.cast(y0f, "int32")
+    x0 = ops.cast(x0f, "int32")
+    y1 = ops.minimum(y0 + 1, ops.cast(hs - 1, "int32"))
+    x1 = ops.minimum(x0 + 1, ops.cast(ws - 1, "int32"))
+    top = gather(y0, x0) * (1.0 - wx) + gather(y0, x1) * wx
+    bottom = gather(y1, x0) * (1.0 - wx) + gather(y1, x1) * wx
+    return top * (1.0 - wy) + bottom * wy
+
+
+@keras_serializable
+class GuidedSampler(keras.layers.Layer):
+    """Keras layer around ``sample``: ``GuidedSampler(mode)([source, coords]) -> (B, H, W, C)``.
+
+    ``source`` (B, Hs, Ws, C); ``coords`` (B, H, W, 2) = (y, x) in source pixel units (pixel centres
+    at integers, clamp to the edge). ``mode`` is ``"bilinear"`` (differentiable w.r.t. both inputs)
+    or ``"nearest"``.
+
+    >>> up = GuidedSampler()([low_res_logits, regular_grid(b, h, w, 8 * h, 8 * w) + offsets])
+    """
+
+    def __init__(self, mode="bilinear", **kwargs):
+        super().__init__(**kwargs)
+        _check_mode(mode)
+        self.mode = mode
+
+    def call(self, inputs):
+        source, coords = inputs
+        return sample(source, coords, self.mode)
+
+    def compute_output_shape(self, input_shape):
+        source_shape, coords_shape = input_shape
+        return (coords_shape[0], coords_shape[1], coords_shape[2], source_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
