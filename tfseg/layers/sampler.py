@@ -137,3 +137,39 @@ class GuidedSampler(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras_serializable
+class GuidedUpsample(keras.layers.Layer):
+    """Guided upsampling (GUM / iGUM): ``GuidedUpsample(offset_scale)([source, offsets])``.
+
+    ``source`` (B, Hs, Ws, C) is sampled on the regular half-pixel grid of the output size (the
+    spatial size of ``offsets``, (B, H, W, 2)), shifted by ``offset_scale * offsets``: the offsets
+    are ``(dy, dx)`` and one unit moves the sampling point by ``offset_scale`` **source** pixels
+    (offsets squashed with tanh into [-1, 1] thus move a point by at most ``offset_scale`` low-resolution
+    pixels, i.e. up to the neighbouring source pixel for the default 1.0). With zero offsets the layer
+    is plain half-pixel bilinear resizing (``mode="bilinear"``) or nearest resizing.
+    """
+
+    def __init__(self, offset_scale=1.0, mode="bilinear", **kwargs):
+        super().__init__(**kwargs)
+        _check_mode(mode)
+        self.offset_scale = float(offset_scale)
+        self.mode = mode
+
+    def call(self, inputs):
+        source, offsets = inputs
+        src_shape = ops.shape(source)
+        out_shape = ops.shape(offsets)
+        grid = regular_grid(
+            out_shape[0], src_shape[1], src_shape[2], out_shape[1], out_shape[2], dtype=source.dtype
+        )
+        coords = grid + ops.cast(offsets, source.dtype) * self.offset_scale
+        return sample(source, coords, self.mode)
+
+    def compute_output_shape(self, input_shape):
+        source_shape, offsets_shape = input_shape
+        return (offsets_shape[0], offsets_shape[1], offsets_shape[2], source_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "offset_scale": self.offset_scale, "mode": self.mode}
