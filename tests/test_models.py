@@ -10,7 +10,18 @@ from tfseg.models import model_stride
 
 # Small, fast variants for the structural tests (the paper widths are checked by the GFLOPs test).
 FAST_KWARGS = {"mobilenet": {"alpha": 0.25}, "shufflenet": {"scale": 0.5}}
-PAIRS = [(d, e) for d in tfseg.list_decoders() for e in tfseg.list_encoders()]
+RTSEG_DECODERS = ("skipnet", "unet", "dilation")
+PAIRS = [(d, e) for d in RTSEG_DECODERS for e in tfseg.list_encoders()]
+# Pairs that also train a step and round-trip through .keras: every decoder and every encoder family
+# at least once. The other pairs only build and run (the suite must stay inside 15 minutes on 2 cores).
+FULL_PAIRS = {
+    ("skipnet", "mobilenet"),
+    ("skipnet", "shufflenet"),
+    ("skipnet", "resnet50"),
+    ("unet", "resnet18"),
+    ("unet", "vgg16"),
+    ("dilation", "mobilenet"),
+}
 
 
 def test_public_api_lists_names():
@@ -47,6 +58,8 @@ def test_pair_builds_trains_and_round_trips(decoder, encoder, tmp_path):
     for h, w in ((64, 96), (96, 64)):
         x = rng.normal(size=(1, h, w, 3)).astype("float32")
         assert tuple(model(x, training=False).shape) == (1, h, w, 5)
+    if (decoder, encoder) not in FULL_PAIRS:
+        return
     from tfseg.losses import make_loss
 
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=make_loss("ce"), run_eagerly=True)
