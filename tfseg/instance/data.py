@@ -1,0 +1,99 @@
+"""Training pipeline for the instance task: images, semantic labels and instance-centre targets.
+
+``make_instance_train_dataset`` is ``tfseg.data.make_train_dataset`` plus the instanceIds map of every
+example, augmented with the same random scale, crop and flip (the same element seed drives both
+``augment`` calls; nearest sampling keeps the ids exact, padding gets id 0 = unlabeled). Centres are
+computed *after* augmentation, over the visible part of each instance, so they are in crop pixels.
+Yields ``(image (B, h, w, 3), (label (B, h, w), target (B, h, w, 3)))``; ``target`` holds centre
+y, x and the thing mask (see ``tfseg.instance.targets``).
+"""
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tfseg.data.core import DataError
+from tfseg.data.pipeline import AUTOTUNE, _crop_pair, _make_loader, augment
+from tfseg.instance.targets import THING_LABEL_IDS, instance_targets_tf
+
+
+def read_instance_ids(path):
+    """int32 (H, W) instanceIds map of a Cityscapes-format ``*_instanceIds.png`` (8/16/32-bit)."""
+    try:
+        with Image.open(path) as im:
+            ids = np.asarray(im)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read instance map {path}: {e}") from None
+    if ids.ndim != 2:
+        raise DataError(f"instance map {path} must be single-channel, got shape {ids.shape}")
+    return ids.astype(np.int32)
+
+
+def instance_examples(spec, split):
+    """``spec.examples(split)``, checked to have an instanceIds file each."""
+    examples = spec.examples(split)
+    missing = [e for e in examples if not e.instance]
+    if missing:
+        raise DataError(
+            f"the instance task needs *_instanceIds.png ground truth; {len(missing)} of "
+            f"{len(examples)} images of {spec.name}/{split} have none (first: {missing[0].image})"
+        )
+    return examples
+
+
+def _read_py(path):
+    return read_instance_ids(path.decode() if isinstance(path, bytes) else str(path))
+
+
+def make_instance_train_dataset(
+    spec,
+    split="train",
+    *,
+    batch_size,
+    crop_size=(512, 512),
+    scale_range=(0.5, 2.0),
+    flip=True,
+    color_jitter=True,
+    seed=0,
+    shuffle=True,
+    thing_label_ids=THING_LABEL_IDS,
+    num_parallel_calls=AUTOTUNE,
+):
+    """One epoch of augmented (image, (label, centre target)) batches; see the module docstring."""
+    crop = _crop_pair(crop_size)
+    if not 0 < float(scale_range[0]) <= float(scale_range[1]):
+        raise DataError(f"scale_range must be (low, high) with 0 < low <= high, not {scale_range!r}")
+    examples = instance_examples(spec, split)
+    if len(examples) < int(batch_size):
+        raise DataError(
+            f"split {split!r} of {spec.name} has {len(examples)} images, fewer than "
+            f"batch_size={batch_size}"
+        )
+    load = _make_loader(spec, examples)
+    ignore = spec.ignore_label
+
+    def element(paths, elem_seed):
+        image, label = load(paths[0], paths[1])
+        ids = tf.numpy_function(_read_py, [paths[2]], tf.int32, stateful=False)
+        ids.set_shape([None, None])
+        same = tf.reduce_all(tf.equal(tf.shape(ids), tf.shape(label)))
+        check = tf.debugging.Assert(
+            same, [tf.strings.join(["instance map ", paths[2], " and label ", paths[1], " differ in size"])]
+        )
+        with tf.control_dependencies([check]):
+            ids = tf.identity(ids)
+        common = dict(crop_size=crop, scale_range=scale_range, flip=flip)
+        x, y = augment(image, label, elem_seed, color_jitter=color_jitter, ignore_label=ignore, **common)
+        # Same seed -> same scale, crop and flip; the image content is irrelevant here.
+        _, ids = augment(tf.zeros_like(image), ids, elem_seed, color_jitter=False, ignore_label=0, **common)
+        return x, (y, instance_targets_tf(ids, thing_label_ids))
+
+    paths = tf.constant([[e.image, e.label, e.instance] for e in examples])
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    if shuffle:
+        ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    ds = tf.data.Dataset.zip(ds, seeds)
+    ds = ds.map(element, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.batch(int(batch_size), drop_remainder=True)
+    return ds.prefetch(AUTOTUNE)
