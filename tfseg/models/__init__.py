@@ -100,3 +100,7 @@ def model_stride(model):
         if isinstance(layer, StrideGuard):
             return layer.stride
     return 32
+
+
+# Complete networks register themselves in MODELS on import.
+from tfseg.models import ssn  # noqa: E402,F401
