@@ -29,31 +29,93 @@ def _round_to(v, stride):
     return max(stride, int(round(v / stride)) * stride)
 
 
-def predict_probabilities(predict, image, *, stride=32, scales=(1.0,), flip=False):
+def _windows(length, tile, step):
+    """Start offsets of tiles of ``tile`` covering ``0..length`` with at most ``step`` between them."""
+    if tile >= length:
+        return [0]
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def _tile_shape(h, w, max_pixels, stride):
+    """The largest (th, tw), multiples of ``stride``, with the aspect of (h, w) and th*tw <= max_pixels."""
+    if h * w <= max_pixels:
+        return h, w
+    f = (max_pixels / float(h * w)) ** 0.5
+    th = max(stride, min(h, int(h * f) // stride * stride))
+    tw = max(stride, min(w, int(max_pixels // th) // stride * stride))
+    return th, tw
+
+
+def _softmax_of(predict, x, flip):
+    """Softmax of one forward pass; ``flip`` runs the mirrored image and mirrors the result back."""
+    if not flip:
+        return tf.nn.softmax(predict(x), axis=-1)
+    return tf.reverse(tf.nn.softmax(predict(tf.reverse(x, axis=[2])), axis=-1), axis=[2])
+
+
+def _tiled_softmax(predict, x, flip, tile, stride):
+    """Softmax of ``x`` predicted in overlapping tiles (step 2/3 of the tile), averaged where they
+    overlap. Only one tile's activations are alive at a time; the sum lives in one variable."""
+    b, hs, ws = (int(d) for d in x.shape[:3])
+    th, tw = tile
+    step_y = max(stride, (2 * th // 3) // stride * stride)
+    step_x = max(stride, (2 * tw // 3) // stride * stride)
+    canvas = None
+    count = np.zeros((hs, ws), np.float32)
+    for y0 in _windows(hs, th, step_y):
+        for x0 in _windows(ws, tw, step_x):
+            p = _softmax_of(predict, x[:, y0 : y0 + th, x0 : x0 + tw], flip)
+            if canvas is None:
+                canvas = tf.Variable(tf.zeros((b, hs, ws, int(p.shape[-1])), p.dtype))
+            window = canvas[:, y0 : y0 + th, x0 : x0 + tw]
+            window.assign(window + p)
+            count[y0 : y0 + th, x0 : x0 + tw] += 1.0
+            del p
+    return canvas / count[None, :, :, None]
+
+
+def predict_probabilities(
+    predict, image, *, stride=32, scales=(1.0,), flip=False, max_pixels=None
+):
     """Softmax probabilities ``(B, H, W, C)`` of ``image`` averaged over scales (and flips).
 
     ``image`` has H, W divisible by ``stride``. Each scale resizes the image to the nearest multiple of
-    ``stride``; probabilities are resized back bilinearly and averaged. One scale of 1.0 without flip
-    is exactly the single-scale softmax.
+    ``stride``; each forward pass's softmax is resized back to (H, W) bilinearly and added to one
+    running sum, then divided by the number of passes. One scale of 1.0 without flip is exactly the
+    single-scale softmax.
+
+    Memory: one forward pass at a time; besides the model's activations only the running sum and
+    one pass's probabilities (at its scale) are alive, so the cost does not grow with the number of
+    scales, only with the largest one. ``max_pixels`` also bounds that: a scaled image with more
+    pixels is predicted in overlapping tiles of at most ``max_pixels`` pixels (sliding window,
+    step 2/3 of the tile, probabilities averaged where tiles overlap). Tiles see less context than
+    the whole image, so results differ slightly; ``None`` (default) never tiles.
     """
-    shape = tf.shape(image)
-    h, w = int(shape[1]), int(shape[2])
+    image = tf.convert_to_tensor(image, tf.float32)
+    h, w = int(image.shape[1]), int(image.shape[2])
+    scales = [float(s) for s in scales]
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"scales must be positive numbers, got {scales}")
+    if max_pixels is not None and int(max_pixels) < stride * stride:
+        raise ValueError(f"max_pixels must be at least stride**2 = {stride * stride}, got {max_pixels}")
     total = None
     count = 0
     for s in scales:
-        if s == 1.0:
-            scaled = image
-        else:
-            scaled = tf.image.resize(image, (_round_to(h * s, stride), _round_to(w * s, stride)))
-        variants = [(scaled, False)] + ([(tf.reverse(scaled, axis=[2]), True)] if flip else [])
-        for x, flipped in variants:
-            probs = tf.nn.softmax(predict(x), axis=-1)
-            if flipped:
-                probs = tf.reverse(probs, axis=[2])
-            if s != 1.0:
+        size = (h, w) if s == 1.0 else (_round_to(h * s, stride), _round_to(w * s, stride))
+        scaled = image if size == (h, w) else tf.image.resize(image, size)
+        tile = size if max_pixels is None else _tile_shape(*size, int(max_pixels), stride)
+        for flipped in (False, True) if flip else (False,):
+            if tile == size:
+                probs = _softmax_of(predict, scaled, flipped)
+            else:
+                probs = _tiled_softmax(predict, scaled, flipped, tile, stride)
+            if size != (h, w):
                 probs = tf.image.resize(probs, (h, w))
             total = probs if total is None else total + probs
+            del probs
             count += 1
+        del scaled
     return total / count
 
 
@@ -68,13 +130,15 @@ def evaluate_model(
     save_predictions=None,
     scale=1.0,
     verbose=True,
+    max_pixels=None,
 ):
     """Evaluate ``model`` on ``spec``'s ``split`` at full resolution.
 
     ``scale`` resizes every image (labels nearest) before evaluation, e.g. 0.5 to score Cityscapes at
     512x1024. Returns a dict with ``miou``, ``per_class_iou`` (name -> IoU), ``pixel_accuracy``,
     ``mean_class_accuracy``, ``category_iou`` (Cityscapes-style datasets), ``num_images``,
-    ``seconds`` and ``confusion_matrix``.
+    ``seconds`` and ``confusion_matrix``. ``max_pixels``: tile larger (scaled) images, see
+    ``predict_probabilities``.
     """
     from tfseg.data import make_eval_dataset
 
@@ -89,10 +153,12 @@ def evaluate_model(
     start = time.perf_counter()
     n = 0
     for image, label, index in ds:
-        if tuple(scales) == (1.0,) and not flip:
+        if tuple(scales) == (1.0,) and not flip and max_pixels is None:
             pred = tf.argmax(predict(image), axis=-1, output_type=tf.int32)
         else:
-            probs = predict_probabilities(predict, image, stride=stride, scales=scales, flip=flip)
+            probs = predict_probabilities(
+                predict, image, stride=stride, scales=scales, flip=flip, max_pixels=max_pixels
+            )
             pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
         pred = pred.numpy()
         label = label.numpy()
