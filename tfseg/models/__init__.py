@@ -103,4 +103,5 @@ def model_stride(model):
 
 
 # Complete networks register themselves in MODELS on import.
+from tfseg.models import enet, erfnet, espnet  # noqa: E402,F401
 from tfseg.models import ssn  # noqa: E402,F401
