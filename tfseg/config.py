@@ -54,11 +54,32 @@ class TrainConfig:
     max_val_images: Optional[int] = None
 
 
+# --- instance task (tfseg.instance, docs/instance.md) ---------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class InstanceConfig:
+    """``--task=instance``: the SSN instance module, its loss and the post-processing."""
+
+    enabled: bool = False
+    iterations: int = 30
+    loss: str = "l2"
+    loss_weight: float = 1.0
+    semantic_loss_weight: float = 1.0
+    offset_scale: float = 1.0
+    stride: int = 8
+    quantization: float = 4.0
+    min_instance_area: int = 50
+    per_class: bool = False
+
+
+# --- end instance task ----------------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    instance: InstanceConfig = dataclasses.field(default_factory=InstanceConfig)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -75,6 +96,7 @@ class Config:
             model=ModelConfig(**d.get("model", {})),
             data=DataConfig(**data),
             train=TrainConfig(**d.get("train", {})),
+            instance=InstanceConfig(**d.get("instance", {})),
         )
 
     @classmethod

@@ -43,6 +43,9 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_string(
         "save_predictions", None, "Write prediction PNGs into this folder.", flag_values=fv
     )
+    from tfseg.instance.training import define_evaluate_flags
+
+    define_evaluate_flags(fv)  # --task=instance: AP / AP50 (docs/instance.md)
     flags.mark_flag_as_required("model_path", flag_values=fv)
 
 
@@ -66,8 +69,18 @@ def main(argv):
                 f"model {FLAGS.model_path} predicts {n_out} classes but dataset {spec.name!r} has "
                 f"{spec.num_classes}"
             )
+        if FLAGS.task == "instance":  # AP / AP50 of the instance head (tfseg.instance)
+            from tfseg.instance.training import run_instance_evaluation
+
+            result = run_instance_evaluation(FLAGS, model, spec)
+            if FLAGS.output_json:
+                write_json_atomic(FLAGS.output_json, result)
+                print(f"wrote {FLAGS.output_json}")
+            return
+        from tfseg.instance.model import semantic_view
+
         result = evaluate_model(
-            model,
+            semantic_view(model),  # the logits output of a --task=instance model
             spec,
             FLAGS.split,
             scales=scales,

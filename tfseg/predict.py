@@ -30,6 +30,9 @@ def define_flags(fv=FLAGS):
         "auto (Cityscapes colours for 19 classes, else generated) or a dataset name.",
         flag_values=fv,
     )
+    from tfseg.instance.training import define_predict_flags
+
+    define_predict_flags(fv)  # instance post-processing (models trained with --task=instance)
     flags.mark_flags_as_required(["model_path", "input", "output"], flag_values=fv)
 
 
@@ -86,6 +89,13 @@ def main(argv):
         sys.exit(1)
     stride = model_stride(model)
     predict = make_predict_fn(model)
+    instances = None
+    from tfseg.instance.model import has_instance_head
+
+    if has_instance_head(model):  # --task=instance model: also writes <stem>_instances.png
+        from tfseg.instance.training import InstanceOverlayWriter
+
+        instances = InstanceOverlayWriter(model, FLAGS)
     palette = palette_for(model.outputs[0].shape[-1], FLAGS.palette)
     os.makedirs(FLAGS.output, exist_ok=True)
     failed = []
@@ -97,7 +107,11 @@ def main(argv):
             print(f"error: cannot read image {path}: {e}", file=sys.stderr)
             failed.append(path)
             continue
-        labels = predict_image(predict, image, stride)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if instances is not None:
+            labels = instances(image, stem, FLAGS.output)
+        else:
+            labels = predict_image(predict, image, stride)
         color = palette[labels]
         overlay = (image * (1 - FLAGS.alpha) + color * FLAGS.alpha).astype(np.uint8)
         stem = os.path.splitext(os.path.basename(path))[0]

@@ -129,6 +129,9 @@ def define_flags(fv=FLAGS):
         lower_bound=1,
         flag_values=fv,
     )
+    from tfseg.instance.training import define_instance_flags
+
+    define_instance_flags(fv)  # --task, --instance_* (docs/instance.md)
 
 
 def _json_flag(name, text):
@@ -195,7 +198,10 @@ def config_from_flags(fv):
         val_every=fv.val_every,
         max_val_images=fv.max_val_images,
     )
-    return Config(model=model, data=data, train=train)
+    from tfseg.instance.training import instance_config_from_flags
+
+    instance = instance_config_from_flags(fv)  # --task=instance (docs/instance.md)
+    return Config(model=model, data=data, train=train, instance=instance)
 
 
 def main(argv):

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfseg.config import Config
 from tfseg.utils import load_model, save_model_atomic, write_json_atomic
+from tfseg.instance.model import semantic_view  # --task=instance (also registers its layers)
 
 
 class TrainingError(RuntimeError):
@@ -68,6 +69,11 @@ def make_optimizer(tc, total_steps):
 def build_from_config(config, num_classes, input_shape=(None, None, 3)):
     from tfseg.models import build_model
 
+    if config.instance.enabled:  # --task=instance: + instance output (tfseg.instance)
+        from tfseg.instance.training import instance_model_builder
+
+        build_model = instance_model_builder(config)
+
     mc = config.model
     model = build_model(
         mc.name,
@@ -110,7 +116,7 @@ class _EpochEnd(keras.callbacks.Callback):
         val_miou = None
         if (epoch + 1) % tc.val_every == 0 or last_epoch:
             result = evaluate_model(
-                self.model,
+                semantic_view(self.model),  # the logits output of a --task=instance model
                 self.spec,
                 self.config.data.val_split,
                 max_images=tc.max_val_images,
@@ -183,8 +189,13 @@ def train(config: Config):
     else:
         model = build_from_config(config, spec.num_classes)
         loss = make_loss(tc.loss, ignore_label=spec.ignore_label, class_weights=class_weights)
+        losses = {"loss": loss}
+        if config.instance.enabled:  # --task=instance: semantic + centre losses, weighted
+            from tfseg.instance.training import compile_losses
+
+            losses = compile_losses(config, loss)
         model.compile(
-            optimizer=make_optimizer(tc, steps * tc.epochs), loss=loss, jit_compile="auto"
+            optimizer=make_optimizer(tc, steps * tc.epochs), jit_compile="auto", **losses
         )
         state = {
             "epoch": 0,
@@ -208,7 +219,10 @@ def train(config: Config):
         f"({num_train} train images, {spec.num_classes} classes); {steps} steps/epoch"
     )
     if state["epoch"] < tc.epochs:
-        train_ds = make_train_dataset(
+        make_ds = make_train_dataset
+        if config.instance.enabled:  # --task=instance: labels + centre targets
+            from tfseg.instance.data import make_instance_train_dataset as make_ds
+        train_ds = make_ds(
             spec,
             dc.train_split,
             batch_size=dc.batch_size,
@@ -237,7 +251,9 @@ def train(config: Config):
     best_path = paths["best"] if os.path.exists(paths["best"]) else paths["last"]
     best = load_model(best_path)
     save_model_atomic(best, paths["model"], include_optimizer=False)
-    result = evaluate_model(best, spec, dc.val_split, scale=dc.eval_scale, verbose=False)
+    result = evaluate_model(
+        semantic_view(best), spec, dc.val_split, scale=dc.eval_scale, verbose=False
+    )
     print(
         format_table(
             result,
@@ -258,6 +274,10 @@ def train(config: Config):
         "best_epoch": state["best_epoch"],
         "params": int(best.count_params()),
     }
+    if config.instance.enabled:  # --task=instance: AP / AP50 on the validation split
+        from tfseg.instance.training import instance_metrics
+
+        metrics["val_instance"] = instance_metrics(best, spec, config)
     write_json_atomic(paths["metrics"], metrics)
     print(f"wrote {paths['model']} and {paths['metrics']}")
     return metrics

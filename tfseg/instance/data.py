@@ -58,11 +58,25 @@ def make_instance_train_dataset(
     shuffle=True,
     thing_label_ids=THING_LABEL_IDS,
     num_parallel_calls=AUTOTUNE,
+    image_scale=1.0,
+    label_relaxation_kernel=0,
+    static_shape=True,
 ):
-    """One epoch of augmented (image, (label, centre target)) batches; see the module docstring."""
+    """One epoch of augmented (image, (label, centre target)) batches; see the module docstring.
+
+    ``image_scale`` (progressive resizing) multiplies the random scale range, as in
+    ``make_train_dataset``; label relaxation is not supported (``label_relaxation_kernel`` must be
+    0 or 1). ``static_shape=False`` leaves batch, height and width unknown in the element spec
+    (one trace of the train step serves every progressive stage).
+    """
     crop = _crop_pair(crop_size)
     if not 0 < float(scale_range[0]) <= float(scale_range[1]):
         raise DataError(f"scale_range must be (low, high) with 0 < low <= high, not {scale_range!r}")
+    if int(label_relaxation_kernel or 0) > 1:
+        raise DataError("the instance pipeline does not support label relaxation")
+    if not float(image_scale) > 0:
+        raise DataError(f"image_scale must be > 0, not {image_scale!r}")
+    scale_range = (float(scale_range[0]) * image_scale, float(scale_range[1]) * image_scale)
     examples = instance_examples(spec, split)
     if len(examples) < int(batch_size):
         raise DataError(
@@ -96,4 +110,15 @@ def make_instance_train_dataset(
     ds = tf.data.Dataset.zip(ds, seeds)
     ds = ds.map(element, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = ds.batch(int(batch_size), drop_remainder=True)
+    if not static_shape:
+        ds = ds.map(_unknown_batch_shape)
     return ds.prefetch(AUTOTUNE)
+
+
+def _unknown_batch_shape(image, targets):
+    relax = tf.compat.v1.placeholder_with_default
+    label, centres = targets
+    return relax(image, [None, None, None, 3]), (
+        relax(label, [None, None, None]),
+        relax(centres, [None, None, None, 3]),
+    )
