@@ -32,6 +32,13 @@ def _check_mode(mode):
         raise ValueError(f"sampler mode must be one of {SAMPLER_MODES}, got {mode!r}")
 
 
+def grid_axis(size, out_size, dtype="float32"):
+    """Source coordinates of the ``out_size`` output pixel centres along one axis (half-pixel):
+    ``(i + 0.5) * size / out_size - 0.5`` for ``i`` in ``0 .. out_size - 1``."""
+    scale = ops.cast(size, dtype) / ops.cast(out_size, dtype)
+    return (ops.cast(ops.arange(out_size), dtype) + 0.5) * scale - 0.5
+
+
 def regular_grid(batch, height, width, out_height, out_width, dtype="float32"):
     """Sampling coordinates of a regular ``out_height x out_width`` grid over a ``height x width``
     source, ``(batch, out_height, out_width, 2)`` holding ``(y, x)`` in source pixel units.
@@ -42,12 +49,8 @@ def regular_grid(batch, height, width, out_height, out_width, dtype="float32"):
     half-pixel bilinear resizing (and ``BilinearUpsample`` for an integer factor). Any argument may
     be a symbolic/dynamic scalar (e.g. ``keras.ops.shape(x)[1]``).
     """
-    ys = (ops.cast(ops.arange(out_height), dtype) + 0.5) * (
-        ops.cast(height, dtype) / ops.cast(out_height, dtype)
-    ) - 0.5
-    xs = (ops.cast(ops.arange(out_width), dtype) + 0.5) * (
-        ops.cast(width, dtype) / ops.cast(out_width, dtype)
-    ) - 0.5
+    ys = grid_axis(height, out_height, dtype)
+    xs = grid_axis(width, out_width, dtype)
     yy = ops.broadcast_to(ops.reshape(ys, (1, -1, 1, 1)), (batch, out_height, out_width, 1))
     xx = ops.broadcast_to(ops.reshape(xs, (1, 1, -1, 1)), (batch, out_height, out_width, 1))
     return ops.concatenate([yy, xx], axis=-1)
@@ -75,17 +78,20 @@ def sample(source, coords, mode="bilinear"):
             "sample expects source (B, Hs, Ws, C) and coords (B, H, W, 2), got "
             f"{tuple(source.shape)} and {tuple(coords.shape)}"
         )
+    coords = ops.cast(coords, source.dtype)
+    return _sample_yx(source, coords[..., 0], coords[..., 1], mode)
+
+
+def _sample_yx(source, y, x, mode):
+    """``sample`` with the coordinates as two (B, H, W) tensors ``y`` and ``x`` of the same shape."""
     dtype = source.dtype
-    coords = ops.cast(coords, dtype)
     src_shape = ops.shape(source)
     batch, hs, ws, channels = src_shape[0], src_shape[1], src_shape[2], src_shape[3]
-
+    y, x = ops.cast(y, dtype), ops.cast(x, dtype)
     # Row offset of each batch element in the flattened map, (B, 1, 1).
     base = ops.reshape(ops.arange(batch, dtype="int32") * ops.cast(hs * ws, "int32"), (-1, 1, 1))
-    hs_max = ops.cast(hs - 1, dtype)
-    ws_max = ops.cast(ws - 1, dtype)
-    y = ops.clip(coords[..., 0], 0.0, hs_max)
-    x = ops.clip(coords[..., 1], 0.0, ws_max)
+    y = ops.clip(y, 0.0, ops.cast(hs - 1, dtype))
+    x = ops.clip(x, 0.0, ops.cast(ws - 1, dtype))
     ws_i = ops.cast(ws, "int32")
 
     if mode == "nearest":
@@ -109,7 +115,7 @@ def sample(source, coords, mode="bilinear"):
     below = ops.concatenate([pair[:, 1:], pair[:, -1:]], axis=1)
     packed = ops.reshape(ops.concatenate([pair, below], axis=-1), (-1, 4 * channels))
     rows = ops.take(packed, base + ops.cast(y0f, "int32") * ws_i + ops.cast(x0f, "int32"), axis=0)
-    out_shape = ops.shape(coords)
+    out_shape = ops.shape(rows)
     rows = ops.reshape(rows, (out_shape[0], out_shape[1], out_shape[2], 4, channels))
     weights = ops.stack([(1.0 - wy) * (1.0 - wx), (1.0 - wy) * wx, wy * (1.0 - wx), wy * wx], -1)
     return ops.sum(rows * ops.expand_dims(weights, -1), axis=-2)
@@ -163,13 +169,15 @@ class GuidedUpsample(keras.layers.Layer):
 
     def call(self, inputs):
         source, offsets = inputs
+        dtype = source.dtype
         src_shape = ops.shape(source)
         out_shape = ops.shape(offsets)
-        grid = regular_grid(
-            out_shape[0], src_shape[1], src_shape[2], out_shape[1], out_shape[2], dtype=source.dtype
-        )
-        coords = grid + ops.cast(offsets, source.dtype) * self.offset_scale
-        return sample(source, coords, self.mode)
+        # The regular grid as two broadcast vectors: a (B, H, W, 2) grid would be folded into a
+        # constant of the output size by static-shape exports (4 MiB at 512x1024 in ONNX).
+        ys = ops.reshape(grid_axis(src_shape[1], out_shape[1], dtype), (1, -1, 1))
+        xs = ops.reshape(grid_axis(src_shape[2], out_shape[2], dtype), (1, 1, -1))
+        offsets = ops.cast(offsets, dtype) * self.offset_scale
+        return _sample_yx(source, offsets[..., 0] + ys, offsets[..., 1] + xs, self.mode)
 
     def compute_output_shape(self, input_shape):
         source_shape, offsets_shape = input_shape
