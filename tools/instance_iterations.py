@@ -1,0 +1,156 @@
+"""Table 6 analog of the SSN paper: AP, AP50 and latency against the sampling iterations t.
+
+Trains (or loads) one ``--task=instance`` model, then for every t in ``--iterations`` sets the
+instance module's iteration count, evaluates AP / AP50 on the validation split and times the
+network (batch 1, median of ``--repeats`` runs after warm-up) and the post-processing::
+
+    nice -n 10 python tools/instance_iterations.py --run_dir=runs/inst_t --epochs=8 \
+        --iterations=3,5,10,20,30,40 --json=runs/inst_t/iterations.json
+
+``--retrain`` trains one model per t (the paper's protocol, t times the cost); by default one model
+trained with ``--train_iterations`` (30) is evaluated at every t, i.e. t is an inference-time
+setting of that model. Prints a markdown table.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run_dir", required=True, help="Output folder (one sub-run per trained model).")
+    p.add_argument("--model", default="ssn")
+    p.add_argument("--encoder", default=None)
+    p.add_argument("--data_dir", default="data/synthetic_instance")
+    p.add_argument("--dataset_options", default='{"num_train": 200, "num_val": 30, "height": 128, "width": 256}')
+    p.add_argument("--crop_size", default="128x256")
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--learning_rate", type=float, default=3e-3)
+    p.add_argument("--train_iterations", type=int, default=30)
+    p.add_argument("--iterations", default="3,5,10,20,30,40")
+    p.add_argument("--retrain", action="store_true", help="Train one model per t.")
+    p.add_argument("--instance_loss_weight", type=float, default=1.0)
+    p.add_argument("--min_instance_area", type=int, default=20)
+    p.add_argument("--quantization", type=float, default=4.0)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--json", default=None)
+    return p.parse_args(argv)
+
+
+def _config(args, t, run_dir):
+    from tfseg.config import Config, DataConfig, InstanceConfig, ModelConfig, TrainConfig, parse_size
+    from tfseg.models import needs_encoder
+
+    return Config(
+        model=ModelConfig(
+            name=args.model,
+            encoder=(args.encoder or "mobilenet") if needs_encoder(args.model) else None,
+        ),
+        data=DataConfig(
+            dataset="synthetic",
+            data_dir=args.data_dir,
+            dataset_options=json.loads(args.dataset_options),
+            crop_size=parse_size(args.crop_size),
+            batch_size=args.batch_size,
+            min_scale=0.75,
+            max_scale=1.5,
+        ),
+        train=TrainConfig(
+            run_dir=run_dir, epochs=args.epochs, learning_rate=args.learning_rate, resume=True
+        ),
+        instance=InstanceConfig(
+            enabled=True,
+            iterations=t,
+            loss_weight=args.instance_loss_weight,
+            min_instance_area=args.min_instance_area,
+            quantization=args.quantization,
+        ),
+    )
+
+
+def _trained(args, t):
+    from tfseg.trainer import train
+
+    run_dir = os.path.join(args.run_dir, f"train_t{t}")
+    config = _config(args, t, run_dir)
+    if not os.path.exists(os.path.join(run_dir, "metrics.json")):
+        train(config)
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    return config, os.path.join(run_dir, "model.keras"), metrics
+
+
+def _latency_ms(fn, x, repeats):
+    for _ in range(3):
+        fn(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn(x)
+        [o.numpy() for o in out]
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import numpy as np
+
+    from tfseg.data import get_dataset
+    from tfseg.instance.evaluation import evaluate_instances, make_instance_predict_fn
+    from tfseg.instance.module import InstanceSampling
+    from tfseg.utils import load_model
+
+    ts = [int(t) for t in args.iterations.split(",")]
+    if min(ts) < 1:
+        raise SystemExit(f"--iterations must be positive integers, got {args.iterations}")
+    rows = []
+    for t in ts:
+        config, path, train_metrics = _trained(args, t if args.retrain else args.train_iterations)
+        spec = get_dataset("synthetic", args.data_dir, **config.data.dataset_options)
+        model = load_model(path)
+        layers = [la for la in model.layers if isinstance(la, InstanceSampling)]
+        if len(layers) != 1:
+            raise SystemExit(f"{path} has {len(layers)} InstanceSampling layers, expected 1")
+        layers[0].iterations = t  # read when the predict function is traced
+        result = evaluate_instances(
+            model, spec, config.data.val_split, quantization=args.quantization,
+            min_area=args.min_instance_area, verbose=False,
+        )
+        h, w = config.data.dataset_options.get("height", 256), config.data.dataset_options.get("width", 512)
+        x = np.zeros((1, h, w, 3), np.float32)
+        ms = _latency_ms(make_instance_predict_fn(model), x, args.repeats)
+        rows.append({
+            "t": t,
+            "trained_with_t": t if args.retrain else args.train_iterations,
+            "ap": result["ap"],
+            "ap50": result["ap50"],
+            "miou": train_metrics["val"]["miou"],
+            "network_ms": ms,
+            "postprocess_ms": result["postprocess_ms_per_image"],
+            "input": f"{h}x{w}",
+            "val_images": result["num_images"],
+        })
+        print(json.dumps(rows[-1]), flush=True)
+    print("\n| t | AP | AP50 | network ms | post-proc ms |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['t']} | {100 * (r['ap'] or 0):.1f} | {100 * (r['ap50'] or 0):.1f} | "
+            f"{r['network_ms']:.1f} | {r['postprocess_ms']:.1f} |"
+        )
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
