@@ -29,22 +29,38 @@ def _round_to(v, stride):
     return max(stride, int(round(v / stride)) * stride)
 
 
-def _windows(length, tile, step):
-    """Start offsets of tiles of ``tile`` covering ``0..length`` with at most ``step`` between them."""
-    if tile >= length:
+_TILE_OVERLAP = 1.0 / 3.0  # neighbouring tiles share a third of a tile (a 2/3 sliding stride)
+
+
+def _tile_length(length, n, stride):
+    """Tile size (a multiple of ``stride``) for ``n`` tiles overlapping by a third over ``length``."""
+    if n == 1:
+        return length
+    t = length / (n - (n - 1) * _TILE_OVERLAP)
+    return min(length, -(-int(np.ceil(t)) // stride) * stride)
+
+
+def _starts(length, tile, n):
+    if n == 1 or tile >= length:
         return [0]
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
+    return sorted({round(i * (length - tile) / (n - 1)) for i in range(n)})
 
 
-def _tile_shape(h, w, max_pixels, stride):
-    """The largest (th, tw), multiples of ``stride``, with the aspect of (h, w) and th*tw <= max_pixels."""
-    if h * w <= max_pixels:
-        return h, w
-    f = (max_pixels / float(h * w)) ** 0.5
-    th = max(stride, min(h, int(h * f) // stride * stride))
-    tw = max(stride, min(w, int(max_pixels // th) // stride * stride))
-    return th, tw
+def _tile_plan(h, w, max_pixels, stride):
+    """Fewest tiles (th, tw, row starts, column starts) of at most ``max_pixels`` covering (h, w)."""
+    best = None
+    for ny in range(1, 33):
+        th = _tile_length(h, ny, stride)
+        for nx in range(1, 33):
+            tw = _tile_length(w, nx, stride)
+            if th * tw <= max_pixels:
+                if best is None or ny * nx < best[0] or (ny * nx == best[0] and th * tw < best[1]):
+                    best = (ny * nx, th * tw, th, tw, ny, nx)
+                break
+    if best is None:
+        raise ValueError(f"cannot tile {h}x{w} into tiles of at most {max_pixels} pixels")
+    _, _, th, tw, ny, nx = best
+    return th, tw, _starts(h, th, ny), _starts(w, tw, nx)
 
 
 def _softmax_of(predict, x, flip):
@@ -54,17 +70,15 @@ def _softmax_of(predict, x, flip):
     return tf.reverse(tf.nn.softmax(predict(tf.reverse(x, axis=[2])), axis=-1), axis=[2])
 
 
-def _tiled_softmax(predict, x, flip, tile, stride):
-    """Softmax of ``x`` predicted in overlapping tiles (step 2/3 of the tile), averaged where they
-    overlap. Only one tile's activations are alive at a time; the sum lives in one variable."""
+def _tiled_softmax(predict, x, flip, plan):
+    """Softmax of ``x`` predicted in overlapping tiles (``_tile_plan``), averaged where they overlap.
+    Only one tile's activations are alive at a time; the sum lives in one variable."""
     b, hs, ws = (int(d) for d in x.shape[:3])
-    th, tw = tile
-    step_y = max(stride, (2 * th // 3) // stride * stride)
-    step_x = max(stride, (2 * tw // 3) // stride * stride)
+    th, tw, rows, cols = plan
     canvas = None
     count = np.zeros((hs, ws), np.float32)
-    for y0 in _windows(hs, th, step_y):
-        for x0 in _windows(ws, tw, step_x):
+    for y0 in rows:
+        for x0 in cols:
             p = _softmax_of(predict, x[:, y0 : y0 + th, x0 : x0 + tw], flip)
             if canvas is None:
                 canvas = tf.Variable(tf.zeros((b, hs, ws, int(p.shape[-1])), p.dtype))
@@ -88,8 +102,8 @@ def predict_probabilities(
     Memory: one forward pass at a time; besides the model's activations only the running sum and
     one pass's probabilities (at its scale) are alive, so the cost does not grow with the number of
     scales, only with the largest one. ``max_pixels`` also bounds that: a scaled image with more
-    pixels is predicted in overlapping tiles of at most ``max_pixels`` pixels (sliding window,
-    step 2/3 of the tile, probabilities averaged where tiles overlap). Tiles see less context than
+    pixels is predicted in the fewest overlapping tiles of at most ``max_pixels`` pixels (neighbours
+    share a third of a tile; probabilities averaged where tiles overlap). Tiles see less context than
     the whole image, so results differ slightly; ``None`` (default) never tiles.
     """
     image = tf.convert_to_tensor(image, tf.float32)
@@ -104,12 +118,13 @@ def predict_probabilities(
     for s in scales:
         size = (h, w) if s == 1.0 else (_round_to(h * s, stride), _round_to(w * s, stride))
         scaled = image if size == (h, w) else tf.image.resize(image, size)
-        tile = size if max_pixels is None else _tile_shape(*size, int(max_pixels), stride)
+        tiled = max_pixels is not None and size[0] * size[1] > int(max_pixels)
+        plan = _tile_plan(*size, int(max_pixels), stride) if tiled else None
         for flipped in (False, True) if flip else (False,):
-            if tile == size:
+            if plan is None:
                 probs = _softmax_of(predict, scaled, flipped)
             else:
-                probs = _tiled_softmax(predict, scaled, flipped, tile, stride)
+                probs = _tiled_softmax(predict, scaled, flipped, plan)
             if size != (h, w):
                 probs = tf.image.resize(probs, (h, w))
             total = probs if total is None else total + probs

@@ -169,9 +169,10 @@ def run(fv=FLAGS):
             "mean_diff_interior": float(diff[~edge].mean()) if (~edge).any() else None,
         }
         summary["images"].append(row)
+        edge_text = "n/a" if row["mean_diff_boundary"] is None else f"{row['mean_diff_boundary']:+.4f}"
         print(
             f"{path}: H_a {row['mean_entropy_a']:.4f}, H_b {row['mean_entropy_b']:.4f}, "
-            f"diff {row['mean_diff']:+.4f} (boundary {row['mean_diff_boundary']}) -> {out_png}"
+            f"diff {row['mean_diff']:+.4f} (boundary pixels {edge_text}) -> {out_png}"
         )
     write_json_atomic(os.path.join(fv.output, "entropy_diff.json"), summary)
     return summary

@@ -13,10 +13,15 @@ keep the target's fresh initialisation (``--unmapped=init``). The result is writ
 
 Mapping file (JSON): ``{"target class": "source class" | ["source", ...] | null, ...}`` or
 ``{"mapping": {...}, "source_classes": [...], "target_classes": [...]}``. Classes are names or
-indices. Without ``source_classes`` names resolve against Mapillary Vistas v1.2 (65 classes; machine
-names such as ``construction--flat--road`` or readable names such as ``Road``); without
-``target_classes`` against the Cityscapes 19 train classes. Without ``--mapping`` the built-in
-Mapillary v1.2 -> Cityscapes mapping is used (every Cityscapes class has a source).
+indices. Without ``source_classes`` names resolve against Mapillary Vistas v1.2 when the source has
+65 classes (machine names such as ``construction--flat--road`` or readable names such as ``Road``);
+without ``target_classes`` against the Cityscapes train classes when the target has 19 (the default
+target class count). Without ``--mapping`` the built-in Mapillary v1.2 -> Cityscapes mapping is used
+(every Cityscapes class has a source).
+
+The class layers are found by walking back from the output through the layers whose output has the
+class count; a model whose features happen to have exactly that many channels right before the
+classifier would confuse the walk (then pass ``--target_model``).
 """
 
 import json
