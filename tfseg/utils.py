@@ -82,6 +82,7 @@ def load_model(path, compile=False):
     import tfseg.models  # noqa: F401  (registers the custom layers)
     import tfseg.losses  # noqa: F401
     import tfseg.metrics  # noqa: F401
+    import tfseg.instance  # noqa: F401  (instance head layers and losses)
 
     try:
         return keras.models.load_model(path, compile=compile)
