@@ -156,3 +156,23 @@ def test_bad_arguments_name_the_culprit():
         tfseg.build_model("espnet", 3)
     with pytest.raises(ValueError, match="multiple of the model's stride 8"):
         tfseg.build_model("enet", 19, input_shape=(60, 128, 3))
+
+
+def test_table1_markdown_reports_the_igum_speedup():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "tools", "table1.py")
+    spec = importlib.util.spec_from_file_location("tfseg_tools_table1", path)
+    table1 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table1)
+    rows = [
+        {"network": "enet", "decoder": "original", "params": 366152, "gflops": 8.15,
+         "keras": {"median_ms": 30.0}, "train": {"val_miou": 0.25}},
+        {"network": "enet", "decoder": "igum", "params": 329979, "gflops": 6.4,
+         "keras": {"median_ms": 20.0}, "train": {"val_miou": 0.3}},
+    ]  # fmt: skip
+    lines = table1.format_markdown(rows, ["keras"]).splitlines()
+    assert lines[0].split(" | ")[-2:] == ["val mIoU (synthetic)", "paper mIoU / FPS |"]
+    assert "| enet | igum | 329,979 | 6.40 | 20 | 1.50x | 30.0 | 55.7 / 137 |" == lines[3]
+    with pytest.raises(ValueError, match="unknown decoder"):
+        table1.check_choices(["gum"], table1.DECODERS, "decoder(s)")
