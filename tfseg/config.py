@@ -52,6 +52,12 @@ class TrainConfig:
     resume: bool = False
     val_every: int = 1
     max_val_images: Optional[int] = None
+    # RGPNet training features (tfseg.losses, tfseg.data.progressive; docs/training.md)
+    ohem_threshold: float = 0.6
+    ohem_min_kept: int = 5000
+    label_relaxation_kernel: int = 0  # 0 = off; resolved (progressive resizing turns it on)
+    label_relaxation_targets: str = "device"  # where the multi-hot targets are made: device|pipeline
+    progressive_schedule: str = ""  # "epoch:scale[:batch_mult],..."; "" = off
 
 
 # --- instance task (tfseg.instance, docs/instance.md) ---------------------------------------------

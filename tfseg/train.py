@@ -14,6 +14,7 @@ from absl import app, flags
 
 import tfseg  # noqa: F401  (fills the registries used by the enum flags)
 from tfseg.config import Config, DataConfig, ModelConfig, TrainConfig, parse_size
+from tfseg.data.progressive import DEFAULT_RELAXATION_KERNEL
 from tfseg.registry import DATASETS, ENCODERS
 from tfseg.models import list_models, needs_encoder
 
@@ -129,9 +130,53 @@ def define_flags(fv=FLAGS):
         lower_bound=1,
         flag_values=fv,
     )
+    _define_rgpnet_training_flags(fv, t)
     from tfseg.instance.training import define_instance_flags
 
     define_instance_flags(fv)  # --task, --instance_* (docs/instance.md)
+
+
+def _define_rgpnet_training_flags(fv, t):
+    """OHEM, label relaxation, progressive resizing, RGPNet options (docs/training.md)."""
+    flags.DEFINE_float(
+        "ohem_threshold",
+        t.ohem_threshold,
+        "--loss=ohem: keep pixels whose probability for their label is below this.",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "ohem_min_kept",
+        t.ohem_min_kept,
+        "--loss=ohem: keep at least this many (the hardest) valid pixels per batch.",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "label_relaxation_kernel",
+        None,
+        "Label relaxation window k (odd; 0/1 = off). Default: "
+        f"{DEFAULT_RELAXATION_KERNEL} with --progressive_schedule, else off.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "label_relaxation_targets",
+        t.label_relaxation_targets,
+        ["device", "pipeline"],
+        "Where the relaxed multi-hot targets are built: in the loss (device) or in tf.data.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "progressive_schedule",
+        t.progressive_schedule,
+        "Progressive resizing: 'epoch:scale[:batch_mult],...', 0-based start epochs, e.g. "
+        "0:0.25,9:0.5,12:1.0 (RGPNet). Empty: off.",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "rgpnet_downsample",
+        True,
+        "--model=rgpnet: the model's downsample option (model kwarg 'downsample').",
+        flag_values=fv,
+    )
 
 
 def _json_flag(name, text):
@@ -144,6 +189,61 @@ def _json_flag(name, text):
     return value
 
 
+def _rgpnet_model_kwargs(fv, model_kwargs):
+    if fv.model != "rgpnet":
+        if fv["rgpnet_downsample"].present:
+            raise ValueError(f"--rgpnet_downsample applies to --model=rgpnet only, not {fv.model!r}")
+        return model_kwargs
+    value = bool(fv.rgpnet_downsample)
+    if "downsample" in model_kwargs and fv["rgpnet_downsample"].present:
+        if bool(model_kwargs["downsample"]) != value:
+            raise ValueError(
+                f"--rgpnet_downsample={value} contradicts --model_kwargs downsample="
+                f"{model_kwargs['downsample']!r}"
+            )
+    return {**model_kwargs, "downsample": model_kwargs.get("downsample", value)}
+
+
+def _rgpnet_training_options(fv):
+    """Validated OHEM / label relaxation / progressive resizing fields of ``TrainConfig``."""
+    from tfseg.data.progressive import parse_schedule
+    from tfseg.losses import check_relaxation_kernel
+
+    if fv.loss != "ohem":
+        for name in ("ohem_threshold", "ohem_min_kept"):
+            if fv[name].present:
+                raise ValueError(f"--{name} needs --loss=ohem (got --loss={fv.loss})")
+    if not 0.0 < fv.ohem_threshold <= 1.0:
+        raise ValueError(f"--ohem_threshold must be in (0, 1], got {fv.ohem_threshold}")
+    if fv.ohem_min_kept < 0:
+        raise ValueError(f"--ohem_min_kept must be >= 0, got {fv.ohem_min_kept}")
+    try:
+        stages = parse_schedule(fv.progressive_schedule)
+    except ValueError as e:
+        raise ValueError(f"--progressive_schedule: {e}") from None
+    if len(stages) > 1 and stages[-1].start_epoch >= fv.epochs:
+        raise ValueError(
+            f"--progressive_schedule={fv.progressive_schedule!r} has a stage at epoch "
+            f"{stages[-1].start_epoch} but --epochs={fv.epochs} (epochs are 0..{fv.epochs - 1})"
+        )
+    kernel = fv.label_relaxation_kernel
+    if kernel is None:
+        kernel = DEFAULT_RELAXATION_KERNEL if stages else 0
+    try:
+        kernel = check_relaxation_kernel(kernel)
+    except ValueError as e:
+        raise ValueError(f"--{e}") from None
+    return {
+        "ohem_threshold": fv.ohem_threshold,
+        "ohem_min_kept": fv.ohem_min_kept,
+        "label_relaxation_kernel": kernel,
+        "label_relaxation_targets": fv.label_relaxation_targets,
+        "progressive_schedule": ",".join(p.strip() for p in fv.progressive_schedule.split(","))
+        if stages
+        else "",
+    }
+
+
 def config_from_flags(fv):
     """Pure function: absl flag values -> one frozen ``Config`` (validated, nothing written)."""
     if fv.min_scale <= 0 or fv.max_scale < fv.min_scale:
@@ -152,7 +252,7 @@ def config_from_flags(fv):
         name=fv.model,
         encoder=fv.encoder if needs_encoder(fv.model) else None,
         encoder_kwargs=_json_flag("encoder_kwargs", fv.encoder_kwargs),
-        model_kwargs=_json_flag("model_kwargs", fv.model_kwargs),
+        model_kwargs=_rgpnet_model_kwargs(fv, _json_flag("model_kwargs", fv.model_kwargs)),
         encoder_weights=fv.encoder_weights,
     )
     data = DataConfig(
@@ -197,6 +297,7 @@ def config_from_flags(fv):
         resume=fv.resume,
         val_every=fv.val_every,
         max_val_images=fv.max_val_images,
+        **_rgpnet_training_options(fv),
     )
     from tfseg.instance.training import instance_config_from_flags
 

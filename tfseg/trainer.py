@@ -66,6 +66,66 @@ def make_optimizer(tc, total_steps):
     return keras.optimizers.Adam(lr, weight_decay=wd)
 
 
+def loss_options(tc):
+    """Keyword arguments of ``make_loss`` beyond the class weights, from a ``TrainConfig``."""
+    options = {"label_relaxation_kernel": tc.label_relaxation_kernel}
+    if tc.loss == "ohem":
+        options.update(threshold=tc.ohem_threshold, min_kept=tc.ohem_min_kept)
+    return options
+
+
+def model_stride(config):
+    """The input-size multiple the configured model needs (complete networks say; decoders: 32)."""
+    from tfseg.registry import MODELS
+
+    if config.model.name in MODELS:
+        return int(getattr(MODELS.get(config.model.name), "stride", 32))
+    return 32
+
+
+def training_plan(config, steps_per_epoch):
+    """The training stages (one without ``progressive_schedule``): list of ``StagePlan``."""
+    from tfseg.data.progressive import parse_schedule, plan
+
+    dc, tc = config.data, config.train
+    return plan(
+        parse_schedule(tc.progressive_schedule),
+        epochs=tc.epochs,
+        batch_size=dc.batch_size,
+        steps_per_epoch=steps_per_epoch,
+        crop_size=dc.crop_size,
+        multiple=model_stride(config),
+    )
+
+
+class _StageTimer(keras.callbacks.Callback):
+    """Per stage: seconds from building its dataset to the end of its first step (dataset, iterator,
+    tracing / retracing of the train function for the new shapes, one step) and the median step."""
+
+    def __init__(self, record, t_start):
+        super().__init__()
+        self.record = record
+        self.t_start = t_start
+        self.steps = []
+        self._t = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if "first_step_seconds" not in self.record:
+            self.record["first_step_seconds"] = now - self.t_start
+        elif len(self.steps) < 50:
+            self.steps.append(now - self._t)
+
+    def on_train_end(self, logs=None):
+        if self.steps and "first_step_seconds" in self.record:
+            median = sorted(self.steps)[len(self.steps) // 2]
+            self.record["median_step_seconds"] = median
+            self.record["switch_seconds"] = self.record["first_step_seconds"] - median
+
+
 def build_from_config(config, num_classes, input_shape=(None, None, 3)):
     from tfseg.models import build_model
 
@@ -178,6 +238,7 @@ def train(config: Config):
         raise ValueError(
             f"split {dc.train_split!r} has {num_train} images, fewer than --batch_size={dc.batch_size}"
         )
+    plans = training_plan(config, steps)
     keras.utils.set_random_seed(tc.seed)
     if resuming:
         with open(paths["state"]) as f:
@@ -188,15 +249,19 @@ def train(config: Config):
             print("note: flags differ from the checkpoint's config; the new values apply from here")
     else:
         model = build_from_config(config, spec.num_classes)
-        loss = make_loss(tc.loss, ignore_label=spec.ignore_label, class_weights=class_weights)
+        loss = make_loss(
+            tc.loss,
+            ignore_label=spec.ignore_label,
+            class_weights=class_weights,
+            **loss_options(tc),
+        )
+        total = sum(p.epochs * p.steps_per_epoch for p in plans)
         losses = {"loss": loss}
         if config.instance.enabled:  # --task=instance: semantic + centre losses, weighted
             from tfseg.instance.training import compile_losses
 
             losses = compile_losses(config, loss)
-        model.compile(
-            optimizer=make_optimizer(tc, steps * tc.epochs), jit_compile="auto", **losses
-        )
+        model.compile(optimizer=make_optimizer(tc, total), jit_compile="auto", **losses)
         state = {
             "epoch": 0,
             "best_miou": -1.0,
@@ -218,35 +283,64 @@ def train(config: Config):
         f"model {model.name}: {model.count_params():,} parameters; dataset {spec.name} "
         f"({num_train} train images, {spec.num_classes} classes); {steps} steps/epoch"
     )
-    if state["epoch"] < tc.epochs:
+    if len(plans) > 1:
+        for p in plans:
+            print(
+                f"stage {p.index}: epochs {p.start + 1}-{p.end}, scale {p.scale:g}, crop "
+                f"{p.crop_size[0]}x{p.crop_size[1]}, batch {p.batch_size}, {p.steps_per_epoch} steps/epoch"
+            )
+    relax_in_pipeline = tc.label_relaxation_targets == "pipeline" and tc.label_relaxation_kernel > 1
+    writer = None
+    for p in plans:  # one fit per progressive stage (a single one without a schedule)
+        if p.end <= state["epoch"]:
+            continue
+        if writer is None:
+            writer = tf.summary.create_file_writer(os.path.join(paths["logs"], "validation"))
+        record = {
+            "stage": p.index,
+            "scale": p.scale,
+            "crop_size": list(p.crop_size),
+            "batch_size": p.batch_size,
+            "steps_per_epoch": p.steps_per_epoch,
+            "first_epoch": max(p.start, state["epoch"]) + 1,
+        }
+        t_start = time.perf_counter()
         make_ds = make_train_dataset
         if config.instance.enabled:  # --task=instance: labels + centre targets
             from tfseg.instance.data import make_instance_train_dataset as make_ds
         train_ds = make_ds(
             spec,
             dc.train_split,
-            batch_size=dc.batch_size,
-            crop_size=dc.crop_size,
+            batch_size=p.batch_size,
+            crop_size=p.crop_size,
             scale_range=(dc.min_scale, dc.max_scale),
             flip=dc.flip,
             color_jitter=dc.color_jitter,
-            seed=tc.seed,
+            seed=tc.seed + p.index,
+            image_scale=p.scale,
+            label_relaxation_kernel=tc.label_relaxation_kernel if relax_in_pipeline else 0,
+            static_shape=len(plans) == 1,  # progressive: one trace serves every stage
         ).repeat()
-        writer = tf.summary.create_file_writer(os.path.join(paths["logs"], "validation"))
         callbacks = [
+            _StageTimer(record, t_start),
             _EpochEnd(config, spec, paths, state, writer),
             keras.callbacks.TensorBoard(paths["logs"], update_freq="epoch", write_graph=False),
         ]
         model.fit(
             train_ds,
-            epochs=tc.epochs,
-            initial_epoch=state["epoch"],
-            steps_per_epoch=steps,
+            epochs=p.end,
+            initial_epoch=max(p.start, state["epoch"]),
+            steps_per_epoch=p.steps_per_epoch,
             callbacks=callbacks,
             shuffle=False,  # the tf.data pipeline shuffles (deterministically, by seed)
             verbose=1 if os.environ.get("TFSEG_QUIET") is None else 2,
         )
-    state["train_images"] = state["epoch"] * steps * dc.batch_size
+        state.setdefault("stages", []).append(record)
+        write_json_atomic(paths["state"], state)
+    state["train_images"] = sum(
+        p.steps_per_epoch * p.batch_size * len(range(p.start, min(p.end, state["epoch"])))
+        for p in plans
+    )
 
     best_path = paths["best"] if os.path.exists(paths["best"]) else paths["last"]
     best = load_model(best_path)
@@ -274,6 +368,8 @@ def train(config: Config):
         "best_epoch": state["best_epoch"],
         "params": int(best.count_params()),
     }
+    if state.get("stages"):
+        metrics["stages"] = state["stages"]
     if config.instance.enabled:  # --task=instance: AP / AP50 on the validation split
         from tfseg.instance.training import instance_metrics
 

@@ -267,6 +267,41 @@ def _crop_pair(crop_size):
     return int(crop_size[0]), int(crop_size[1])
 
 
+def relaxed_targets(label, num_classes, kernel, ignore_label=255):
+    """Label-relaxation targets of one label map, made in the input pipeline.
+
+    ``label`` integer ``(H, W)`` -> uint8 ``(H, W, num_classes)``: 2 for the pixel's own class, 1 for
+    the other classes in its ``kernel`` x ``kernel`` window (one-hot max-pooled with stride 1;
+    ignore pixels add no class), all zero at ignore pixels. ``tfseg.losses`` reads this encoding
+    (see its docstring); it gives the same loss as building the targets on the device.
+    """
+    label = tf.cast(label, tf.int32)
+    valid = tf.not_equal(label, ignore_label)
+    own = tf.one_hot(tf.where(valid, label, -1), num_classes, dtype=tf.uint8)  # -1: all zero
+    kernel = int(kernel)
+    if kernel <= 1:
+        return own * 2
+    # the window's classes (ignore pixels add none), nothing at ignore pixels
+    if num_classes <= 31:  # as a 31-bit class set per pixel, OR-ed over the window (cheaper)
+        r = kernel // 2
+        bits = tf.where(valid, tf.bitwise.left_shift(1, tf.where(valid, label, 0)), 0)
+        padded = tf.pad(bits, [[r, r], [r, r]])
+        h, w = tf.shape(label)[0], tf.shape(label)[1]
+        rows = padded[0:h]
+        for dy in range(1, kernel):
+            rows = tf.bitwise.bitwise_or(rows, padded[dy : dy + h])
+        window = rows[:, 0:w]
+        for dx in range(1, kernel):
+            window = tf.bitwise.bitwise_or(window, rows[:, dx : dx + w])
+        window = tf.where(valid, window, 0)
+        classes = tf.range(num_classes, dtype=tf.int32)
+        pooled = tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(window[..., None], classes), 1), tf.uint8)
+    else:
+        pooled = tf.nn.max_pool2d(tf.cast(own, tf.float32)[None], kernel, 1, "SAME")[0]
+        pooled = tf.cast(pooled, tf.uint8) * tf.cast(valid, tf.uint8)[..., None]
+    return pooled + own
+
+
 def make_train_dataset(
     spec,
     split="train",
@@ -279,18 +314,37 @@ def make_train_dataset(
     seed=0,
     shuffle=True,
     num_parallel_calls=AUTOTUNE,
+    image_scale=1.0,
+    label_relaxation_kernel=0,
+    static_shape=True,
 ):
     """One epoch of augmented training batches of ``spec``'s ``split``.
 
     Yields ``(image float32 [B, h, w, 3] normalised, label int32 [B, h, w])`` with
     ``(h, w) = crop_size``; the last incomplete batch is dropped. Call ``.repeat()`` for more epochs
     (each with a new order and new augmentations). See the module docstring for the details.
+
+    ``image_scale`` (progressive resizing, ``tfseg.data.progressive``): images are first resized by
+    this factor (bilinear; labels nearest), in the same single ``crop_and_resize`` as the random
+    scale, i.e. the random scale range is multiplied by it; pass the stage's crop size as
+    ``crop_size``. ``label_relaxation_kernel`` > 1: labels come as ``relaxed_targets``, uint8
+    ``[B, h, w, num_classes]``, instead of ids. ``static_shape=False`` declares batch, height and
+    width unknown in the element spec: a Keras train function traced on it serves every
+    progressive stage without retracing (measured: a retrace costs as much as the first trace).
     """
     crop = _crop_pair(crop_size)
     if not 0 < float(scale_range[0]) <= float(scale_range[1]):
         raise DataError(
             f"scale_range must be (low, high) with 0 < low <= high, not {scale_range!r}"
         )
+    if not float(image_scale) > 0:
+        raise DataError(f"image_scale must be > 0, not {image_scale!r}")
+    image_scale = float(image_scale)
+    scale_range = (float(scale_range[0]) * image_scale, float(scale_range[1]) * image_scale)
+    kernel = int(label_relaxation_kernel or 0)
+    if kernel > 1 and kernel % 2 == 0:
+        raise DataError(f"label_relaxation_kernel must be odd, not {label_relaxation_kernel}")
+    num_classes = spec.num_classes
     if int(batch_size) < 1:
         raise DataError(f"batch_size must be >= 1, not {batch_size}")
     examples, images, labels = _paths(spec, split)
@@ -304,7 +358,7 @@ def make_train_dataset(
 
     def element(paths, elem_seed):
         image, label = load(paths[0], paths[1])
-        return augment(
+        image, label = augment(
             image,
             label,
             elem_seed,
@@ -314,6 +368,9 @@ def make_train_dataset(
             color_jitter=color_jitter,
             ignore_label=ignore,
         )
+        if kernel > 1:
+            label = relaxed_targets(label, num_classes, kernel, ignore)
+        return image, label
 
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle:
@@ -322,7 +379,16 @@ def make_train_dataset(
     ds = tf.data.Dataset.zip(ds, seeds)
     ds = ds.map(element, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = ds.batch(int(batch_size), drop_remainder=True)
+    if not static_shape:
+        ds = ds.map(_unknown_batch_shape)
     return ds.prefetch(AUTOTUNE)
+
+
+def _unknown_batch_shape(image, label):
+    """Same tensors; batch, height and width unknown in the static shape (channels kept)."""
+    relax = tf.compat.v1.placeholder_with_default
+    label_shape = [None, None, None] + ([label.shape[-1]] if label.shape.rank == 4 else [])
+    return relax(image, [None, None, None, image.shape[-1]]), relax(label, label_shape)
 
 
 # --------------------------------------------------------------------------------------------------
