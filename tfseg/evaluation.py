@@ -63,30 +63,28 @@ def _tile_plan(h, w, max_pixels, stride):
     return th, tw, _starts(h, th, ny), _starts(w, tw, nx)
 
 
-def _softmax_of(predict, x, flip):
-    """Softmax of one forward pass; ``flip`` runs the mirrored image and mirrors the result back."""
-    if not flip:
-        return tf.nn.softmax(predict(x), axis=-1)
-    return tf.reverse(tf.nn.softmax(predict(tf.reverse(x, axis=[2])), axis=-1), axis=[2])
-
-
-def _tiled_softmax(predict, x, flip, plan):
+def _tiled_softmax(predict, x, plan):
     """Softmax of ``x`` predicted in overlapping tiles (``_tile_plan``), averaged where they overlap.
-    Only one tile's activations are alive at a time; the sum lives in one variable."""
+
+    Only one tile's activations are alive at a time; the sum lives in one variable of the scaled
+    size, normalised in place stripe by stripe."""
     b, hs, ws = (int(d) for d in x.shape[:3])
     th, tw, rows, cols = plan
     canvas = None
     count = np.zeros((hs, ws), np.float32)
     for y0 in rows:
         for x0 in cols:
-            p = _softmax_of(predict, x[:, y0 : y0 + th, x0 : x0 + tw], flip)
+            p = tf.nn.softmax(predict(x[:, y0 : y0 + th, x0 : x0 + tw]), axis=-1)
             if canvas is None:
                 canvas = tf.Variable(tf.zeros((b, hs, ws, int(p.shape[-1])), p.dtype))
             window = canvas[:, y0 : y0 + th, x0 : x0 + tw]
             window.assign(window + p)
             count[y0 : y0 + th, x0 : x0 + tw] += 1.0
             del p
-    return canvas / count[None, :, :, None]
+    for y0 in range(0, hs, 128):
+        stripe = canvas[:, y0 : y0 + 128]
+        stripe.assign(stripe / count[None, y0 : y0 + 128, :, None])
+    return canvas.read_value()
 
 
 def predict_probabilities(
@@ -95,16 +93,18 @@ def predict_probabilities(
     """Softmax probabilities ``(B, H, W, C)`` of ``image`` averaged over scales (and flips).
 
     ``image`` has H, W divisible by ``stride``. Each scale resizes the image to the nearest multiple of
-    ``stride``; each forward pass's softmax is resized back to (H, W) bilinearly and added to one
-    running sum, then divided by the number of passes. One scale of 1.0 without flip is exactly the
-    single-scale softmax.
+    ``stride``; each forward pass's softmax is resized back to (H, W) bilinearly (a flipped pass is
+    mirrored back after that: the half-pixel bilinear resize commutes with the mirror) and added to
+    one running sum, then divided by the number of passes. One scale of 1.0 without flip is exactly
+    the single-scale softmax.
 
-    Memory: one forward pass at a time; besides the model's activations only the running sum and
-    one pass's probabilities (at its scale) are alive, so the cost does not grow with the number of
-    scales, only with the largest one. ``max_pixels`` also bounds that: a scaled image with more
-    pixels is predicted in the fewest overlapping tiles of at most ``max_pixels`` pixels (neighbours
-    share a third of a tile; probabilities averaged where tiles overlap). Tiles see less context than
-    the whole image, so results differ slightly; ``None`` (default) never tiles.
+    Memory: one forward pass at a time; besides the model's activations only the running sum (at
+    the input size, updated in place) and one pass's logits and probabilities (at its scale) are
+    alive, so the cost does not grow with the number of scales, only with the largest one.
+    ``max_pixels`` also bounds the forward pass: a scaled image with more pixels is predicted in
+    the fewest overlapping tiles of at most ``max_pixels`` pixels (neighbours share a third of a
+    tile; probabilities averaged where tiles overlap). Tiles see less context than the whole image,
+    so results differ slightly; ``None`` (default) never tiles.
     """
     image = tf.convert_to_tensor(image, tf.float32)
     h, w = int(image.shape[1]), int(image.shape[2])
@@ -121,17 +121,26 @@ def predict_probabilities(
         tiled = max_pixels is not None and size[0] * size[1] > int(max_pixels)
         plan = _tile_plan(*size, int(max_pixels), stride) if tiled else None
         for flipped in (False, True) if flip else (False,):
+            x = tf.reverse(scaled, axis=[2]) if flipped else scaled
             if plan is None:
-                probs = _softmax_of(predict, scaled, flipped)
+                probs = tf.nn.softmax(predict(x), axis=-1)
             else:
-                probs = _tiled_softmax(predict, scaled, flipped, plan)
+                probs = _tiled_softmax(predict, x, plan)
+            del x
             if size != (h, w):
                 probs = tf.image.resize(probs, (h, w))
-            total = probs if total is None else total + probs
+            if flipped:
+                probs = tf.reverse(probs, axis=[2])
+            if total is None:
+                total = tf.Variable(probs)
+            else:
+                total.assign_add(probs)
             del probs
             count += 1
         del scaled
-    return total / count
+    if count == 1:
+        return total.read_value()
+    return total.read_value() / count
 
 
 def evaluate_model(
