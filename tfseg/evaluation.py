@@ -66,25 +66,22 @@ def _tile_plan(h, w, max_pixels, stride):
 def _tiled_softmax(predict, x, plan):
     """Softmax of ``x`` predicted in overlapping tiles (``_tile_plan``), averaged where they overlap.
 
-    Only one tile's activations are alive at a time; the sum lives in one variable of the scaled
-    size, normalised in place stripe by stripe."""
+    Only one tile's activations are alive at a time; the sum lives in one host array of the scaled
+    size, updated and normalised in place."""
     b, hs, ws = (int(d) for d in x.shape[:3])
     th, tw, rows, cols = plan
     canvas = None
     count = np.zeros((hs, ws), np.float32)
     for y0 in rows:
         for x0 in cols:
-            p = tf.nn.softmax(predict(x[:, y0 : y0 + th, x0 : x0 + tw]), axis=-1)
+            p = tf.nn.softmax(predict(x[:, y0 : y0 + th, x0 : x0 + tw]), axis=-1).numpy()
             if canvas is None:
-                canvas = tf.Variable(tf.zeros((b, hs, ws, int(p.shape[-1])), p.dtype))
-            window = canvas[:, y0 : y0 + th, x0 : x0 + tw]
-            window.assign(window + p)
+                canvas = np.zeros((b, hs, ws, p.shape[-1]), np.float32)
+            canvas[:, y0 : y0 + th, x0 : x0 + tw] += p
             count[y0 : y0 + th, x0 : x0 + tw] += 1.0
             del p
-    for y0 in range(0, hs, 128):
-        stripe = canvas[:, y0 : y0 + 128]
-        stripe.assign(stripe / count[None, y0 : y0 + 128, :, None])
-    return canvas.read_value()
+    canvas /= count[None, :, :, None]
+    return tf.convert_to_tensor(canvas)
 
 
 def predict_probabilities(
