@@ -22,7 +22,10 @@ def test_quickstart_flagfile_parses_into_config():
     assert Config.from_json(config.to_json()) == config
 
 
-@pytest.mark.parametrize("cfg", sorted(os.listdir("configs/cityscapes")))
+# RTSeg pairs only: the rgpnet_*.cfg files follow RGPNet's own recipe (SGD, OHEM), see docs/rgpnet.md.
+@pytest.mark.parametrize(
+    "cfg", sorted(f for f in os.listdir("configs/cityscapes") if not f.startswith("rgpnet_"))
+)
 def test_cityscapes_flagfiles_follow_the_paper_recipe(cfg):
     fv = _parse([f"--flagfile=configs/cityscapes/{cfg}", "--class_weights="])
     assert fv.optimizer == "adam" and fv.learning_rate == 1e-4 and fv.weight_decay == 5e-4

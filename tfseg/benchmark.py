@@ -275,6 +275,11 @@ def _build(name, encoder, num_classes, size, encoder_kwargs, model_path):
         if None not in static and static != tuple(size):
             raise ValueError(f"{model_path} is built for {static[0]}x{static[1]}, not {size}")
         return model
+    from tfseg.models import needs_encoder
+
+    # Complete networks (ssn, erfnet, ...) take no encoder: --encoder's default applies to decoders.
+    encoder = encoder if needs_encoder(name) else None
+    encoder_kwargs = encoder_kwargs if needs_encoder(name) else None
     return tfseg.build_model(
         name, num_classes, encoder=encoder, input_shape=(*size, 3), encoder_kwargs=encoder_kwargs
     )
