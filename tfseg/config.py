@@ -17,6 +17,7 @@ class ModelConfig:
     encoder_kwargs: dict = dataclasses.field(default_factory=dict)
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     encoder_weights: Optional[str] = None
+    init_model: Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,6 +47,13 @@ def define_flags(fv=FLAGS):
         "Encoder weights: a local .weights.h5 / legacy .h5 file, or imagenet.",
         flag_values=fv,
     )
+    flags.DEFINE_string(
+        "init_model",
+        None,
+        "Initialise every weight from this .keras model of the same architecture (e.g. the output "
+        "of tools/transfer_head.py, RGPNet's Mapillary->Cityscapes step).",
+        flag_values=fv,
+    )
     dd = DataConfig()
     flags.DEFINE_enum("dataset", dd.dataset, DATASETS.names(), "Dataset.", flag_values=fv)
     flags.DEFINE_string(
@@ -254,6 +261,7 @@ def config_from_flags(fv):
         encoder_kwargs=_json_flag("encoder_kwargs", fv.encoder_kwargs),
         model_kwargs=_rgpnet_model_kwargs(fv, _json_flag("model_kwargs", fv.model_kwargs)),
         encoder_weights=fv.encoder_weights,
+        init_model=fv.init_model,
     )
     data = DataConfig(
         dataset=fv.dataset,
@@ -281,6 +289,8 @@ def config_from_flags(fv):
         and not os.path.isfile(fv.encoder_weights)
     ):
         raise FileNotFoundError(f"--encoder_weights file not found: {fv.encoder_weights}")
+    if fv.init_model and not os.path.isfile(fv.init_model):
+        raise FileNotFoundError(f"--init_model file not found: {fv.init_model}")
     train = TrainConfig(
         run_dir=fv.run_dir,
         epochs=fv.epochs,

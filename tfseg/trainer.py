@@ -148,7 +148,43 @@ def build_from_config(config, num_classes, input_shape=(None, None, 3)):
 
         n = load_encoder_weights(model, mc.encoder, mc.encoder_weights, **mc.encoder_kwargs)
         print(f"loaded {n} encoder weight tensors from {mc.encoder_weights}")
+    if mc.init_model:
+        n = init_from_model(model, mc.init_model)
+        print(f"initialised {n} weight tensors from {mc.init_model}")
     return model
+
+
+def init_from_model(model, path):
+    """Copy every weight of the ``.keras`` model at ``path`` into ``model``, layer by layer (by name).
+
+    Both must have the same architecture (same layer names and weight shapes), as
+    ``tools/transfer_head.py`` writes it; any difference is an error naming the layers.
+    """
+    source = {layer.name: layer for layer in load_model(path).layers}
+    missing, mismatched, copied = [], [], 0
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        src = source.get(layer.name)
+        if src is None:
+            missing.append(layer.name)
+            continue
+        values = src.get_weights()
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if [tuple(v.shape) for v in values] != shapes:
+            mismatched.append(f"{layer.name} {shapes} vs {[tuple(v.shape) for v in values]}")
+            continue
+        layer.set_weights(values)
+        copied += len(values)
+    if missing or mismatched:
+        raise TrainingError(
+            f"--init_model={path} does not match the model being trained ({model.name}): "
+            + "; ".join(
+                ([f"layers not in the file: {', '.join(missing[:5])}"] if missing else [])
+                + ([f"shape mismatch: {', '.join(mismatched[:5])}"] if mismatched else [])
+            )
+        )
+    return copied
 
 
 class _EpochEnd(keras.callbacks.Callback):
