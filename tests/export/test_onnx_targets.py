@@ -43,13 +43,23 @@ def _build(name, encoder, monkeypatch):
             original = keras.layers.Conv2D.__init__
 
             def thin(self, filters, *args, **kwargs):
+                # RGPNet's decoder is made thin through its widths instead: its shared convolution
+                # takes its filters from its (already thin) input.
+                if "rgpnet" in str(kwargs.get("name", "")):
+                    return original(self, filters, *args, **kwargs)
                 if filters >= 32 and kwargs.get("groups", 1) == 1:
                     filters //= 8
                 original(self, filters, *args, **kwargs)
 
             m.setattr(keras.layers.Conv2D, "__init__", thin)
+        extra = {"widths": (8, 16, 32, 64)} if name == "rgpnet" else {}
         model = tfseg.build_model(
-            name, 5, encoder=encoder, input_shape=(size, size, 3), encoder_kwargs=SMALL.get(encoder)
+            name,
+            5,
+            encoder=encoder,
+            input_shape=(size, size, 3),
+            encoder_kwargs=SMALL.get(encoder),
+            **extra,
         )
     folded, _ = inference_model(model, **REWRITES["onnx"])  # the graph --format=onnx converts
     return folded, size
