@@ -373,15 +373,22 @@ def make_train_dataset(
         return image, label
 
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    if shuffle:
-        ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip(ds, seeds)
-    ds = ds.map(element, num_parallel_calls=num_parallel_calls, deterministic=True)
-    ds = ds.batch(int(batch_size), drop_remainder=True)
+    ds = seeded_batches(ds, element, len(examples), shuffle, seed, batch_size, num_parallel_calls)
     if not static_shape:
         ds = ds.map(_unknown_batch_shape)
     return ds.prefetch(AUTOTUNE)
+
+
+def seeded_batches(ds, element, size, shuffle, seed, batch_size, num_parallel_calls):
+    """Shuffle ``ds`` (``size`` elements) by ``seed``, map ``element(item, elem_seed)`` with a
+    per-element random seed drawn from ``seed`` (deterministic order), and batch (dropping the rest).
+    Shared by the semantic and the instance training pipelines."""
+    if shuffle:
+        ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    ds = tf.data.Dataset.zip(ds, seeds)
+    ds = ds.map(element, num_parallel_calls=num_parallel_calls, deterministic=True)
+    return ds.batch(int(batch_size), drop_remainder=True)
 
 
 def _unknown_batch_shape(image, label):

@@ -13,7 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfseg.data.core import DataError
-from tfseg.data.pipeline import AUTOTUNE, _crop_pair, _make_loader, augment
+from tfseg.data.pipeline import AUTOTUNE, _crop_pair, _make_loader, augment, seeded_batches
 from tfseg.instance.targets import THING_LABEL_IDS, instance_targets_tf
 
 
@@ -104,12 +104,7 @@ def make_instance_train_dataset(
 
     paths = tf.constant([[e.image, e.label, e.instance] for e in examples])
     ds = tf.data.Dataset.from_tensor_slices(paths)
-    if shuffle:
-        ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip(ds, seeds)
-    ds = ds.map(element, num_parallel_calls=num_parallel_calls, deterministic=True)
-    ds = ds.batch(int(batch_size), drop_remainder=True)
+    ds = seeded_batches(ds, element, len(examples), shuffle, seed, batch_size, num_parallel_calls)
     if not static_shape:
         ds = ds.map(_unknown_batch_shape)
     return ds.prefetch(AUTOTUNE)
