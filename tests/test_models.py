@@ -46,6 +46,26 @@ def test_static_size_not_divisible_by_stride_is_rejected():
         tfseg.build_model("skipnet", 5, encoder="mobilenet", input_shape=(100, 128, 3))
 
 
+def test_skipnet_finest_level_adds_stride4_scores():
+    """``finest="P3"`` is RTSeg's FCN8s (unchanged layer names, so its weights still load);
+    ``"P2"`` fuses one more score map at stride 4 and upsamples x4 at the end."""
+    base = tfseg.build_model("skipnet", 5, encoder="mobilenet", encoder_kwargs={"alpha": 0.25})
+    fine = tfseg.build_model(
+        "skipnet", 5, encoder="mobilenet", encoder_kwargs={"alpha": 0.25}, finest="P2"
+    )
+    base_names = {layer.name for layer in base.layers}
+    fine_names = {layer.name for layer in fine.layers}
+    assert {"skipnet_score_p3", "skipnet_up_p3"} <= base_names
+    assert not {n for n in base_names if n.endswith("_p2")}
+    assert {"skipnet_score_p2", "skipnet_fuse_p2", "skipnet_up_p2"} <= fine_names
+    assert fine.get_layer("skipnet_up_p2").strides == (4, 4)
+    assert base.get_layer("skipnet_up_p3").strides == (8, 8)
+    x = np.random.default_rng(0).normal(size=(1, 64, 96, 3)).astype("float32")
+    assert tuple(fine(x, training=False).shape) == (1, 64, 96, 5)
+    with pytest.raises(ValueError, match="finest"):
+        tfseg.build_model("skipnet", 5, encoder="mobilenet", finest="P5")
+
+
 @pytest.mark.parametrize("decoder,encoder", PAIRS)
 def test_pair_builds_trains_and_round_trips(decoder, encoder, tmp_path):
     # Eager calls throughout: tracing a train step of a 300-layer graph costs far more on 2 cores

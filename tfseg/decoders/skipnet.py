@@ -6,17 +6,27 @@ from tfseg.registry import DECODERS
 from tfseg.layers.blocks import classifier
 from tfseg.decoders._common import label_upsample
 
+_LEVELS = ("P1", "P2", "P3", "P4")
+
 
 @DECODERS.register("skipnet")
-def skipnet(pyramid, num_classes, *, name="skipnet"):
+def skipnet(pyramid, num_classes, *, finest="P3", name="skipnet"):
     """FCN8s-style decoding: 1x1 scores at P5, P4, P3; x2, x2 transposed convolutions with additive
     fusion; a final x8 transposed convolution to the input resolution. All upsampling happens on
-    ``num_classes`` channels, which is why this decoder is the cheapest of the three."""
-    score5 = classifier(pyramid["P5"], num_classes, name=f"{name}_score_p5")
-    score4 = classifier(pyramid["P4"], num_classes, name=f"{name}_score_p4")
-    score3 = classifier(pyramid["P3"], num_classes, name=f"{name}_score_p3")
-    x = label_upsample(score5, num_classes, 2, name=f"{name}_up_p5")
-    x = layers.Add(name=f"{name}_fuse_p4")([x, score4])
-    x = label_upsample(x, num_classes, 2, name=f"{name}_up_p4")
-    x = layers.Add(name=f"{name}_fuse_p3")([x, score3])
-    return label_upsample(x, num_classes, 8, name=f"{name}_up_p3")
+    ``num_classes`` channels, which is why this decoder is the cheapest of the three.
+
+    ``finest`` is the finest pyramid level fused. The default ``"P3"`` is RTSeg's SkipNet (FCN8s).
+    ``"P2"`` adds one more x2 step with scores at stride 4 (FCN4s-style). The final upsampling is
+    then x4, which helps thin classes (poles, signs) on small images for a few MFLOPs more.
+    """
+    if finest not in _LEVELS:
+        raise ValueError(f"skipnet: finest must be one of {_LEVELS}, got {finest!r}")
+    x = classifier(pyramid["P5"], num_classes, name=f"{name}_score_p5")
+    level = 5
+    while f"P{level}" != finest:
+        level -= 1
+        src = f"P{level + 1}".lower()
+        x = label_upsample(x, num_classes, 2, name=f"{name}_up_{src}")
+        score = classifier(pyramid[f"P{level}"], num_classes, name=f"{name}_score_p{level}")
+        x = layers.Add(name=f"{name}_fuse_p{level}")([x, score])
+    return label_upsample(x, num_classes, 2 ** level, name=f"{name}_up_p{level}")
