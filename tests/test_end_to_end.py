@@ -121,6 +121,24 @@ def _run(args, cwd=None):
     )
 
 
+def test_evaluate_cli_multiscale_tiled(trained, tmp_path):
+    """--scales with --max_pixels tiles the large passes (memory-bounded MS evaluation);
+    a tile smaller than the model's stride squared is refused by name, with nothing written."""
+    tmp, _, _ = trained
+    common = ["tfseg.evaluate", f"--model_path={tmp / 'run' / 'model.keras'}",
+              f"--data_dir={tmp / 'data'}", f"--dataset_options={json.dumps(SYNTH)}",
+              "--scales=1.0,1.5", "--flip"]
+    bad = tmp_path / "bad.json"
+    proc = _run([*common, "--max_pixels=100", f"--output_json={bad}"])
+    assert proc.returncode != 0 and "max_pixels" in proc.stderr and not bad.exists()
+    out = tmp_path / "ms.json"
+    proc = _run([*common, "--max_pixels=4096", f"--output_json={out}"])  # 96x192 at 1.5: tiled
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["num_images"] == 3 and result["scales"] == [1.0, 1.5] and result["flip"]
+    assert 0.0 <= result["miou"] <= 1.0
+
+
 def test_predict_writes_masks_for_any_input_size(trained, tmp_path):
     tmp, _, _ = trained
     images = tmp_path / "in"

@@ -39,6 +39,14 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_integer(
         "max_images", None, "Evaluate at most N images.", lower_bound=1, flag_values=fv
     )
+    flags.DEFINE_integer(
+        "max_pixels",
+        None,
+        "Predict any (scaled) image larger than this many pixels in overlapping tiles, so that "
+        "multi-scale evaluation of large images stays within memory (docs/rgpnet.md).",
+        lower_bound=1,
+        flag_values=fv,
+    )
     flags.DEFINE_string("output_json", None, "Write the scores here.", flag_values=fv)
     flags.DEFINE_string(
         "save_predictions", None, "Write prediction PNGs into this folder.", flag_values=fv
@@ -88,6 +96,7 @@ def main(argv):
             max_images=FLAGS.max_images,
             save_predictions=FLAGS.save_predictions,
             scale=FLAGS.scale,
+            max_pixels=FLAGS.max_pixels,
         )
     except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError) as e:
         print(f"error: {e}", file=sys.stderr)
