@@ -12,7 +12,7 @@ Exit status: 0 done; 1 bad input or an export that cannot be done (nothing writt
 Examples::
 
     python -m tfseg.export --model_path=runs/quickstart/model.keras --format=tflite \\
-        --precision=int8 --input_size=512x1024 --output=saved_models/quickstart_int8.tflite --verify
+        --precision=fp16 --input_size=512x1024 --output=saved_models/quickstart_fp16.tflite --verify
     python -m tfseg.export --model_path=runs/quickstart/model.keras --format=onnx --target=tx2 \\
         --input_size=512x1024 --output=saved_models/quickstart_tx2.onnx --verify
 """
