@@ -64,8 +64,9 @@ def test_folding_keeps_outputs_of_real_encoders(encoder, kwargs):
     np.testing.assert_allclose(np.asarray(folded(x)), ref, atol=1e-4 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("stride", [2, 4, 8])
+@pytest.mark.parametrize("stride", [2, 3, 4, 8])
 def test_transposed_conv_as_subpixel_conv_is_exact(stride):
+    """x2: four 2x2 quadrant convolutions; other strides: one 3x3 convolution; both exact."""
     inp = keras.Input((None, None, 6))
     x = keras.layers.Conv2DTranspose(
         5, 2 * stride, strides=stride, padding="same", use_bias=False, name="up"
@@ -83,6 +84,11 @@ def test_transposed_conv_as_subpixel_conv_is_exact(stride):
             )
     folded, info = inference_model(model, subpixel_min_stride=2)
     assert info["subpixel_deconvs"] == ["up"] and info["folded"] == ["up_bn"]
+    kernels = [w.shape for w in folded.get_layer("up").get_weights()[:-1]]
+    if stride == 2:  # only the non-zero taps: 2x2 windows, one phase each
+        assert kernels == [(2, 2, 6, 5)] * 4
+    else:
+        assert kernels == [(3, 3, 6, stride * stride * 5)]
     x = rng.standard_normal((2, 7, 9, 6)).astype(np.float32)  # odd sizes: edges and phases
     ref = np.asarray(model(x))
     np.testing.assert_allclose(np.asarray(folded(x)), ref, atol=1e-5 * np.abs(ref).max())
