@@ -33,6 +33,8 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--learning_rate", type=float, default=3e-3)
+    p.add_argument("--val_every", type=int, default=None,
+                   help="Validate every N epochs (default: only after the last epoch).")
     p.add_argument("--train_iterations", type=int, default=30)
     p.add_argument("--iterations", default="3,5,10,20,30,40")
     p.add_argument("--retrain", action="store_true", help="Train one model per t.")
@@ -63,7 +65,11 @@ def _config(args, t, run_dir):
             max_scale=1.5,
         ),
         train=TrainConfig(
-            run_dir=run_dir, epochs=args.epochs, learning_rate=args.learning_rate, resume=True
+            run_dir=run_dir,
+            epochs=args.epochs,
+            learning_rate=args.learning_rate,
+            val_every=args.val_every or args.epochs,
+            resume=True,
         ),
         instance=InstanceConfig(
             enabled=True,

@@ -16,8 +16,8 @@ neither the class logits nor a 2-channel offset table (found on a probe build at
 import keras
 
 from tfseg.instance.module import instance_head
-from tfseg.layers import BilinearUpsample, StrideGuard, conv_bn_act
-from tfseg.registry import DECODERS, ENCODERS, MODELS
+from tfseg.layers import BilinearUpsample, conv_bn_act
+from tfseg.registry import MODELS
 
 INSTANCE_OUTPUT = "instance"
 
@@ -84,7 +84,7 @@ def build_instance_model(
     >>> model = build_instance_model("skipnet", 19, encoder="mobilenet", iterations=30)
     >>> logits, centres = model(images)
     """
-    from tfseg.models import build_model
+    from tfseg.models import build_model, encoder_decoder
 
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
@@ -111,17 +111,9 @@ def build_instance_model(
         centres = instance_head(feature, stride=stride, **head)
         model = keras.Model(semantic.inputs[0], [semantic.outputs[0], centres], name=semantic.name)
     else:
-        decoder_fn = DECODERS.get(name)
-        if encoder is None:
-            raise ValueError(
-                f"decoder {name!r} needs an encoder; choose one of: {', '.join(ENCODERS.names())}"
-            )
-        encoder_fn = ENCODERS.get(encoder)
-        output_stride = getattr(decoder_fn, "encoder_output_stride", 32)
-        inputs = keras.Input(shape=tuple(input_shape), name="image")
-        x = StrideGuard(32, name="stride_guard")(inputs)
-        pyramid = encoder_fn(x, output_stride=output_stride, name=encoder, **encoder_kwargs)
-        logits = decoder_fn(pyramid, int(num_classes), name=name, **kwargs)
+        inputs, pyramid, logits, output_stride = encoder_decoder(
+            name, num_classes, encoder, input_shape, encoder_kwargs, kwargs
+        )
         logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
         feature = _pyramid_feature(pyramid, output_stride, stride, "instance")
         centres = instance_head(feature, stride=stride, **head)

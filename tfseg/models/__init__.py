@@ -74,17 +74,9 @@ def build_model(
         logits = fn(x, int(num_classes), **encoder_kwargs, **kwargs)
         model_name = name
     else:
-        decoder_fn = DECODERS.get(name)
-        if encoder is None:
-            raise ValueError(
-                f"decoder {name!r} needs an encoder; choose one of: {', '.join(ENCODERS.names())}"
-            )
-        encoder_fn = ENCODERS.get(encoder)
-        output_stride = getattr(decoder_fn, "encoder_output_stride", 32)
-        inputs = keras.Input(shape=tuple(input_shape), name="image")
-        x = StrideGuard(32, name="stride_guard")(inputs)
-        pyramid = encoder_fn(x, output_stride=output_stride, name=encoder, **encoder_kwargs)
-        logits = decoder_fn(pyramid, int(num_classes), name=name, **kwargs)
+        inputs, pyramid, logits, _ = encoder_decoder(
+            name, num_classes, encoder, input_shape, encoder_kwargs, kwargs
+        )
         model_name = f"{name}_{encoder}"
     logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
     model = keras.Model(inputs, logits, name=model_name)
@@ -92,6 +84,23 @@ def build_model(
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = float(bn_momentum)
     return model
+
+
+def encoder_decoder(name, num_classes, encoder, input_shape, encoder_kwargs, kwargs):
+    """Decoder ``name`` over ``encoder``: ``(inputs, pyramid, logits, encoder output stride)``
+    (logits before the float32 ``logits`` layer; shared with ``build_instance_model``)."""
+    decoder_fn = DECODERS.get(name)
+    if encoder is None:
+        raise ValueError(
+            f"decoder {name!r} needs an encoder; choose one of: {', '.join(ENCODERS.names())}"
+        )
+    encoder_fn = ENCODERS.get(encoder)
+    output_stride = getattr(decoder_fn, "encoder_output_stride", 32)
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = StrideGuard(32, name="stride_guard")(inputs)
+    pyramid = encoder_fn(x, output_stride=output_stride, name=encoder, **encoder_kwargs)
+    logits = decoder_fn(pyramid, int(num_classes), name=name, **kwargs)
+    return inputs, pyramid, logits, output_stride
 
 
 def model_stride(model):

@@ -28,42 +28,23 @@ convolution linear, where the zoo adds BN + ReLU on the logits; PReLUs have one 
 >>> model = tfseg.build_model("espnet", 19, input_shape=(512, 1024, 3))
 """
 
-from keras import initializers, layers
+from keras import layers
 
 from tfseg.decoders.igum import igum_head
+from tfseg.models.enet import (  # conv + BN (eps 1e-3) + PReLU (one slope, 0.25)
+    _conv_bn,
+    _prelu,
+)
 from tfseg.models.erfnet import check_decoder
 from tfseg.registry import MODELS
 
 K = 5
-# PyTorch / the papers start PReLU slopes at 0.25 (Keras: 0, i.e. a ReLU).
-PRELU_INIT = initializers.Constant(0.25)
-
-
-def _conv_bn(x, filters, kernel, *, strides=1, dilation=1, activation="prelu", name):
-    x = layers.Conv2D(
-        filters,
-        kernel,
-        strides=strides,
-        padding="same",
-        dilation_rate=dilation,
-        use_bias=False,
-        kernel_initializer="he_normal",
-        name=f"{name}_conv",
-    )(x)
-    x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
-    if activation == "prelu":
-        return layers.PReLU(
-            alpha_initializer=PRELU_INIT, shared_axes=[1, 2, 3], name=f"{name}_prelu"
-        )(x)
-    return x
 
 
 def _deconv_bn(x, filters, *, name):
     x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"{name}_deconv")(x)
     x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
-    return layers.PReLU(alpha_initializer=PRELU_INIT, shared_axes=[1, 2, 3], name=f"{name}_prelu")(
-        x
-    )
+    return _prelu(x, f"{name}_prelu")
 
 
 def esp_module(x, filters, *, strides=1, name):
