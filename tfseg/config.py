@@ -34,6 +34,7 @@ class DataConfig:
     eval_scale: float = 1.0
     train_split: str = "train"
     val_split: str = "val"
+    cache_images: bool = False  # decode the training split once, keep it in RAM
 
 
 @dataclasses.dataclass(frozen=True)

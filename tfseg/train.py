@@ -87,6 +87,13 @@ def define_flags(fv=FLAGS):
     )
     flags.DEFINE_string("train_split", dd.train_split, "Training split.", flag_values=fv)
     flags.DEFINE_string("val_split", dd.val_split, "Validation split.", flag_values=fv)
+    flags.DEFINE_bool(
+        "cache_images",
+        dd.cache_images,
+        "Decode the training images and labels once and keep them in memory (H*W*4 bytes per "
+        "image): same batches, less CPU per epoch; for data sets that fit in RAM.",
+        flag_values=fv,
+    )
     t = TrainConfig()
     flags.DEFINE_string("run_dir", t.run_dir, "Output directory of the run.", flag_values=fv)
     flags.DEFINE_integer("epochs", t.epochs, "Number of epochs.", lower_bound=1, flag_values=fv)
@@ -276,6 +283,7 @@ def config_from_flags(fv):
         eval_scale=fv.eval_scale,
         train_split=fv.train_split,
         val_split=fv.val_split,
+        cache_images=fv.cache_images,
     )
     if fv.loss == "weighted_ce" and not fv.class_weights:
         raise ValueError(

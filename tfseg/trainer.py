@@ -356,6 +356,7 @@ def train(config: Config):
             image_scale=p.scale,
             label_relaxation_kernel=tc.label_relaxation_kernel if relax_in_pipeline else 0,
             static_shape=len(plans) == 1,  # progressive: one trace serves every stage
+            cache=dc.cache_images,
         ).repeat()
         callbacks = [
             _StageTimer(record, t_start),

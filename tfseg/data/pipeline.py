@@ -317,6 +317,7 @@ def make_train_dataset(
     image_scale=1.0,
     label_relaxation_kernel=0,
     static_shape=True,
+    cache=False,
 ):
     """One epoch of augmented training batches of ``spec``'s ``split``.
 
@@ -331,6 +332,9 @@ def make_train_dataset(
     ``[B, h, w, num_classes]``, instead of ids. ``static_shape=False`` declares batch, height and
     width unknown in the element spec: a Keras train function traced on it serves every
     progressive stage without retracing (measured: a retrace costs as much as the first trace).
+    ``cache=True`` decodes every image and label once and keeps them in memory (uint8: H*W*4 bytes
+    per image; the batches are the same as without): for data sets that fit in RAM, where decoding
+    would otherwise compete with training for the CPU every epoch.
     """
     crop = _crop_pair(crop_size)
     if not 0 < float(scale_range[0]) <= float(scale_range[1]):
@@ -356,8 +360,11 @@ def make_train_dataset(
     load = _make_loader(spec, examples)
     ignore = spec.ignore_label
 
-    def element(paths, elem_seed):
-        image, label = load(paths[0], paths[1])
+    def decode(paths):
+        return load(paths[0], paths[1])
+
+    def element(decoded, elem_seed):
+        image, label = decoded
         image, label = augment(
             image,
             label,
@@ -373,21 +380,39 @@ def make_train_dataset(
         return image, label
 
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    ds = seeded_batches(ds, element, len(examples), shuffle, seed, batch_size, num_parallel_calls)
+    ds = seeded_batches(
+        ds, decode, element, len(examples), shuffle, seed, batch_size, num_parallel_calls, cache
+    )
     if not static_shape:
         ds = ds.map(_unknown_batch_shape)
     return ds.prefetch(AUTOTUNE)
 
 
-def seeded_batches(ds, element, size, shuffle, seed, batch_size, num_parallel_calls):
-    """Shuffle ``ds`` (``size`` elements) by ``seed``, map ``element(item, elem_seed)`` with a
-    per-element random seed drawn from ``seed`` (deterministic order), and batch (dropping the rest).
-    Shared by the semantic and the instance training pipelines."""
+def seeded_batches(
+    ds, decode, element, size, shuffle, seed, batch_size, num_parallel_calls, cache=False
+):
+    """Shuffle ``ds`` (``size`` elements, e.g. file paths) by ``seed``, map
+    ``element(decode(item), elem_seed)`` with a per-element random seed drawn from ``seed``
+    (deterministic order), and batch (dropping the rest). ``cache``: ``decode`` runs once per item
+    and its output is kept in memory (``Dataset.cache``, before the shuffle: same order and seeds,
+    so the same batches). Shared by the semantic and the instance training pipelines."""
+    if cache:
+        ds = ds.map(
+            lambda *item: decode(item if len(item) > 1 else item[0]),  # tuple items come unpacked
+            num_parallel_calls=num_parallel_calls,
+            deterministic=True,
+        ).cache()
+        fn = element
+    else:
+
+        def fn(item, elem_seed):
+            return element(decode(item), elem_seed)
+
     if shuffle:
         ds = ds.shuffle(size, seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     ds = tf.data.Dataset.zip(ds, seeds)
-    ds = ds.map(element, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.map(fn, num_parallel_calls=num_parallel_calls, deterministic=True)
     return ds.batch(int(batch_size), drop_remainder=True)
 
 

@@ -61,13 +61,15 @@ def make_instance_train_dataset(
     image_scale=1.0,
     label_relaxation_kernel=0,
     static_shape=True,
+    cache=False,
 ):
     """One epoch of augmented (image, (label, centre target)) batches; see the module docstring.
 
     ``image_scale`` (progressive resizing) multiplies the random scale range, as in
     ``make_train_dataset``; label relaxation is not supported (``label_relaxation_kernel`` must be
     0 or 1). ``static_shape=False`` leaves batch, height and width unknown in the element spec
-    (one trace of the train step serves every progressive stage).
+    (one trace of the train step serves every progressive stage). ``cache``: decode once and keep
+    the decoded images, labels and instance maps in memory (as in ``make_train_dataset``).
     """
     crop = _crop_pair(crop_size)
     if not 0 < float(scale_range[0]) <= float(scale_range[1]):
@@ -86,7 +88,7 @@ def make_instance_train_dataset(
     load = _make_loader(spec, examples)
     ignore = spec.ignore_label
 
-    def element(paths, elem_seed):
+    def decode(paths):
         image, label = load(paths[0], paths[1])
         ids = tf.numpy_function(_read_py, [paths[2]], tf.int32, stateful=False)
         ids.set_shape([None, None])
@@ -96,6 +98,10 @@ def make_instance_train_dataset(
         )
         with tf.control_dependencies([check]):
             ids = tf.identity(ids)
+        return image, label, ids
+
+    def element(decoded, elem_seed):
+        image, label, ids = decoded
         common = dict(crop_size=crop, scale_range=scale_range, flip=flip)
         x, y = augment(image, label, elem_seed, color_jitter=color_jitter, ignore_label=ignore, **common)
         # Same seed -> same scale, crop and flip; the image content is irrelevant here.
@@ -104,7 +110,9 @@ def make_instance_train_dataset(
 
     paths = tf.constant([[e.image, e.label, e.instance] for e in examples])
     ds = tf.data.Dataset.from_tensor_slices(paths)
-    ds = seeded_batches(ds, element, len(examples), shuffle, seed, batch_size, num_parallel_calls)
+    ds = seeded_batches(
+        ds, decode, element, len(examples), shuffle, seed, batch_size, num_parallel_calls, cache
+    )
     if not static_shape:
         ds = ds.map(_unknown_batch_shape)
     return ds.prefetch(AUTOTUNE)
