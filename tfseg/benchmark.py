@@ -174,14 +174,17 @@ def _keras_fn(model, size, threads, tmp):
     return lambda x: f(x).numpy()
 
 
-def _folded(model, cache, fmt):
-    """The export copy of ``model`` that ``tfseg.export --format=fmt`` converts (cached)."""
+def _folded(model, cache, fmt, precision="fp32"):
+    """The export copy of ``model`` that ``tfseg.export --format=fmt --precision=precision``
+    converts (cached)."""
     from tfseg.export_lib.graph import inference_model
-    from tfseg.export_lib.pipeline import REWRITES
+    from tfseg.export_lib.pipeline import rewrites
 
-    if fmt not in cache:
-        cache[fmt] = inference_model(model, **REWRITES[fmt])[0]
-    return cache[fmt]
+    kw = rewrites(fmt, precision)
+    key = (fmt, tuple(sorted(kw.items())))
+    if key not in cache:
+        cache[key] = inference_model(model, **kw)[0]
+    return cache[key]
 
 
 def make_runner(runtime, model, size, *, threads=None, workdir, cache):
@@ -201,7 +204,7 @@ def make_runner(runtime, model, size, *, threads=None, workdir, cache):
         rng = np.random.default_rng(0)
         rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
         content = convert_tflite(
-            _folded(model, cache, "tflite"),
+            _folded(model, cache, "tflite", precision),
             input_size=size,
             precision=precision,
             representative=rep,

@@ -13,6 +13,7 @@ from tfseg.export_lib import (
     inference_model,
     layer_for_op,
 )
+from tfseg.export_lib.pipeline import rewrites
 from tfseg.export_lib.verify import judge
 
 
@@ -94,6 +95,10 @@ def test_transposed_conv_as_subpixel_conv_is_exact(stride):
     np.testing.assert_allclose(np.asarray(folded(x)), ref, atol=1e-5 * np.abs(ref).max())
     _, info = inference_model(model, subpixel_min_stride=16)
     assert info["subpixel_deconvs"] == []
+    if stride == 2:  # int8 LiteRT keeps the 3x3 form (rewrites("tflite", "int8"))
+        three, _ = inference_model(model, **rewrites("tflite", "int8"))
+        assert [w.shape for w in three.get_layer("up").get_weights()[:-1]] == [(3, 3, 6, 20)]
+        np.testing.assert_allclose(np.asarray(three(x)), ref, atol=1e-5 * np.abs(ref).max())
 
 
 def test_layer_for_op():

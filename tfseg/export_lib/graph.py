@@ -78,15 +78,16 @@ class _SubPixelConvTranspose(keras.layers.Layer):
     ONNX export rewrites only s >= 4 (``REWRITES`` in ``pipeline.py``).
     """
 
-    def __init__(self, filters, stride, activation=None, **kwargs):
+    def __init__(self, filters, stride, activation=None, allow_quadrants=True, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.stride = int(stride)
         self.activation = keras.activations.get(activation)
+        self.allow_quadrants = bool(allow_quadrants)
 
     @property
     def quadrants(self):
-        return self.stride == 2
+        return self.allow_quadrants and self.stride == 2
 
     def build(self, input_shape):
         s, c_in = self.stride, input_shape[-1]
@@ -281,12 +282,19 @@ def _folded_weights(conv, bn):
     return weights + [bias * scale + shift]
 
 
-def inference_model(model, *, fold_batchnorm=True, grouped_conv="keras", subpixel_min_stride=None):
+def inference_model(
+    model,
+    *,
+    fold_batchnorm=True,
+    grouped_conv="keras",
+    subpixel_min_stride=None,
+    subpixel_quadrants=True,
+):
     """Copy of functional ``model`` for export: BN folded, some layers rewritten.
 
     ``subpixel_min_stride``: transposed convolutions with at least this stride that
     ``subpixel_eligible`` accepts become dense convolutions + depth-to-space (``_SubPixelConvTranspose``;
-    None: none).
+    None: none); ``subpixel_quadrants=False`` keeps the 3x3 form at stride 2 too.
     Returns ``(new_model, info)``; ``info`` = ``{"batchnorm_layers": int, "folded": [bn names],
     "unfolded": {bn name: reason}, "native_grouped_convs": int, "subpixel_deconvs": [names]}``.
     Layer names are kept, so op names in converted graphs still point at the original layers.
@@ -316,7 +324,11 @@ def inference_model(model, *, fold_batchnorm=True, grouped_conv="keras", subpixe
         ):
             subpixel.append(layer.name)
             return _SubPixelConvTranspose(
-                layer.filters, layer.strides[0], activation=config["activation"], name=layer.name
+                layer.filters,
+                layer.strides[0],
+                activation=config["activation"],
+                allow_quadrants=subpixel_quadrants,
+                name=layer.name,
             )
         if (
             grouped_conv == "native"
