@@ -35,7 +35,7 @@ FORMAT_PRECISIONS = {
 # convolutions where that is faster: every one for LiteRT, stride >= 4 elsewhere (the x8
 # label-space upsampling; onnxruntime's own ConvTranspose is the fastest at x2). x2 ones become
 # four 2x2 quadrant convolutions, except in int8 LiteRT, where the one 3x3 convolution measured
-# faster (UNet-ResNet18 at 512x1024, 2 cores: 481 against 507 ms; fp32: 25 % faster with quadrants).
+# faster (UNet-ResNet18 at 512x1024, 2 cores, idle: 481 against 507 ms; in fp32 quadrants win).
 REWRITES = {
     "saved_model": {"grouped_conv": "keras", "subpixel_min_stride": 4},
     "tftrt": {"grouped_conv": "keras", "subpixel_min_stride": 4},
