@@ -107,6 +107,8 @@ def _latency_ms(fn, x, repeats):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.val_every is not None and args.val_every < 1:
+        raise SystemExit(f"--val_every must be a positive number of epochs, got {args.val_every}")
     import numpy as np
 
     from tfseg.data import get_dataset
