@@ -387,3 +387,40 @@ def layer_for_op(op_name, layer_names):
         elif part in names:
             found = part
     return found
+
+
+# --------------------------------------------------------------------------------------------------
+# artifact outputs
+# --------------------------------------------------------------------------------------------------
+
+# Output names of every artifact, in this order: ``logits`` (B, H, W, C) and, for a model trained with
+# ``--task=instance``, ``instance``: the predicted instance centre (y, x) of every pixel, in input
+# pixels (B, H, W, 2), nearest-upsampled as at test time (``tfseg.instance.module``).
+LOGITS = "logits"
+INSTANCE = "instance"
+OUTPUT_NAMES = (LOGITS, INSTANCE)
+
+
+def output_names(model):
+    """``["logits"]``, or ``["logits", "instance"]`` for a two-output ``--task=instance`` model."""
+    from tfseg.export_lib.errors import ExportError
+    from tfseg.instance.model import has_instance_head
+
+    n = len(model.outputs)
+    if n == 1:
+        return [LOGITS]
+    if has_instance_head(model):
+        return [LOGITS, INSTANCE]
+    raise ExportError(
+        f"model {model.name!r} has {n} outputs; tfseg exports models with one output (logits) or "
+        "two (logits and instance centres, from --task=instance)"
+    )
+
+
+def named_outputs(model, images, names=None):
+    """``{name: tensor}`` of ``model(images)`` at inference, named by :func:`output_names`."""
+    names = names or output_names(model)
+    out = model(images, training=False)
+    if not isinstance(out, (list, tuple)):
+        out = [out]
+    return dict(zip(names, out))

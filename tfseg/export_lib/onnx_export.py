@@ -2,7 +2,8 @@
 
 The graph is traced from a ``tf.function`` that calls the (BN-folded) Keras model, and converted
 with ``tf2onnx.convert.from_function`` at the target's opset. Input ``images`` (NHWC float32,
-normalised as ``tfseg.data.normalize``), output ``logits`` (NHWC). tf2onnx keeps the TF op names
+normalised as ``tfseg.data.normalize``), output ``logits`` (NHWC), and ``instance`` (NHWC, the
+centre (y, x) of every pixel's instance in input pixels) for a ``--task=instance`` model. tf2onnx keeps the TF op names
 (``<model>_1/<layer>_1/<op>``), which is how offending nodes are traced back to Keras layers.
 """
 
@@ -10,7 +11,7 @@ import collections
 import logging
 
 from tfseg.export_lib.errors import ExportError
-from tfseg.export_lib.graph import layer_for_op
+from tfseg.export_lib.graph import LOGITS, layer_for_op, named_outputs, output_names
 from tfseg.export_lib.targets import (
     RESIZE_COORDINATE_MODES,
     RESIZE_MODES,
@@ -19,7 +20,7 @@ from tfseg.export_lib.targets import (
 )
 
 INPUT_NAME = "images"
-OUTPUT_NAME = "logits"
+OUTPUT_NAME = LOGITS
 
 
 def convert_onnx(model, *, opset, input_shape):
@@ -31,18 +32,19 @@ def convert_onnx(model, *, opset, input_shape):
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     batch, h, w = input_shape
     spec = [tf.TensorSpec([batch, h, w, 3], tf.float32, name=INPUT_NAME)]
+    expected = output_names(model)
 
     @tf.function(input_signature=spec)
     def serve(images):
-        return {OUTPUT_NAME: model(images, training=False)}
+        return named_outputs(model, images, expected)
 
     try:
         proto, _ = tf2onnx.convert.from_function(serve, input_signature=spec, opset=int(opset))
     except Exception as e:  # tf2onnx raises many types
         raise ExportError(f"tf2onnx could not convert the model: {type(e).__name__}: {e}") from e
     names = [o.name for o in proto.graph.output]
-    if names != [OUTPUT_NAME]:
-        raise ExportError(f"unexpected ONNX outputs {names}; expected [{OUTPUT_NAME!r}]")
+    if sorted(names) != sorted(expected):
+        raise ExportError(f"unexpected ONNX outputs {names}; expected {expected}")
     return proto
 
 
@@ -174,7 +176,8 @@ def format_problems(problems, target):
 
 
 class OnnxRunner:
-    """Runs an ONNX model with onnxruntime (CPU): ``runner(x) -> logits`` (numpy in, numpy out)."""
+    """Runs an ONNX model with onnxruntime (CPU): ``runner(x) -> logits`` (numpy in, numpy out);
+    ``runner.outputs(x) -> {name: array}`` with every output (``instance`` too, if present)."""
 
     def __init__(self, model, threads=None):
         import onnxruntime as ort
@@ -186,6 +189,13 @@ class OnnxRunner:
         data = model if isinstance(model, (bytes, str)) else model.SerializeToString()
         self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._logits = OUTPUT_NAME if OUTPUT_NAME in self.output_names else self.output_names[0]
 
     def __call__(self, x):
-        return self.session.run(None, {self.input_name: x})[0]
+        return self.session.run([self._logits], {self.input_name: x})[0]
+
+    def outputs(self, x, names=None):
+        """``{name: array}`` for ``names`` (default: every output of the model)."""
+        names = list(names or self.output_names)
+        return dict(zip(names, self.session.run(names, {self.input_name: x})))

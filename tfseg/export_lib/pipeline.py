@@ -184,7 +184,7 @@ def run_export(o, log=print):
     Raises ExportError (nothing written) or VerificationError (report written, artifact not).
     """
     import tfseg
-    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.graph import inference_model, output_names
     from tfseg.utils import atomic_path, load_model, write_json_atomic
 
     check_options(o)
@@ -197,6 +197,7 @@ def run_export(o, log=print):
     size, stride = resolve_input_size(model, o)
     batch = 1 if TARGETS[o.target]["static"] or o.format in ("tflite", "tensorrt") else None
     num_classes = int(model.outputs[0].shape[-1])
+    outputs = output_names(model)  # ExportError for an unsupported multi-output model
     folded, bn_info = inference_model(model, **rewrites(o.format, o.precision))
     log(
         f"{model.name}: stride {stride}, input "
@@ -223,6 +224,7 @@ def run_export(o, log=print):
         "input_shape": [batch, size[0], size[1], 3],
         "input_dtype": "float32 (normalised: (x / 255 - mean) / std, ImageNet mean/std)",
         "num_classes": num_classes,
+        "outputs": outputs,
         "stride": stride,
         "output": os.path.abspath(o.output),
         "batchnorm": {k: bn_info[k] for k in ("batchnorm_layers", "folded", "unfolded")},
@@ -279,14 +281,21 @@ def _samples(spec, split, count, size, stride):
 
 def _verify(o, model, runner, spec, size, stride, num_classes, log):
     from tfseg.evaluation import make_predict_fn
+    from tfseg.export_lib.graph import output_names
     from tfseg.export_lib.verify import compare
 
     predict = make_predict_fn(model)
+    names = output_names(model)
 
     def reference(x):
-        return predict(x).numpy()
+        out = predict(x)
+        if len(names) == 1:
+            return out.numpy()
+        return {name: v.numpy() for name, v in zip(names, out)}
 
     uint8_fn = getattr(runner, "labels_uint8", None)
+    if len(names) > 1:
+        runner = getattr(runner, "outputs", runner)  # every output, not only the logits
     result = compare(
         reference,
         runner,
@@ -297,12 +306,20 @@ def _verify(o, model, runner, spec, size, stride, num_classes, log):
         uint8_fn=uint8_fn,
     )
     result["split"] = o.verify_split
+    centres = ""
+    if "centre_agreement" in result:
+        centres = (
+            f", instance centres within {result['centre_tolerance']:g} px on "
+            f"{100 * result['centre_agreement']:.3f}% of the pixels (max |diff| "
+            f"{result['max_abs_centre_diff']:.3g} px)"
+        )
     log(
         f"verify on {result['num_images']} {spec.name} {o.verify_split} images: "
         f"max |logit diff| {result['max_abs_logit_diff']:.3g} "
         f"(relative {result['max_rel_logit_diff']:.2e}), argmax agreement "
         f"{100 * result['argmax_agreement']:.3f}%, mIoU keras {_pct(result['miou_keras'])} / "
-        f"artifact {_pct(result['miou_artifact'])} -> {'PASS' if result['passed'] else 'FAIL'}"
+        f"artifact {_pct(result['miou_artifact'])}{centres} -> "
+        f"{'PASS' if result['passed'] else 'FAIL'}"
     )
     return result
 
@@ -441,7 +458,7 @@ def _build_tensorrt(o, model, tmp, *, size, batch, stride, spec, report, log):
         shutil.rmtree(work, ignore_errors=True)
     report["tensorrt"] = summary
     runner = engine.TensorRTRunner(tmp)
-    return lambda x: runner(x)["logits"]
+    return runner  # {name: array}: logits (and instance)
 
 
 def _build_tftrt(o, model, tmp, *, size, batch, stride, spec, report, log):  # pragma: no cover

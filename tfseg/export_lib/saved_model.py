@@ -8,6 +8,9 @@
   bottom/right to the stride (with the mean colour, as ``make_eval_dataset`` does) and the labels
   are cropped back, so any image size works.
 
+A ``--task=instance`` model adds ``instance`` float32 ``[B, H, W, 2]`` to both signatures: the
+centre (y, x) of every pixel's instance in input pixels (cropped back like the labels).
+
 Shapes: H and W dynamic unless ``input_size`` is given; batch dynamic unless ``batch_size`` is.
 The folder holds the TF variables and the two traced functions only (no Keras objects): it loads
 with ``tf.saved_model.load`` / TF Serving without tfseg or Keras. BN is folded by the caller.
@@ -20,7 +23,9 @@ def write_saved_model(model, path, *, input_size=(None, None), batch_size=None, 
 
     from tfseg.data import MEAN, STD
     from tfseg.export_lib.errors import quiet_absl
+    from tfseg.export_lib.graph import INSTANCE, LOGITS, named_outputs, output_names
 
+    names = output_names(model)
     h, w = input_size
     mean = tf.constant(MEAN, tf.float32)
     std = tf.constant(STD, tf.float32)
@@ -29,19 +34,21 @@ def write_saved_model(model, path, *, input_size=(None, None), batch_size=None, 
 
     @tf.function(input_signature=[float_spec])
     def serve_float(images):
-        logits = model(images, training=False)
-        return {"logits": logits, "labels": tf.argmax(logits, axis=-1, output_type=tf.int32)}
+        out = named_outputs(model, images, names)
+        return {**out, "labels": tf.argmax(out[LOGITS], axis=-1, output_type=tf.int32)}
 
     @tf.function(input_signature=[uint8_spec])
     def serve_uint8(images):
         x = (tf.cast(images, tf.float32) / 255.0 - mean) / std
+        shape = tf.shape(x)
+        ih, iw = shape[1], shape[2]
         if h is None or w is None:
-            shape = tf.shape(x)
-            ih, iw = shape[1], shape[2]
             x = tf.pad(x, [[0, 0], [0, -ih % stride], [0, -iw % stride], [0, 0]])
-            labels = tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32)
-            return {"labels": labels[:, :ih, :iw]}
-        return {"labels": tf.argmax(model(x, training=False), axis=-1, output_type=tf.int32)}
+        out = named_outputs(model, x, names)
+        result = {"labels": tf.argmax(out[LOGITS], axis=-1, output_type=tf.int32)[:, :ih, :iw]}
+        if INSTANCE in out:
+            result[INSTANCE] = out[INSTANCE][:, :ih, :iw]
+        return result
 
     module = tf.Module()
     # Only the TF variables are tracked, not the Keras objects: the SavedModel loads without tfseg
@@ -78,7 +85,8 @@ def saved_model_graph_ops(path):
 
 
 class SavedModelRunner:
-    """``runner(x) -> logits`` through the ``serving_default`` signature; ``labels_uint8(img)``."""
+    """``runner(x) -> logits`` through the ``serving_default`` signature; ``labels_uint8(img)``;
+    ``outputs(x) -> {name: array}`` (``logits``, and ``instance`` for an instance model)."""
 
     def __init__(self, path):
         import tensorflow as tf
@@ -90,6 +98,11 @@ class SavedModelRunner:
 
     def __call__(self, x):
         return self.float_fn(images=self._tf.constant(x))["logits"].numpy()
+
+    def outputs(self, x, names=None):
+        out = self.float_fn(images=self._tf.constant(x))
+        names = names or [k for k in ("logits", "instance") if k in out]
+        return {k: out[k].numpy() for k in names}
 
     def op_types(self):
         return _graph_op_types(self.float_fn)

@@ -21,7 +21,13 @@ import re
 import numpy as np
 
 from tfseg.export_lib.errors import ExportError, quiet_absl
-from tfseg.export_lib.graph import layer_for_op
+from tfseg.export_lib.graph import (
+    LOGITS,
+    OUTPUT_NAMES,
+    layer_for_op,
+    named_outputs,
+    output_names,
+)
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -35,9 +41,14 @@ def convert_tflite(model, *, input_size, precision="fp32", representative=None):
     h, w = input_size
     spec = [tf.TensorSpec([1, h, w, 3], tf.float32, name="images")]
 
+    names = output_names(model)
+
+    # A list, not a dict: ``from_concrete_functions`` writes no signature, and a dict's outputs
+    # would come out in key order. The file's outputs are in ``output_names`` order: logits first.
     @tf.function(input_signature=spec)
     def serve(images):
-        return {"logits": model(images, training=False)}
+        out = named_outputs(model, images, names)
+        return [out[name] for name in names]
 
     fn = serve.get_concrete_function()
     with quiet_absl():
@@ -126,8 +137,27 @@ def tflite_op_types(content):
     return dict(sorted(ops.items()))
 
 
+def _output_indices(interpreter):
+    """``{output name: tensor index}``: tfseg's TFLite files have their outputs in the order of
+    ``graph.OUTPUT_NAMES`` (``logits``, then ``instance`` for a ``--task=instance`` model); a
+    signature naming ``logits`` (a file converted another way) takes precedence."""
+    signatures = interpreter._get_full_signature_list() or {}
+    if len(signatures) == 1:
+        outputs = next(iter(signatures.values())).get("outputs", {})
+        if LOGITS in outputs:
+            return dict(outputs)
+    details = interpreter.get_output_details()
+    if len(details) > len(OUTPUT_NAMES):
+        raise ValueError(
+            f"the TFLite model has {len(details)} outputs; tfseg models have 1 (logits) or 2 "
+            "(logits, instance)"
+        )
+    return {name: d["index"] for name, d in zip(OUTPUT_NAMES, details)}
+
+
 class LiteRTRunner:
-    """Runs a TFLite model with ``ai-edge-litert`` (XNNPACK): ``runner(x) -> logits``, numpy.
+    """Runs a TFLite model with ``ai-edge-litert`` (XNNPACK): ``runner(x) -> logits``, numpy;
+    ``runner.outputs(x) -> {name: array}`` with every output (``instance`` too, if the model has it).
 
     Dynamic-size models are resized to each input's shape; int8/uint8 inputs and outputs (if a
     model has them) are (de)quantised with the tensor's scale and zero point.
@@ -139,7 +169,8 @@ class LiteRTRunner:
                 content = f.read()
         self.interpreter = _interpreter(content, threads)
         self._input = self.interpreter.get_input_details()[0]
-        self._output = self.interpreter.get_output_details()[0]
+        self._indices = _output_indices(self.interpreter)
+        self.output_names = list(self._indices)
         self._shape = None
         signature = self._input["shape_signature"]
         if all(int(d) > 0 for d in signature):
@@ -147,6 +178,10 @@ class LiteRTRunner:
             self._shape = tuple(int(d) for d in signature)
 
     def __call__(self, x):
+        return self.outputs(x, names=(LOGITS,))[LOGITS]
+
+    def outputs(self, x, names=None):
+        """``{name: array}`` for ``names`` (default: every output of the model)."""
         it = self.interpreter
         x = np.asarray(x, np.float32)
         if self._shape != x.shape:
@@ -154,7 +189,6 @@ class LiteRTRunner:
             it.allocate_tensors()
             self._shape = x.shape
             self._input = it.get_input_details()[0]
-            self._output = it.get_output_details()[0]
         dtype = self._input["dtype"]
         if dtype != np.float32:
             scale, zero = self._input["quantization"]
@@ -162,8 +196,13 @@ class LiteRTRunner:
             x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
         it.set_tensor(self._input["index"], x)
         it.invoke()
-        y = it.get_tensor(self._output["index"])
-        if self._output["dtype"] != np.float32:
-            scale, zero = self._output["quantization"]
-            y = (y.astype(np.float32) - zero) * scale
-        return y
+        details = {d["index"]: d for d in it.get_output_details()}
+        result = {}
+        for name in names or self.output_names:
+            d = details[self._indices[name]]
+            y = it.get_tensor(d["index"])
+            if d["dtype"] != np.float32:
+                scale, zero = d["quantization"]
+                y = (y.astype(np.float32) - zero) * scale
+            result[name] = y
+        return result

@@ -9,7 +9,12 @@ Figures (over ``N`` images, on the pixels of the images, padding excluded):
 - ``miou_keras`` / ``miou_artifact`` against the dataset's labels and ``miou_diff`` (artifact minus
   Keras, negative = the artifact is worse);
 - SavedModel only: ``uint8_signature_agreement``, labels of the ``serving_uint8`` signature fed the
-  raw uint8 images vs the Keras labels.
+  raw uint8 images vs the Keras labels;
+- ``--task=instance`` models, on the ``instance`` output (each pixel's instance centre, input
+  pixels): ``max_abs_centre_diff`` / ``mean_abs_centre_diff`` in pixels, and ``centre_agreement``,
+  the fraction of pixels whose centre is within ``CENTRE_TOLERANCE`` (1 px, in y and in x) of the
+  Keras one: below the post-processing's quantisation step (4 px by default), so such pixels fall in
+  the same instance.
 
 Thresholds (``THRESHOLDS``): fp32 must agree on >= 99.9 % of the pixels with logits within 1e-3
 (relative). fp16 and int8 come from measurements: the SkipNet-MobileNet quickstart model (4 epochs
@@ -29,12 +34,17 @@ Re-measure on a trained Cityscapes model and tighten.
 
 import numpy as np
 
+CENTRE_TOLERANCE = 1.0  # pixels, in y and in x
+
 # min_argmax_agreement: fraction of pixels; max_rel_logit_diff: max |diff| / max |keras logit|;
 # max_miou_drop: mIoU(keras) - mIoU(artifact), absolute (0.01 = 1 point).
 THRESHOLDS = {
-    "fp32": {"min_argmax_agreement": 0.999, "max_rel_logit_diff": 1e-3, "max_miou_drop": 0.002},
-    "fp16": {"min_argmax_agreement": 0.99, "max_rel_logit_diff": 0.02, "max_miou_drop": 0.005},
-    "int8": {"min_argmax_agreement": 0.90, "max_rel_logit_diff": None, "max_miou_drop": 0.01},
+    "fp32": {"min_argmax_agreement": 0.999, "max_rel_logit_diff": 1e-3, "max_miou_drop": 0.002,
+             "min_centre_agreement": 0.999},
+    "fp16": {"min_argmax_agreement": 0.99, "max_rel_logit_diff": 0.02, "max_miou_drop": 0.005,
+             "min_centre_agreement": 0.99},
+    "int8": {"min_argmax_agreement": 0.90, "max_rel_logit_diff": None, "max_miou_drop": 0.01,
+             "min_centre_agreement": 0.0},
 }
 
 
@@ -45,10 +55,19 @@ def _miou(confusion):
     return None if np.isnan(miou) else float(miou)
 
 
+def _outputs(y):
+    """A runner's result as ``{name: float32 array}`` (a bare array is the logits)."""
+    if isinstance(y, dict):
+        return {k: np.asarray(v, np.float32) for k, v in y.items()}
+    return {"logits": np.asarray(y, np.float32)}
+
+
 def compare(reference, artifact, samples, *, num_classes, ignore_label=255, precision="fp32",
             uint8_fn=None):  # fmt: skip
-    """Run ``reference`` (Keras) and ``artifact`` (callables: float32 NHWC -> logits) on
-    ``samples`` (from ``samples.samples``) and return the figures with ``passed`` and ``failures``.
+    """Run ``reference`` (Keras) and ``artifact`` (callables: float32 NHWC -> logits, or ->
+    ``{"logits": ..., "instance": ...}``) on ``samples`` (from ``samples.samples``) and return the
+    figures with ``passed`` and ``failures``. The instance figures are computed when the reference
+    returns an ``instance`` output; the artifact must then return one too.
 
     ``uint8_fn`` (optional) maps a uint8 ``(1, h, w, 3)`` image to labels ``(1, h, w)``.
     """
@@ -60,15 +79,20 @@ def compare(reference, artifact, samples, *, num_classes, ignore_label=255, prec
     sum_abs = 0.0
     n_values = agree = pixels = 0
     u8_agree = u8_pixels = 0
+    centre = None
     n = 0
     for s in samples:
         x, label = s["image"], s["label"]
         h, w = s["valid"]
-        ref = np.asarray(reference(x), np.float32)[0, :h, :w]
-        art = np.asarray(artifact(x), np.float32)
+        ref_out, art_out = _outputs(reference(x)), _outputs(artifact(x))
+        ref, art = ref_out["logits"][0, :h, :w], art_out["logits"]
         if art.shape[1:3] != x.shape[1:3] or art.shape[-1] != ref.shape[-1]:
             raise ValueError(f"artifact output shape {art.shape} does not fit input {x.shape}")
         art = art[0, :h, :w]
+        if "instance" in ref_out:
+            if "instance" not in art_out:
+                raise ValueError("the artifact has no 'instance' output but the Keras model has")
+            centre = _update_centres(centre, ref_out["instance"], art_out["instance"], h, w)
         diff = np.abs(art - ref)
         max_abs = max(max_abs, float(diff.max()))
         max_ref = max(max_ref, float(np.abs(ref).max()))
@@ -101,7 +125,27 @@ def compare(reference, artifact, samples, *, num_classes, ignore_label=255, prec
     }
     if uint8_fn is not None:
         result["uint8_signature_agreement"] = u8_agree / max(u8_pixels, 1)
+    if centre is not None:
+        result.update(
+            max_abs_centre_diff=centre["max"],
+            mean_abs_centre_diff=centre["sum"] / max(centre["values"], 1),
+            centre_agreement=centre["agree"] / max(centre["pixels"], 1),
+            centre_tolerance=CENTRE_TOLERANCE,
+        )
     return judge(result, precision)
+
+
+def _update_centres(acc, ref, art, h, w):
+    if art.shape != ref.shape:
+        raise ValueError(f"artifact instance output shape {art.shape} != Keras {ref.shape}")
+    diff = np.abs(art[0, :h, :w] - ref[0, :h, :w])
+    acc = acc or {"max": 0.0, "sum": 0.0, "values": 0, "agree": 0, "pixels": 0}
+    acc["max"] = max(acc["max"], float(diff.max()))
+    acc["sum"] += float(diff.sum())
+    acc["values"] += diff.size
+    acc["agree"] += int((diff.max(-1) <= CENTRE_TOLERANCE).sum())
+    acc["pixels"] += h * w
+    return acc
 
 
 def judge(result, precision):
@@ -124,6 +168,12 @@ def judge(result, precision):
     if result["miou_diff"] is not None and -result["miou_diff"] > t["max_miou_drop"]:
         failures.append(
             f"mIoU drop {100 * -result['miou_diff']:.2f} points > {100 * t['max_miou_drop']:.1f}"
+        )
+    agreement = result.get("centre_agreement")
+    if agreement is not None and agreement < t["min_centre_agreement"]:
+        failures.append(
+            f"instance centres agree (within {CENTRE_TOLERANCE:g} px) on only "
+            f"{100 * agreement:.3f}% of the pixels < {100 * t['min_centre_agreement']:.1f}%"
         )
     u8 = result.get("uint8_signature_agreement")
     if u8 is not None and u8 < THRESHOLDS["fp32"]["min_argmax_agreement"]:
