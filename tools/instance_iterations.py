@@ -2,7 +2,8 @@
 
 Trains (or loads) one ``--task=instance`` model, then for every t in ``--iterations`` sets the
 instance module's iteration count, evaluates AP / AP50 on the validation split and times the
-network (batch 1, median of ``--repeats`` runs after warm-up) and the post-processing::
+network (batch 1, median of ``--repeats`` runs after warm-up; every t and runtime in turn, so a
+drifting shared machine slows them alike; ``--runtimes=keras,tflite``) and the post-processing::
 
     nice -n 10 python tools/instance_iterations.py --run_dir=runs/inst_t --epochs=8 \
         --iterations=3,5,10,20,30,40 --json=runs/inst_t/iterations.json
@@ -41,13 +42,23 @@ def parse_args(argv=None):
     p.add_argument("--instance_loss_weight", type=float, default=1.0)
     p.add_argument("--min_instance_area", type=int, default=20)
     p.add_argument("--quantization", type=float, default=4.0)
-    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=20, help="Timed runs per t and runtime.")
+    p.add_argument("--runtimes", default="keras",
+                   help="Comma-separated: keras (tf.function) and/or tflite (LiteRT, BN folded).")
+    p.add_argument("--threads", type=int, default=None, help="LiteRT threads (default: all).")
     p.add_argument("--json", default=None)
     return p.parse_args(argv)
 
 
 def _config(args, t, run_dir):
-    from tfseg.config import Config, DataConfig, InstanceConfig, ModelConfig, TrainConfig, parse_size
+    from tfseg.config import (
+        Config,
+        DataConfig,
+        InstanceConfig,
+        ModelConfig,
+        TrainConfig,
+        parse_size,
+    )
     from tfseg.models import needs_encoder
 
     return Config(
@@ -93,16 +104,39 @@ def _trained(args, t):
     return config, os.path.join(run_dir, "model.keras"), metrics
 
 
-def _latency_ms(fn, x, repeats):
-    for _ in range(3):
-        fn(x)
-    times = []
+def _keras_fn(model):
+    from tfseg.instance.evaluation import make_instance_predict_fn
+
+    predict = make_instance_predict_fn(model)  # traced at the first call, with the current t
+
+    def run(x):
+        return [o.numpy() for o in predict(x)]
+
+    return run
+
+
+def _tflite_fn(model, size, threads):
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.pipeline import rewrites
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
+
+    folded = inference_model(model, **rewrites("tflite"))[0]
+    return LiteRTRunner(convert_tflite(folded, input_size=size), threads=threads).outputs
+
+
+def _interleaved_ms(fns, x, repeats, warmup=3):
+    """Median ms of each of ``fns`` ({key: fn}), timed in turn, so drifts of a shared machine hit
+    every t alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn(x)
+    times = {key: [] for key in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn(x)
-        [o.numpy() for o in out]
-        times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(x)
+            times[key].append(1000 * (time.perf_counter() - t0))
+    return {key: statistics.median(v) for key, v in times.items()}
 
 
 def main(argv=None):
@@ -112,14 +146,18 @@ def main(argv=None):
     import numpy as np
 
     from tfseg.data import get_dataset
-    from tfseg.instance.evaluation import evaluate_instances, make_instance_predict_fn
+    from tfseg.instance.evaluation import evaluate_instances
     from tfseg.instance.module import InstanceSampling
     from tfseg.utils import load_model
 
     ts = [int(t) for t in args.iterations.split(",")]
     if min(ts) < 1:
         raise SystemExit(f"--iterations must be positive integers, got {args.iterations}")
-    rows = []
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    unknown = sorted(set(runtimes) - {"keras", "tflite"})
+    if unknown or not runtimes:
+        raise SystemExit(f"--runtimes: unknown {unknown or runtimes}; choose keras and/or tflite")
+    rows, fns = [], {}
     for t in ts:
         config, path, train_metrics = _trained(args, t if args.retrain else args.train_iterations)
         spec = get_dataset("synthetic", args.data_dir, **config.data.dataset_options)
@@ -134,25 +172,33 @@ def main(argv=None):
         )
         h, w = config.data.dataset_options.get("height", 256), config.data.dataset_options.get("width", 512)
         x = np.zeros((1, h, w, 3), np.float32)
-        ms = _latency_ms(make_instance_predict_fn(model), x, args.repeats)
+        if "keras" in runtimes:
+            fns[(t, "keras")] = _keras_fn(model)
+            fns[(t, "keras")](x)  # trace now, while the layer holds this t
+        if "tflite" in runtimes:
+            fns[(t, "tflite")] = _tflite_fn(model, (h, w), args.threads)
         rows.append({
             "t": t,
             "trained_with_t": t if args.retrain else args.train_iterations,
             "ap": result["ap"],
             "ap50": result["ap50"],
             "miou": train_metrics["val"]["miou"],
-            "network_ms": ms,
             "postprocess_ms": result["postprocess_ms_per_image"],
             "input": f"{h}x{w}",
             "val_images": result["num_images"],
         })
         print(json.dumps(rows[-1]), flush=True)
-    print("\n| t | AP | AP50 | network ms | post-proc ms |")
-    print("|---|---|---|---|---|")
+    ms = _interleaved_ms(fns, x, args.repeats)
     for r in rows:
+        for runtime in runtimes:
+            r[f"{runtime}_ms"] = ms[(r["t"], runtime)]
+    print(f"\n| t | AP % | AP50 % | {' | '.join(f'{r} ms' for r in runtimes)} | post-proc ms |")
+    print("|---|---|---|" + "---|" * len(runtimes) + "---|")
+    for r in rows:
+        times = " | ".join(f"{r[f'{runtime}_ms']:.1f}" for runtime in runtimes)
         print(
-            f"| {r['t']} | {100 * (r['ap'] or 0):.1f} | {100 * (r['ap50'] or 0):.1f} | "
-            f"{r['network_ms']:.1f} | {r['postprocess_ms']:.1f} |"
+            f"| {r['t']} | {100 * (r['ap'] or 0):.2f} | {100 * (r['ap50'] or 0):.2f} | {times} | "
+            f"{r['postprocess_ms']:.1f} |"
         )
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

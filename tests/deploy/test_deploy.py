@@ -90,6 +90,19 @@ def test_fixed_size_engine_resizes_and_maps_back():
     assert labels.shape == (100, 150)
 
 
+def test_runner_picks_the_logits_of_an_instance_engine():
+    """An engine exported from a --task=instance model has ``instance`` and ``logits`` outputs (in
+    either order); the runner's label maps come from the logits."""
+    from types import SimpleNamespace
+
+    from tfseg.deploy import run_engine
+
+    logits, centres = np.zeros((1, 8, 8, 5), np.float32), np.zeros((1, 8, 8, 2), np.float32)
+    runner = SimpleNamespace(output_names=["instance", "logits"])
+    assert run_engine._pick({"instance": centres, "logits": logits}, runner) is logits
+    assert run_engine._pick({"out": logits}, SimpleNamespace(output_names=["out"])) is logits
+
+
 def test_runner_on_onnx_matches_tfseg_predict(tmp_path):
     """run_engine's whole pipeline (onnxruntime backend) gives tfseg.predict's label maps."""
     import keras

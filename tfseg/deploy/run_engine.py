@@ -30,8 +30,14 @@ else:  # run as a script from this folder on the device
 
 
 def _pick(outputs, runner):
-    """The engine's ``labels`` output if it has one, else its first output (logits)."""
-    return outputs["labels"] if "labels" in outputs else outputs[runner.output_names[0]]
+    """The engine's ``labels`` output if it has one, else ``logits``, else its first output.
+
+    (A ``--task=instance`` export also has an ``instance`` output, the centres; not used here.)
+    """
+    for name in ("labels", "logits"):
+        if name in outputs:
+            return outputs[name]
+    return outputs[runner.output_names[0]]
 
 
 def infer_labels(runner, image, stride=32):
