@@ -293,3 +293,29 @@ def test_written_predictions_round_trip(tmp_path):
     # the 9-pixel car is below the 100-pixel minimum: car has no gt (n/a); person only a FP
     assert result["per_class"]["car"]["ap"] is None
     assert result["per_class"]["person"]["ap"] is None
+
+
+def test_cityscapes_layout_feeds_the_instance_pipeline(tmp_path):
+    """``--dataset=cityscapes --task=instance`` reads ``gtFine/*_instanceIds.png``: on a tree in the
+    Cityscapes layout (the synthetic generator writes one), an unaugmented batch carries the
+    centre targets that numpy computes from the instanceIds files."""
+    from tfseg.data import get_dataset
+    from tfseg.instance.data import make_instance_train_dataset, read_instance_ids
+    from tfseg.instance.targets import instance_targets
+
+    root = str(tmp_path / "cityscapes")
+    get_dataset("synthetic", root, num_train=2, num_val=1, height=64, width=128, seed=3)
+    spec = get_dataset("cityscapes", root)  # the Cityscapes reader, not the synthetic one
+    assert spec.name == "cityscapes"
+    ds = make_instance_train_dataset(
+        spec, batch_size=2, crop_size=(64, 128), scale_range=(1.0, 1.0), flip=False,
+        color_jitter=False, shuffle=False,
+    )  # fmt: skip
+    _, (labels, targets) = next(iter(ds))
+    assert targets.shape == (2, 64, 128, 3)
+    for i, example in enumerate(spec.examples("train")):
+        centres, mask = instance_targets(read_instance_ids(example.instance))
+        assert mask.any()  # the scenes have cars and people
+        np.testing.assert_array_equal(targets[i, ..., 2].numpy() > 0, mask)
+        np.testing.assert_allclose(targets[i, ..., :2].numpy()[mask], centres[mask], atol=1e-3)
+        assert (labels[i].numpy()[mask] != spec.ignore_label).all()
