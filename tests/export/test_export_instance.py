@@ -190,3 +190,23 @@ def test_ssn_instance_exports_for_tx2(export_options, tmp_path):
         assert v["passed"] and v["centre_agreement"] >= 0.999, v
         ops = report["onnx" if fmt == "onnx" else "tflite"]["op_types"]
         assert ("Gather" if fmt == "onnx" else "GATHER") in ops
+
+
+def test_int8_tflite_of_an_instance_model_is_refused(
+    export_options, instance_model_path, tmp_path
+):
+    import os
+
+    out = str(tmp_path / "inst_int8.tflite")
+    with pytest.raises(ExportError, match="int8 cannot carry the instance output"):
+        run_export(
+            export_options(
+                model_path=instance_model_path,
+                output=out,
+                format="tflite",
+                precision="int8",
+                input_size=SIZE,
+            ),
+            **QUIET,
+        )
+    assert not os.path.exists(out) and not os.path.exists(out + ".report.json")

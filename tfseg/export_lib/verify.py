@@ -29,6 +29,12 @@ calibrated on 50 train images:
 
 (A weakly trained model, val mIoU 2.7 %, gave 99.51 % / 81.4 % agreement with unchanged mIoU: with
 flat logits int8 agreement drops first, which is why the mIoU drop is the second criterion.)
+
+Instance centres (``min_centre_agreement``), measured on the SSN model of the Table 6 analog
+(``docs/instance.md``; t = 30, val mIoU 36.4 %, 30 val images at 128x256): fp32 LiteRT, ONNX and
+SavedModel 100 % within 1 px (max difference 0.0006 px); fp16 99.985 % (a few pixels' nearest
+upsampling picks a neighbouring instance). Thresholds 99.9 % (fp32) and 99 % (fp16). int8 held
+0.85 %, so ``run_export`` refuses int8 LiteRT for instance models before converting.
 Re-measure on a trained Cityscapes model and tighten.
 """
 
@@ -44,7 +50,7 @@ THRESHOLDS = {
     "fp16": {"min_argmax_agreement": 0.99, "max_rel_logit_diff": 0.02, "max_miou_drop": 0.005,
              "min_centre_agreement": 0.99},
     "int8": {"min_argmax_agreement": 0.90, "max_rel_logit_diff": None, "max_miou_drop": 0.01,
-             "min_centre_agreement": 0.0},
+             "min_centre_agreement": 0.99},
 }
 
 
