@@ -18,7 +18,6 @@ import json
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -124,27 +123,13 @@ def _tflite_fn(model, size, threads):
     return LiteRTRunner(convert_tflite(folded, input_size=size), threads=threads).outputs
 
 
-def _interleaved_ms(fns, x, repeats, warmup=3):
-    """Median ms of each of ``fns`` ({key: fn}), timed in turn, so drifts of a shared machine hit
-    every t alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn(x)
-    times = {key: [] for key in fns}
-    for _ in range(repeats):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            fn(x)
-            times[key].append(1000 * (time.perf_counter() - t0))
-    return {key: statistics.median(v) for key, v in times.items()}
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.val_every is not None and args.val_every < 1:
         raise SystemExit(f"--val_every must be a positive number of epochs, got {args.val_every}")
     import numpy as np
 
+    from tfseg.benchmark import time_interleaved
     from tfseg.data import get_dataset
     from tfseg.instance.evaluation import evaluate_instances
     from tfseg.instance.module import InstanceSampling
@@ -188,7 +173,9 @@ def main(argv=None):
             "val_images": result["num_images"],
         })
         print(json.dumps(rows[-1]), flush=True)
-    ms = _interleaved_ms(fns, x, args.repeats)
+    # each t and runtime in turn, so that drifts of a shared machine hit every t alike
+    times = time_interleaved(fns, x, warmup=3, runs=args.repeats)
+    ms = {key: 1000 * statistics.median(v) for key, v in times.items()}
     for r in rows:
         for runtime in runtimes:
             r[f"{runtime}_ms"] = ms[(r["t"], runtime)]

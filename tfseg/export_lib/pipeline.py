@@ -184,7 +184,7 @@ def run_export(o, log=print):
     Raises ExportError (nothing written) or VerificationError (report written, artifact not).
     """
     import tfseg
-    from tfseg.export_lib.graph import inference_model, output_names
+    from tfseg.export_lib.graph import INSTANCE, inference_model, output_names
     from tfseg.utils import atomic_path, load_model, write_json_atomic
 
     check_options(o)
@@ -198,7 +198,7 @@ def run_export(o, log=print):
     batch = 1 if TARGETS[o.target]["static"] or o.format in ("tflite", "tensorrt") else None
     num_classes = int(model.outputs[0].shape[-1])
     outputs = output_names(model)  # ExportError for an unsupported multi-output model
-    if "instance" in outputs and o.format == "tflite" and o.precision == "int8":
+    if INSTANCE in outputs and o.format == "tflite" and o.precision == "int8":
         raise ExportError(
             "--precision=int8 cannot carry the instance output of a --task=instance model: its "
             "centres are pixel coordinates, which 8 bits cannot hold to a pixel (SSN at 128x256: "

@@ -16,6 +16,8 @@ The folder holds the TF variables and the two traced functions only (no Keras ob
 with ``tf.saved_model.load`` / TF Serving without tfseg or Keras. BN is folded by the caller.
 """
 
+from tfseg.export_lib.graph import OUTPUT_NAMES
+
 
 def write_saved_model(model, path, *, input_size=(None, None), batch_size=None, stride=32):
     """Write ``model`` as a SavedModel folder at ``path`` (which must not exist yet)."""
@@ -101,7 +103,7 @@ class SavedModelRunner:
 
     def outputs(self, x, names=None):
         out = self.float_fn(images=self._tf.constant(x))
-        names = names or [k for k in ("logits", "instance") if k in out]
+        names = names or [k for k in OUTPUT_NAMES if k in out]
         return {k: out[k].numpy() for k in names}
 
     def op_types(self):
