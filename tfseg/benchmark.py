@@ -27,6 +27,8 @@ The run also measures this machine's fp32 matrix-multiply throughput (numpy and 
 1024 / 2048, best of a few runs) and prints each runtime's achieved GFLOP/s (model GFLOPs / median
 latency) as a fraction of it. ``--json`` writes everything, ``--plot`` a PNG of FPS vs resolution.
 ``--model_path`` benchmarks a trained ``.keras`` model instead of a freshly built one.
+``--kernels`` times single convolution layers in LiteRT fp32 against int8 instead of a model
+(``tfseg.export_lib.kernels``): whether int8 can be faster on this CPU at all.
 """
 
 import json
@@ -98,6 +100,13 @@ def define_flags(fv=FLAGS):
     )
     flags.DEFINE_bool(
         "matmul", True, "Measure the fp32 matmul GFLOP/s of this machine.", flag_values=fv
+    )
+    flags.DEFINE_bool(
+        "kernels",
+        False,
+        "Instead of a model: LiteRT fp32 against int8 throughput of single convolution layers "
+        "(tfseg.export_lib.kernels), to see whether int8 can pay on this CPU.",
+        flag_values=fv,
     )
     flags.DEFINE_string("json", None, "Write the results as JSON here.", flag_values=fv)
     flags.DEFINE_string("plot", None, "Write a PNG of FPS vs resolution here.", flag_values=fv)
@@ -452,6 +461,32 @@ def plot_fps(rows, path):
     plt.close(fig)
 
 
+def run_kernels():
+    """``--kernels``: the single-layer fp32 / int8 table (with the matmul reference)."""
+    from tfseg.export_lib import kernels
+
+    peak = matmul_gflops() if FLAGS.matmul else None
+    if peak:
+        print(f"fp32 matmul: {peak['best']:.1f} GFLOP/s = {peak['best'] / 2:.1f} GMAC/s", flush=True)
+    found = kernels.cpu_int8_features()
+    print(f"int8 dot-product CPU flags: {', '.join(found) if found else 'none'}", flush=True)
+    print(kernels.KERNEL_HEADER, flush=True)
+    rows = kernels.measure_kernels(
+        threads=FLAGS.threads,
+        warmup=FLAGS.warmup,
+        runs=FLAGS.runs,
+        log=lambda line: print(line, flush=True),
+    )
+    if FLAGS.json:
+        from tfseg.utils import write_json_atomic
+
+        write_json_atomic(
+            FLAGS.json,
+            {"cpu_count": os.cpu_count(), "threads": FLAGS.threads, "matmul": peak,
+             "int8_cpu_flags": found, "kernels": rows},
+        )  # fmt: skip
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -471,6 +506,9 @@ def main(argv):
 
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    if FLAGS.kernels:
+        run_kernels()
+        return
     if FLAGS.model_path:
         targets = [(None, None)]
     elif FLAGS.all or FLAGS.pairs:

@@ -1,0 +1,149 @@
+"""Single-layer LiteRT throughput, fp32 against int8: does int8 pay on this CPU?
+
+Whole-model int8 timings mix three things: the convolution kernels themselves, the float <-> int8
+conversions at the model's ends, and the layers a model happens to have. This module times the
+kernels alone: one layer per model, converted to fp32 and to full-integer int8 with int8 input and
+output (so no QUANTIZE / DEQUANTIZE of large tensors is counted), run by LiteRT's XNNPACK delegate
+and timed interleaved. ``python -m tfseg.benchmark --kernels --threads=2`` prints the table.
+
+int8 convolutions need integer dot products to beat fp32 FMAs. x86 CPUs with AVX-512 VNNI or
+AVX-VNNI, and Arm CPUs with the dot-product extension, have them; on AVX2 alone XNNPACK's int8 path
+multiplies 16-bit values, which gives about the MACs per cycle of fp32 FMAs. The table shows what
+that means on the machine it runs on.
+"""
+
+import time
+
+import numpy as np
+
+# (name, kind, H, W, C_in, C_out): layers of the models tfseg benchmarks at 512x1024.
+KERNELS = (
+    ("resnet18 conv2 3x3", "conv3x3", 128, 256, 64, 64),
+    ("resnet18 conv4 3x3", "conv3x3", 32, 64, 256, 256),
+    ("resnet18 conv5 3x3", "conv3x3", 16, 32, 512, 512),
+    ("mobilenet pointwise 1x1", "conv1x1", 64, 128, 256, 256),
+    ("mobilenet depthwise 3x3", "dw3x3", 64, 128, 256, 256),
+)
+KINDS = ("conv3x3", "conv1x1", "dw3x3")
+
+
+def kernel_macs(kind, h, w, cin, cout):
+    if kind == "conv3x3":
+        return h * w * 9 * cin * cout
+    if kind == "conv1x1":
+        return h * w * cin * cout
+    if kind == "dw3x3":
+        return h * w * 9 * cin
+    raise ValueError(f"unknown kernel kind {kind!r}; choose from {', '.join(KINDS)}")
+
+
+def _layer_model(kind, h, w, cin, cout, seed):
+    import keras
+
+    kernel_macs(kind, h, w, cin, cout)  # validates kind
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((h, w, cin), batch_size=1)
+    if kind == "dw3x3":
+        out = keras.layers.DepthwiseConv2D(3, padding="same")(inp)
+    else:
+        out = keras.layers.Conv2D(cout, 3 if kind == "conv3x3" else 1, padding="same")(inp)
+    return keras.Model(inp, out)
+
+
+def convert_layer(model, precision, calibration):
+    """TFLite bytes of a one-layer ``model``: fp32, or int8 with int8 input and output."""
+    import tensorflow as tf
+
+    shape = [1, *model.input_shape[1:]]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def serve(x):
+        return model(x, training=False)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
+    if precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([c] for c in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    elif precision != "fp32":
+        raise ValueError(f"precision {precision!r}: choose fp32 or int8")
+    return converter.convert()
+
+
+def _invoker(content, threads):
+    from tfseg.export_lib.tflite import _interpreter
+
+    it = _interpreter(content, threads=threads)
+    it.allocate_tensors()
+    detail = it.get_input_details()[0]
+    rng = np.random.default_rng(0)
+    if detail["dtype"] == np.int8:
+        x = rng.integers(-128, 128, detail["shape"], dtype=np.int8)
+    else:
+        x = rng.standard_normal(detail["shape"]).astype(np.float32)
+    it.set_tensor(detail["index"], x)
+    return it.invoke
+
+
+def measure_kernels(kernels=KERNELS, *, threads=None, warmup=2, runs=10, log=None):
+    """One row per kernel: MACs, fp32 and int8 median ms, GMAC/s and the int8 speed-up."""
+    from tfseg.benchmark import latency_stats
+
+    rows = []
+    for name, kind, h, w, cin, cout in kernels:
+        model = _layer_model(kind, h, w, cin, cout, seed=0)
+        rng = np.random.default_rng(1)
+        calibration = [rng.standard_normal((1, h, w, cin)).astype(np.float32) for _ in range(3)]
+        invoke = {p: _invoker(convert_layer(model, p, calibration), threads) for p in ("fp32", "int8")}
+        for fn in invoke.values():
+            for _ in range(max(1, warmup)):
+                fn()
+        times = {p: [] for p in invoke}
+        for _ in range(runs):  # interleaved: load from other processes hits both alike
+            for p, fn in invoke.items():
+                start = time.perf_counter()
+                fn()
+                times[p].append(time.perf_counter() - start)
+        macs = kernel_macs(kind, h, w, cin, cout)
+        row = {"kernel": name, "kind": kind, "shape": [h, w, cin, cout], "macs": macs}
+        for p in invoke:
+            stats = latency_stats(times[p])
+            row[p] = {"median_ms": stats["median_ms"], "gmacs": macs / stats["median_ms"] / 1e6}
+        row["int8_speedup"] = row["fp32"]["median_ms"] / row["int8"]["median_ms"]
+        rows.append(row)
+        if log:
+            log(format_kernel_row(row))
+    return rows
+
+
+KERNEL_HEADER = (
+    f"{'kernel':<26} {'HxW, Cin->Cout':<18} {'GMAC':>6} {'fp32 ms':>9} {'GMAC/s':>7} "
+    f"{'int8 ms':>9} {'GMAC/s':>7} {'int8 speed-up':>13}"
+)
+
+
+def format_kernel_row(row):
+    h, w, cin, cout = row["shape"]
+    return (
+        f"{row['kernel']:<26} {f'{h}x{w}, {cin}->{cout}':<18} {row['macs'] / 1e9:>6.2f} "
+        f"{row['fp32']['median_ms']:>9.2f} {row['fp32']['gmacs']:>7.1f} "
+        f"{row['int8']['median_ms']:>9.2f} {row['int8']['gmacs']:>7.1f} "
+        f"{row['int8_speedup']:>12.2f}x"
+    )
+
+
+def cpu_int8_features():
+    """The CPU flags that give int8 dot products (x86 VNNI / AMX, Arm dot product / i8mm) found in
+    /proc/cpuinfo; empty where there are none (or no /proc/cpuinfo)."""
+    wanted = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    present = set(line.split(":", 1)[1].split())
+                    return [w for w in wanted if w in present]
+    except OSError:
+        pass
+    return []
