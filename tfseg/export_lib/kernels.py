@@ -54,13 +54,16 @@ def convert_layer(model, precision, calibration):
     """TFLite bytes of a one-layer ``model``: fp32, or int8 with int8 input and output."""
     import tensorflow as tf
 
+    from tfseg.export_lib.errors import quiet_absl
+
     shape = [1, *model.input_shape[1:]]
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
     def serve(x):
         return model(x, training=False)
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
+    with quiet_absl():
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
     if precision == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([c] for c in calibration)
@@ -69,7 +72,8 @@ def convert_layer(model, precision, calibration):
         converter.inference_output_type = tf.int8
     elif precision != "fp32":
         raise ValueError(f"precision {precision!r}: choose fp32 or int8")
-    return converter.convert()
+    with quiet_absl():
+        return converter.convert()
 
 
 def _invoker(content, threads):
