@@ -301,3 +301,30 @@ def test_tiled_inference_matches_whole_image_for_a_pointwise_model():
         predict_probabilities(predict, x, max_pixels=10)
     with pytest.raises(ValueError, match="scales must be positive"):
         predict_probabilities(predict, x, scales=[0.0])
+
+
+def test_green_ai_table_speedups_against_theory():
+    """The green-AI table divides full-size seconds by each variant's and sets the speed-up after
+    the first trace against the schedule's theoretical speed-up."""
+    green_ai = _tool("green_ai")
+
+    def run(train, after, wall, cpu, miou, switches=()):
+        stages = [{"stage": 0}] + [{"stage": i + 1, "switch_seconds": s} for i, s in enumerate(switches)]
+        return {"train_seconds": train, "train_seconds_after_first_trace": after, "wall_seconds": wall,
+                "cpu_seconds": cpu, "val_miou": miou, "stages": stages, "command": "python -m tfseg.train"}  # fmt: skip
+
+    result = {
+        "model": "skipnet+mobilenet", "epochs": 30, "schedule": "0:0.25,18:0.5,24:1.0",
+        "theoretical_cost": 0.2875, "theoretical_speedup": 1 / 0.2875,
+        "settings": {"height": 256, "width": 512, "num_train": 300, "num_val": 50},
+        "variants": {"full": run(3000, 2900, 3100, 6000, 0.7),
+                     "pr_lr": run(1000, 1000, 1200, 2000, 0.69, switches=(1.5, 2.0))},
+    }  # fmt: skip
+    table = green_ai._table(result)
+    lines = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    pr = [c.strip() for c in lines["PR with LR"].split("|")[1:-1]]
+    assert pr[5] == "3.00x / 2.90x / 2.58x / 3.00x"
+    assert pr[6] == f"{2.9 / (1 / 0.2875):.2f}"  # measured / theoretical, after the first trace
+    assert pr[7] == "1.5, 2.0" and pr[8] == "69.00"
+    assert "PR w/o LR" not in lines  # variants that did not run are left out
+    assert "3.48x" in table.splitlines()[0]
