@@ -12,7 +12,8 @@ Runtimes (``--runtimes``, comma-separated):
 - ``saved_model``: the SavedModel of ``tfseg.export`` (BN folded), its ``serving_default``;
 - ``tflite``, ``tflite_fp16``, ``tflite_int8``: LiteRT (``ai-edge-litert``, XNNPACK) on the
   ``tfseg.export`` conversion; int8 is calibrated on 4 random-normal inputs here (latency only: use
-  ``tfseg.export --verify`` for accuracy);
+  ``tfseg.export --verify`` for accuracy); ``tflite_int8_mixed`` is int8 with the class-score
+  layers left in float (``tfseg.export --int8_float_layers=scores``);
 - ``onnxruntime``: the ``tfseg.export`` ONNX graph (opset 17) on onnxruntime's CPU provider;
 - ``tensorrt``: ONNX -> TensorRT fp16 engine, where ``tensorrt`` and a GPU are present (skipped
   with a note elsewhere);
@@ -52,6 +53,7 @@ RUNTIMES = [
     "tflite",
     "tflite_fp16",
     "tflite_int8",
+    "tflite_int8_mixed",
     "onnxruntime",
     "tensorrt",
     "none",
@@ -207,16 +209,23 @@ def make_runner(runtime, model, size, *, threads=None, workdir, cache):
         write_saved_model(_folded(model, cache, "saved_model"), path, input_size=size, batch_size=1)
         return SavedModelRunner(path)
     if runtime.startswith("tflite"):
-        from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
+        from tfseg.export_lib.tflite import (
+            LiteRTRunner,
+            convert_tflite,
+            float_layer_names,
+        )
 
-        precision = {"tflite": "fp32", "tflite_fp16": "fp16", "tflite_int8": "int8"}[runtime]
+        precision = {"tflite": "fp32", "tflite_fp16": "fp16"}.get(runtime, "int8")
         rng = np.random.default_rng(0)
         rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
+        folded = _folded(model, cache, "tflite", precision)
+        float_layers = float_layer_names(folded, "scores") if runtime.endswith("_mixed") else []
         content = convert_tflite(
-            _folded(model, cache, "tflite", precision),
+            folded,
             input_size=size,
             precision=precision,
             representative=rep,
+            float_layers=float_layers,
         )
         return LiteRTRunner(content, threads=threads)
     if runtime in ("onnxruntime", "tensorrt"):
@@ -369,7 +378,11 @@ def _static_copy(model, size):
     """The same functional graph rebuilt on a static-size input (for counting MACs; new weights)."""
     import keras
 
-    return keras.models.clone_model(model, input_tensors=keras.Input((*size, 3)))
+    inp = keras.Input((*size, 3))
+    # a model loaded from a .keras file keeps its input as a one-element list
+    return keras.models.clone_model(
+        model, input_tensors=[inp] if isinstance(model.input, (list, tuple)) else inp
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,7 +390,7 @@ def _static_copy(model, size):
 # --------------------------------------------------------------------------------------------------
 
 _HEADER = (
-    f"{'model':<22}{'size':>11}{'params':>12}{'GFLOPs':>8}  {'runtime':<12}"
+    f"{'model':<22}{'size':>11}{'params':>12}{'GFLOPs':>8}  {'runtime':<18}"
     f"{'median ms':>10}{'p90 ms':>9}{'FPS':>8}{'GFLOP/s':>9}{'% matmul':>9}"
 )
 
@@ -388,7 +401,7 @@ def _label(row):
 
 def format_line(row, runtime):
     size = row["input_size"] + ("*" if row.get("padded") else "")
-    head = f"{_label(row):<22}{size:>11}{row['params']:>12,}{row['gflops']:>8.2f}  {runtime:<12}"
+    head = f"{_label(row):<22}{size:>11}{row['params']:>12,}{row['gflops']:>8.2f}  {runtime:<18}"
     r = row.get(runtime)
     if r is None:
         return head + f"{'-':>10}"

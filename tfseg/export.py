@@ -83,6 +83,14 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_integer(
         "workspace_mb", 1024, "TensorRT builder workspace (MiB).", lower_bound=16, flag_values=fv
     )
+    flags.DEFINE_string(
+        "int8_float_layers",
+        "",
+        "tflite int8 only: Keras layers kept in float32 (selective quantisation). 'scores': the "
+        "class-score path (every layer with num_classes output channels), which recovers most of "
+        "int8's argmax loss for little time; or comma-separated layer names / fnmatch patterns.",
+        flag_values=fv,
+    )
     flags.mark_flags_as_required(["model_path", "output"], flag_values=fv)
 
 
@@ -113,6 +121,7 @@ def options_from_flags(fv=FLAGS):
         calibration_steps=fv.calibration_steps,
         threads=fv.threads,
         workspace_mb=fv.workspace_mb,
+        int8_float_layers=fv.int8_float_layers,
     )
 
 

@@ -93,3 +93,19 @@ def test_kernels_unknown_kind_is_named():
 
     with pytest.raises(ValueError, match="'conv5x5'"):
         kernels.kernel_macs("conv5x5", 1, 1, 1, 1)
+
+
+def test_measure_a_saved_dynamic_model_with_mixed_int8(tmp_path):
+    """``--model_path`` with a model saved at dynamic H/W (as tfseg.train saves them), and the
+    ``tflite_int8_mixed`` runtime (int8 with the class-score layers in float)."""
+    from export_helpers import small_model
+
+    path = str(tmp_path / "dyn.keras")
+    small_model().save(path)
+    row = benchmark.measure(
+        None, None, 5, (64, 128), runtimes=["tflite_int8", "tflite_int8_mixed"], warmup=1,
+        runs=2, threads=1, model_path=path,
+    )  # fmt: skip
+    assert row["input_size"] == "64x128" and row["gflops"] > 0
+    for runtime in ("tflite_int8", "tflite_int8_mixed"):
+        assert row[runtime]["runs"] == 2 and row[runtime]["median_ms"] > 0

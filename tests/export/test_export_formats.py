@@ -146,3 +146,73 @@ def test_runners_agree_on_a_batch(export_options, tmp_path):
     np.testing.assert_allclose(dynamic(x), ref, atol=1e-4 * np.abs(ref).max())
     big = np.concatenate([x, x], axis=2)  # resized on the fly
     assert dynamic(big).shape == (1, 64, 256, 5)
+
+
+def test_tflite_int8_with_float_score_layers(export_options, tmp_path):
+    """``--int8_float_layers=scores``: the class-score layers compute in float, the rest in int8."""
+    import keras
+
+    from tfseg.export_lib.tflite import LiteRTRunner, float_layer_names
+
+    out = str(tmp_path / "mixed.tflite")
+    report = run_export(
+        export_options(output=out, format="tflite", precision="int8", input_size=(64, 128),
+                       int8_float_layers="scores"),
+        **QUIET,
+    )  # fmt: skip
+    v = report["verification"]
+    assert v["passed"], v["failures"]
+    info = report["tflite"]
+    # SkipNet's score path: the 1x1 score convolutions, the x2 / x8 upsamplings, the fusing adds
+    layers = info["int8_float_layers"]
+    assert {"skipnet_score_p5", "skipnet_score_p4", "skipnet_score_p3", "skipnet_fuse_p4"} <= set(
+        layers
+    )
+    assert not [n for n in layers if n.startswith("mobilenet_")]  # the encoder stays int8
+    # float ops are exactly the score path's: convolutions (score and sub-pixel upsampling), adds,
+    # depth-to-space; the depthwise encoder convolutions are all int8
+    float_ops = info["float_ops"]
+    assert float_ops.get("CONV_2D", 0) >= 3 and "ADD" in float_ops
+    assert "DEPTHWISE_CONV_2D" not in float_ops
+    ops = info["op_types"]
+    assert ops["QUANTIZE"] >= 1 and ops["DEQUANTIZE"] >= 1
+    # the full-int8 export of the same model has no float computation
+    full = run_export(
+        export_options(output=str(tmp_path / "full.tflite"), format="tflite", precision="int8",
+                       input_size=(64, 128)),
+        **QUIET,
+    )  # fmt: skip
+    assert full["tflite"]["float_ops"] == {} and full["tflite"]["int8_float_layers"] == []
+    # the float score path brings the artifact closer to Keras than full int8 does
+    assert v["mean_abs_logit_diff"] <= full["verification"]["mean_abs_logit_diff"]
+    # the selection on the saved model: the same names as the report's
+    model = keras.models.load_model(export_options().model_path, compile=False)
+    assert set(float_layer_names(model, "scores")) == set(layers)
+    assert LiteRTRunner(out)(np.zeros((1, 64, 128, 3), np.float32)).shape == (1, 64, 128, 5)
+
+
+def test_int8_float_layers_bad_values(export_options, tmp_path):
+    from tfseg.export_lib.tflite import float_layer_names
+
+    out = str(tmp_path / "m.tflite")
+    with pytest.raises(ExportError, match="'no_such_layer\\*' matches no layer"):
+        run_export(
+            export_options(output=out, format="tflite", precision="int8", input_size=(64, 128),
+                           int8_float_layers="skipnet_score_*,no_such_layer*"),
+            **QUIET,
+        )  # fmt: skip
+    with pytest.raises(ExportError, match="--int8_float_layers is for --format=tflite --precision=int8"):
+        run_export(
+            export_options(output=out, format="tflite", precision="fp16", input_size=(64, 128),
+                           int8_float_layers="scores"),
+            **QUIET,
+        )  # fmt: skip
+    assert not os.listdir(tmp_path)
+    import keras
+
+    model = keras.models.load_model(export_options().model_path, compile=False)
+    assert float_layer_names(model, "") == []
+    picked = float_layer_names(model, "skipnet_score_p5, skipnet_score_*")
+    scores = {layer.name for layer in model.layers if layer.name.startswith("skipnet_score_")}
+    assert picked[0] == "skipnet_score_p5" and len(picked) == len(set(picked))  # in order, once
+    assert set(picked) == scores and len(scores) >= 3

@@ -73,6 +73,7 @@ class ExportOptions:
     calibration_steps: int = 100
     threads: int | None = None
     workspace_mb: int = 1024
+    int8_float_layers: str = ""
 
 
 def check_options(o):
@@ -91,6 +92,11 @@ def check_options(o):
         }[o.format]
         raise ExportError(
             f"--precision={o.precision} is not available for --format={o.format}: {hint}"
+        )
+    if (o.int8_float_layers or "").strip() and (o.format, o.precision) != ("tflite", "int8"):
+        raise ExportError(
+            "--int8_float_layers is for --format=tflite --precision=int8, not "
+            f"--format={o.format} --precision={o.precision}"
         )
     if o.precision not in TARGETS[o.target]["precisions"]:
         raise ExportError(
@@ -260,8 +266,12 @@ def run_export(o, log=print):
                 verification = _verify(o, model, runner, spec, size, stride, num_classes, log)
                 report["verification"] = verification
                 if not verification["passed"]:
+                    hint = ""
+                    if (o.format, o.precision) == ("tflite", "int8") and not o.int8_float_layers:
+                        hint = " (try --int8_float_layers=scores: the class-score layers in float)"
                     raise VerificationError(
-                        "verification failed: " + "; ".join(verification["failures"]), report
+                        "verification failed: " + "; ".join(verification["failures"]) + hint,
+                        report,
                     )
     except VerificationError:
         report["artifact_written"] = False
@@ -361,9 +371,15 @@ def _build_saved_model(o, model, tmp, *, size, batch, stride, spec, report, log)
 
 
 def _build_tflite(o, model, tmp, *, size, batch, stride, spec, report, log):
-    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, tflite_op_types
+    from tfseg.export_lib.tflite import (
+        LiteRTRunner,
+        convert_tflite,
+        float_layer_names,
+        tflite_op_types,
+    )
 
     representative = None
+    float_layers = []
     if o.precision == "int8":
         from tfseg.export_lib.samples import calibration_images
 
@@ -372,9 +388,14 @@ def _build_tflite(o, model, tmp, *, size, batch, stride, spec, report, log):
             spec, o.calibration_split, steps=o.calibration_steps,
             input_size=size if size[0] else None, stride=stride,
         )  # fmt: skip
+        float_layers = float_layer_names(model, o.int8_float_layers)
+        if float_layers:
+            log(f"int8 with {len(float_layers)} layer(s) kept in float: {', '.join(float_layers)}")
+    info = {}
     content = convert_tflite(
-        model, input_size=size, precision=o.precision, representative=representative
-    )
+        model, input_size=size, precision=o.precision, representative=representative,
+        float_layers=float_layers, info=info,
+    )  # fmt: skip
     with open(tmp, "wb") as f:
         f.write(content)
     ops = tflite_op_types(content)
@@ -382,6 +403,8 @@ def _build_tflite(o, model, tmp, *, size, batch, stride, spec, report, log):
         "op_types": ops,
         "supported_ops": "TFLITE_BUILTINS_INT8" if o.precision == "int8" else "TFLITE_BUILTINS",
         "calibration_images": o.calibration_steps if o.precision == "int8" else None,
+        "int8_float_layers": float_layers,
+        "float_ops": info.get("float_ops"),
         "io": "float32 in / float32 out"
         + (" (QUANTIZE/DEQUANTIZE at the edges)" if o.precision == "int8" else ""),
     }

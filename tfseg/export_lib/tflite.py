@@ -12,10 +12,17 @@ must have an int8 kernel). An op outside those fails the export with the op and 
 int8: weights and activations int8, calibrated on ``representative`` (an iterable of float32
 ``(1, H, W, 3)`` normalised images from tfseg's data pipeline); input and output stay float32 with
 a QUANTIZE / DEQUANTIZE at the edges, so an int8 model is a drop-in for the fp32 one.
+``float_layers`` (int8 only) keeps the ops of those Keras layers in float32 and quantises the rest
+(selective quantisation through ``tf.lite.experimental.QuantizationDebugger``'s denylist), with a
+QUANTIZE / DEQUANTIZE at each boundary. ``float_layer_names(model, "scores")`` names the class-score
+path: every layer whose output has ``num_classes`` channels. 8 bits there cost argmax agreement
+(the logits' top two classes are often closer than one quantisation step), and the layers are cheap
+(``num_classes`` channels), so keeping them float costs little time (README, "Export").
 fp16: float16 weights, dequantised at load time; computation in fp32 on CPUs without fp16 units.
 """
 
 import collections
+import fnmatch
 import re
 
 import numpy as np
@@ -32,12 +39,58 @@ from tfseg.export_lib.graph import (
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
-def convert_tflite(model, *, input_size, precision="fp32", representative=None):
-    """TFLite flatbuffer (bytes) of ``model`` at batch 1 and ``input_size`` = (H, W) (None: dynamic)."""
+FLOAT_LAYER_PRESETS = ("scores",)
+
+
+def float_layer_names(model, spec):
+    """Keras layer names of ``model`` that ``spec`` selects: ``""`` none; ``"scores"`` every layer
+    whose output has as many channels as the model's logits (the class-score path); otherwise
+    comma-separated layer names or ``fnmatch`` patterns (``"skipnet_score_*,skipnet_up_*"``).
+    A name or pattern that matches no layer is an ExportError naming it."""
+    spec = (spec or "").strip()
+    if not spec:
+        return []
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    if spec == "scores":
+        classes = int(model.outputs[0].shape[-1])
+        found = []
+        for layer in layers:
+            outs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
+            if all(len(o.shape) == 4 and o.shape[-1] == classes for o in outs):
+                found.append(layer.name)
+        if not found:
+            raise ExportError(f"--int8_float_layers=scores: no layer of {model.name!r} has "
+                              f"{classes} output channels")  # fmt: skip
+        return found
+    names = [layer.name for layer in layers]
+    selected = []
+    for pattern in (p.strip() for p in spec.split(",")):
+        if not pattern:
+            continue
+        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            raise ExportError(
+                f"--int8_float_layers: {pattern!r} matches no layer of {model.name!r} "
+                f"(presets: {', '.join(FLOAT_LAYER_PRESETS)}; or layer names / fnmatch patterns)"
+            )
+        selected += [n for n in hits if n not in selected]
+    return selected
+
+
+def convert_tflite(
+    model, *, input_size, precision="fp32", representative=None, float_layers=(), info=None
+):
+    """TFLite flatbuffer (bytes) of ``model`` at batch 1 and ``input_size`` = (H, W) (None: dynamic).
+
+    ``float_layers``: Keras layer names kept in float32 in an int8 model (``float_layer_names``).
+    ``info`` (a dict, optional) receives ``float_ops``: the op types left in float, with counts.
+    """
     import tensorflow as tf
 
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if float_layers and precision != "int8":
+        raise ExportError(f"float layers are for --precision=int8, not {precision}")
     h, w = input_size
     spec = [tf.TensorSpec([1, h, w, 3], tf.float32, name="images")]
 
@@ -68,9 +121,70 @@ def convert_tflite(model, *, input_size, precision="fp32", representative=None):
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
         with quiet_absl():
-            return converter.convert()
+            if float_layers:
+                content = _selective_int8(converter, model, float_layers, samples)
+            else:
+                content = converter.convert()
+    except ExportError:
+        raise
     except Exception as e:  # ConverterError and friends
         raise _unsupported_ops_error(e, fn, model, precision) from e
+    if info is not None and precision == "int8":
+        info["float_ops"] = float_op_types(content)
+    return content
+
+
+def _selective_int8(converter, model, float_layers, samples):
+    """int8 conversion with the ops of ``float_layers`` left in float32.
+
+    The debugger calibrates the model once; the denylist names the calibrated model's op output
+    tensors, which carry the Keras layer names in their name scopes (``graph.layer_for_op``).
+    """
+    import tensorflow as tf
+
+    # float kernels are needed for the denylisted ops
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=lambda: ([np.asarray(s, np.float32)] for s in samples[:1]),
+    )
+    it = _interpreter(debugger.calibrated_model, delegates=False)
+    tensors = {d["index"]: d["name"] for d in it.get_tensor_details()}
+    layer_names = [layer.name for layer in model.layers]
+    wanted = set(float_layers)
+    nodes = []
+    for op in it._get_ops_details():
+        for index in op["outputs"]:
+            name = tensors.get(index, "")
+            if layer_for_op(name, layer_names) in wanted and name not in nodes:
+                nodes.append(name)
+    if not nodes:
+        raise ExportError(
+            "--int8_float_layers: no TFLite op came from " + ", ".join(sorted(wanted))
+        )
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    return debugger.get_nondebug_quantized_model()
+
+
+def float_op_types(content):
+    """``{op name: count}`` of the ops computing in float32 in a quantised TFLite model (QUANTIZE /
+    DEQUANTIZE at the boundaries not counted)."""
+    it = _interpreter(content, delegates=False)
+    shape = it.get_input_details()[0]["shape_signature"]
+    if any(int(d) < 0 for d in shape):
+        return {}
+    it.allocate_tensors()
+    dtypes = {d["index"]: d["dtype"] for d in it.get_tensor_details()}
+    ops = collections.Counter(
+        d["op_name"]
+        for d in it._get_ops_details()
+        if d["op_name"] not in ("QUANTIZE", "DEQUANTIZE")
+        and any(dtypes.get(i) == np.float32 for i in d["outputs"])
+    )
+    return dict(sorted(ops.items()))
 
 
 _OP_PATTERNS = (
