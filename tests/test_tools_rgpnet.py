@@ -328,3 +328,32 @@ def test_green_ai_table_speedups_against_theory():
     assert pr[7] == "1.5, 2.0" and pr[8] == "69.00"
     assert "PR w/o LR" not in lines  # variants that did not run are left out
     assert "3.48x" in table.splitlines()[0]
+
+
+def test_green_ai_border_fraction_on_a_two_class_label(tmp_path):
+    """A label of two halves: at full size the two columns beside the edge are border pixels
+    (k = 3), at half size twice the share; ignore pixels count for neither."""
+    from types import SimpleNamespace
+
+    green_ai = _tool("green_ai")
+    label = np.zeros((8, 8), np.uint8)
+    label[:, 4:] = 7
+    label[0, 0] = 99  # ignore
+    path = str(tmp_path / "label.png")
+    Image.fromarray(label).save(path)
+    lut = np.full(256, 255, np.uint8)
+    lut[0], lut[7] = 0, 1
+    spec = SimpleNamespace(
+        examples=lambda split: [SimpleNamespace(label=path)], lut=lut, num_classes=2,
+        class_names=["left", "right"], ignore_label=255,
+    )  # fmt: skip
+    result = green_ai.border_fractions(spec, [1.0, 0.5], kernel=3)
+    full, half = result[1.0], result[0.5]
+    assert full["size"] == [8, 8] and half["size"] == [4, 4]
+    # full size: columns 3 and 4 of 63 valid pixels; ignore is no class, so (1, 1) is not a border
+    assert full["border"] == pytest.approx(16 / 63)
+    assert full["per_class"] == {"left": pytest.approx(8 / 31), "right": pytest.approx(8 / 32)}
+    # half size (nearest with half-pixel centres samples rows / columns 1, 3, 5, 7, so the ignore
+    # pixel at (0, 0) drops out): columns 1 and 2 of 16
+    assert half["border"] == pytest.approx(8 / 16)
+    assert half["per_class"]["right"] == pytest.approx(4 / 8)
