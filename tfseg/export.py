@@ -87,8 +87,9 @@ def define_flags(fv=FLAGS):
         "int8_float_layers",
         "",
         "tflite int8 only: Keras layers kept in float32 (selective quantisation). 'scores': the "
-        "class-score path (every layer with num_classes output channels), which recovers most of "
-        "int8's argmax loss for little time; or comma-separated layer names / fnmatch patterns.",
+        "class-score path (the layers with num_classes output channels that lead only through "
+        "such layers to the output), where 8 bits cost the most argmax agreement; or "
+        "comma-separated layer names / fnmatch patterns.",
         flag_values=fv,
     )
     flags.mark_flags_as_required(["model_path", "output"], flag_values=fv)

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+import tfseg
 from tfseg.export_lib import THRESHOLDS, ExportError, VerificationError, run_export
 
 QUIET = {"log": lambda *_: None}
@@ -189,6 +190,19 @@ def test_tflite_int8_with_float_score_layers(export_options, tmp_path):
     model = keras.models.load_model(export_options().model_path, compile=False)
     assert set(float_layer_names(model, "scores")) == set(layers)
     assert LiteRTRunner(out)(np.zeros((1, 64, 128, 3), np.float32)).shape == (1, 64, 128, 5)
+
+
+def test_score_layers_skip_encoder_layers_with_as_many_channels():
+    """With 64 classes, ResNet18's 64-channel layers are not class scores: their consumers lead
+    elsewhere. UNet's classifier, its upsampling and the output resize are."""
+    from tfseg.export_lib.tflite import score_layers
+
+    model = tfseg.build_model("unet", 64, encoder="resnet18", input_shape=(64, 128, 3))
+    picked = score_layers(model)
+    assert not [n for n in picked if n.startswith("resnet18_")]
+    assert picked[-3:] == ["unet_score", "unet_up_out", "logits"]
+    model = tfseg.build_model("unet", 19, encoder="resnet18", input_shape=(64, 128, 3))
+    assert score_layers(model) == ["unet_score", "unet_up_out", "logits"]
 
 
 def test_int8_float_layers_bad_values(export_options, tmp_path):

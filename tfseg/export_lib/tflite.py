@@ -15,9 +15,9 @@ a QUANTIZE / DEQUANTIZE at the edges, so an int8 model is a drop-in for the fp32
 ``float_layers`` (int8 only) keeps the ops of those Keras layers in float32 and quantises the rest
 (selective quantisation through ``tf.lite.experimental.QuantizationDebugger``'s denylist), with a
 QUANTIZE / DEQUANTIZE at each boundary. ``float_layer_names(model, "scores")`` names the class-score
-path: every layer whose output has ``num_classes`` channels. 8 bits there cost argmax agreement
-(the logits' top two classes are often closer than one quantisation step), and the layers are cheap
-(``num_classes`` channels), so keeping them float costs little time (README, "Export").
+path (``score_layers``). 8 bits there cost argmax agreement (the logits' top two classes are often
+closer than one quantisation step). The layers have only ``num_classes`` channels, but the float
+kernels and the boundary conversions still cost time: measured in the README, "Export".
 fp16: float16 weights, dequantised at load time; computation in fp32 on CPUs without fp16 units.
 """
 
@@ -43,8 +43,8 @@ FLOAT_LAYER_PRESETS = ("scores",)
 
 
 def float_layer_names(model, spec):
-    """Keras layer names of ``model`` that ``spec`` selects: ``""`` none; ``"scores"`` every layer
-    whose output has as many channels as the model's logits (the class-score path); otherwise
+    """Keras layer names of ``model`` that ``spec`` selects: ``""`` none; ``"scores"`` the
+    class-score path (``score_layers``); otherwise
     comma-separated layer names or ``fnmatch`` patterns (``"skipnet_score_*,skipnet_up_*"``).
     A name or pattern that matches no layer is an ExportError naming it."""
     spec = (spec or "").strip()
@@ -52,15 +52,9 @@ def float_layer_names(model, spec):
         return []
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     if spec == "scores":
-        classes = int(model.outputs[0].shape[-1])
-        found = []
-        for layer in layers:
-            outs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
-            if all(len(o.shape) == 4 and o.shape[-1] == classes for o in outs):
-                found.append(layer.name)
+        found = score_layers(model)
         if not found:
-            raise ExportError(f"--int8_float_layers=scores: no layer of {model.name!r} has "
-                              f"{classes} output channels")  # fmt: skip
+            raise ExportError(f"--int8_float_layers=scores: {model.name!r} has no class-score layers")
         return found
     names = [layer.name for layer in layers]
     selected = []
@@ -75,6 +69,29 @@ def float_layer_names(model, spec):
             )
         selected += [n for n in hits if n not in selected]
     return selected
+
+
+def score_layers(model):
+    """The class-score path of ``model``: layers whose outputs have the logits' channel count and
+    whose every consumer, up to the model's output, is such a layer too (so an encoder layer that
+    happens to have ``num_classes`` channels is not picked). In graph order."""
+    classes = int(model.outputs[0].shape[-1])
+    outputs = {id(t) for t in model.outputs}
+    own = {id(layer) for layer in model.layers}
+    score = {}
+    for layer in reversed(model.layers):  # functional models list layers in graph order
+        if type(layer).__name__ == "InputLayer":
+            continue
+        outs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
+        if not all(len(o.shape) == 4 and o.shape[-1] == classes for o in outs):
+            continue
+        consumers = [
+            node.operation for node in layer._outbound_nodes if id(node.operation) in own
+        ]
+        is_output = any(id(o) in outputs for o in outs)
+        if (consumers or is_output) and all(score.get(id(c), False) for c in consumers):
+            score[id(layer)] = True
+    return [layer.name for layer in model.layers if score.get(id(layer))]
 
 
 def convert_tflite(
