@@ -106,9 +106,9 @@ def define_flags():
     )
 
 
-def border_fractions(spec, scales, kernel, *, split="train", max_images=100, size=None):
+def border_fractions(spec, scales, kernel, *, split="train", max_images=100):
     """Share of border pixels (``tfseg.losses.border_mask``) in ``split``'s labels resized by
-    nearest neighbour to each of ``scales`` (of ``size`` = (H, W), default each label's own size):
+    nearest neighbour to each of ``scales`` of their own size:
     ``{scale: {"size": [h, w], "border": fraction of valid pixels, "per_class": {name: fraction of
     that class's pixels}}}``."""
     import numpy as np
@@ -122,7 +122,7 @@ def border_fractions(spec, scales, kernel, *, split="train", max_images=100, siz
         raw = np.array(Image.open(example.label))
         labels.append(spec.lut[raw].astype(np.int32))
     labels = np.stack(labels)
-    full = size or labels.shape[1:3]
+    full = labels.shape[1:3]
     result = {}
     for scale in scales:
         h, w = max(1, round(full[0] * scale)), max(1, round(full[1] * scale))
