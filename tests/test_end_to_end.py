@@ -89,7 +89,7 @@ def test_evaluation_agrees_with_cityscapesscripts(trained, tmp_path):
 
     from tfseg.data import get_dataset
     from tfseg.evaluation import evaluate_model
-    from tfseg.utils import load_model
+    from tfseg.models.saving import load_model
 
     tmp, _, _ = trained
     spec = get_dataset("synthetic", str(tmp / "data"), **SYNTH)

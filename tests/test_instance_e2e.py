@@ -58,7 +58,7 @@ def _run(args):
 
 def test_train_evaluate_predict(tmp_path):
     from tfseg.trainer import train
-    from tfseg.utils import load_model
+    from tfseg.models.saving import load_model
 
     metrics = train(_config(tmp_path))
     inst = metrics["val_instance"]

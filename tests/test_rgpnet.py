@@ -8,7 +8,7 @@ import tfseg
 from tfseg.decoders.rgpnet import rgpnet
 from tfseg.flops import count_params
 from tfseg.registry import DECODERS
-from tfseg.utils import load_model, save_model_atomic
+from tfseg.models.saving import load_model, save_model_atomic
 
 RESNET18_CHANNELS = (64, 128, 256, 512)
 BOTTLENECK_CHANNELS = (256, 512, 1024, 2048)  # ResNet50 / ResNet101 P2..P5

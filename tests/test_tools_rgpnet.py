@@ -14,7 +14,7 @@ from PIL import Image
 import tfseg
 from tfseg.data.labels import CITYSCAPES_CLASS_NAMES
 from tfseg.evaluation import make_predict_fn, predict_probabilities
-from tfseg.utils import load_model
+from tfseg.models.saving import load_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -289,7 +289,7 @@ def latency_stats(times):
 
 def _build(name, encoder, num_classes, size, encoder_kwargs, model_path):
     if model_path:
-        from tfseg.utils import load_model
+        from tfseg.models.saving import load_model
 
         model = load_model(model_path)
         static = tuple(model.inputs[0].shape[1:3])
@@ -311,13 +311,13 @@ def measure(name, encoder, num_classes, size, *, runtimes=("keras",), warmup=3, 
             log=None):  # fmt: skip
     """Params, GFLOPs and per-runtime latency of one model at one size (padded to the stride)."""
     from tfseg.flops import count_params, model_macs
-    from tfseg.models import model_stride
+    from tfseg.models import model_stride, stride_of
 
     if model_path:
         model = _build(name, encoder, num_classes, size, encoder_kwargs, model_path)
         run_size = padded(size, model_stride(model))
     else:
-        stride = getattr(MODELS.get(name), "stride", 32) if name in MODELS else 32
+        stride = stride_of(name)
         run_size = padded(size, stride)
         model = _build(name, encoder, num_classes, run_size, encoder_kwargs, model_path)
     sized = _static_copy(model, run_size) if None in model.inputs[0].shape[1:3] else model
@@ -438,7 +438,7 @@ def plot_fps(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tfseg.utils import atomic_path
+    from tfseg.files import atomic_path
 
     fig, ax = plt.subplots(figsize=(8, 5))
     series = {}
@@ -491,7 +491,7 @@ def run_kernels():
         log=lambda line: print(line, flush=True),
     )
     if FLAGS.json:
-        from tfseg.utils import write_json_atomic
+        from tfseg.files import write_json_atomic
 
         write_json_atomic(
             FLAGS.json,
@@ -567,7 +567,7 @@ def main(argv):
     print()
     print(format_rows(rows, peak))
     if FLAGS.json:
-        from tfseg.utils import write_json_atomic
+        from tfseg.files import write_json_atomic
 
         write_json_atomic(
             FLAGS.json,

@@ -62,7 +62,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tfseg.data import get_dataset
     from tfseg.evaluation import evaluate_model, format_table
-    from tfseg.utils import load_model, write_json_atomic
+    from tfseg.files import write_json_atomic
+    from tfseg.models.saving import load_model
 
     try:
         scales = [float(s) for s in FLAGS.scales]

@@ -79,7 +79,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tfseg.evaluation import make_predict_fn
     from tfseg.models import model_stride
-    from tfseg.utils import load_model
+    from tfseg.models.saving import load_model
 
     try:
         files = find_inputs(FLAGS.input)

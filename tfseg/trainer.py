@@ -13,7 +13,8 @@ import keras
 import tensorflow as tf
 
 from tfseg.config import Config
-from tfseg.utils import load_model, save_model_atomic, write_json_atomic
+from tfseg.files import write_json_atomic
+from tfseg.models.saving import load_model, save_model_atomic
 from tfseg.instance.model import semantic_view  # --task=instance (also registers its layers)
 
 
@@ -76,11 +77,9 @@ def loss_options(tc):
 
 def model_stride(config):
     """The input-size multiple the configured model needs (complete networks say; decoders: 32)."""
-    from tfseg.registry import MODELS
+    from tfseg.models import stride_of
 
-    if config.model.name in MODELS:
-        return int(getattr(MODELS.get(config.model.name), "stride", 32))
-    return 32
+    return stride_of(config.model.name)
 
 
 def training_plan(config, steps_per_epoch):

@@ -20,7 +20,7 @@ if _REPO not in sys.path:  # run as a script from anywhere
 
 from tfseg.data import DataError, enet_class_weights, get_dataset
 from tfseg.registry import DATASETS
-from tfseg.utils import write_json_atomic
+from tfseg.files import write_json_atomic
 
 FLAGS = flags.FLAGS
 

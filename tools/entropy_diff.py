@@ -106,7 +106,7 @@ def heatmap(diff, value_range):
 
 
 def _load(path, what):
-    from tfseg.utils import load_model
+    from tfseg.models.saving import load_model
 
     try:
         return load_model(path)
@@ -121,7 +121,7 @@ def run(fv=FLAGS):
     from tfseg.evaluation import make_predict_fn
     from tfseg.models import model_stride
     from tfseg.predict import find_inputs
-    from tfseg.utils import write_json_atomic
+    from tfseg.files import write_json_atomic
 
     if fv.range is not None and not fv.range > 0:
         raise EntropyDiffError(f"--range must be > 0, got {fv.range}")

@@ -49,7 +49,7 @@ if _REPO not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, _REPO)
 
 from tfseg.data.progressive import parse_schedule, relative_cost
-from tfseg.utils import write_json_atomic
+from tfseg.files import write_json_atomic
 
 FLAGS = flags.FLAGS
 VARIANTS = ("full", "pr", "pr_lr")

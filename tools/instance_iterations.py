@@ -133,7 +133,7 @@ def main(argv=None):
     from tfseg.data import get_dataset
     from tfseg.instance.evaluation import evaluate_instances
     from tfseg.instance.module import InstanceSampling
-    from tfseg.utils import load_model
+    from tfseg.models.saving import load_model
 
     ts = [int(t) for t in args.iterations.split(",")]
     if min(ts) < 1:

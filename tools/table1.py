@@ -290,7 +290,7 @@ def main(argv):
         "paper_table1": PAPER,
         "command": " ".join(sys.argv),
     }
-    from tfseg.utils import write_json_atomic
+    from tfseg.files import write_json_atomic
 
     if FLAGS.json:
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.json)), exist_ok=True)

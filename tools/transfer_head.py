@@ -428,7 +428,7 @@ def transfer(source, target, table, unmapped="mean"):
 
 def run(fv=FLAGS):
     """The program: read, transfer, write. Returns the report dict."""
-    from tfseg.utils import load_model, save_model_atomic
+    from tfseg.models.saving import load_model, save_model_atomic
 
     if not fv.output.endswith(".keras"):
         raise TransferError(f"--output must end with .keras, got {fv.output}")

@@ -137,7 +137,7 @@ def test_runners_agree_on_a_batch(export_options, tmp_path):
     """The in-memory runners used by --verify and the benchmark give the Keras logits."""
     from tfseg.export_lib.graph import inference_model
     from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
-    from tfseg.utils import load_model
+    from tfseg.models.saving import load_model
 
     model = load_model(export_options().model_path)
     folded, _ = inference_model(model)

@@ -66,7 +66,7 @@ def test_output_names():
 def test_instance_model_exports_both_outputs(
     export_options, instance_model_path, tmp_path, fmt, target, suffix
 ):
-    from tfseg.utils import load_model
+    from tfseg.models.saving import load_model
 
     out = str(tmp_path / f"inst{suffix}")
     report = run_export(

@@ -19,6 +19,7 @@ import tfseg
 from tfseg.export_lib.graph import inference_model
 from tfseg.export_lib.onnx_export import check_onnx_model, convert_onnx, format_problems
 from tfseg.export_lib.pipeline import REWRITES
+from tfseg.models import stride_of
 from tfseg.registry import MODELS
 
 SMALL = {"mobilenet": {"alpha": 0.25}, "shufflenet": {"scale": 0.25}}
@@ -36,7 +37,7 @@ def _pairs():
 
 
 def _build(name, encoder, monkeypatch):
-    stride = getattr(MODELS.get(name), "stride", 32) if name in MODELS else 32
+    stride = stride_of(name)
     size = max(64, 2 * stride)
     with monkeypatch.context() as m:
         if encoder in THIN:

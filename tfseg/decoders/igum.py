@@ -102,17 +102,16 @@ def igum_head(
     return GuidedUpsample(offset_scale, mode, name=f"{name}_sampler")([logits, offsets])
 
 
-@DECODERS.register("igum")
+@DECODERS.register("igum", encoder_output_stride=8, paper="SSN (Ghazvini et al., 2019), improved guided upsampling")
 def igum(pyramid, num_classes, *, name="igum", offset_scale=1.0):
     """SSN's decoder-free head: iGUM on the encoder's stride-8 output (P5 of a dilated encoder),
     logits and a guidance-offset table at 1/8, sampled to full resolution."""
     return igum_head(pyramid["P5"], num_classes, factor=8, name=name, offset_scale=offset_scale)
 
 
-igum.encoder_output_stride = 8
 
 
-@DECODERS.register("gum")
+@DECODERS.register("gum", encoder_output_stride=8, paper="GUN (Mazzini, 2018), guided upsampling")
 def gum(pyramid, num_classes, *, name="gum", offset_scale=1.0, guide_filters=16):
     """Original GUM: logits at 1/8 (P5 of a dilated encoder); guidance offsets predicted at full
     resolution by a branch over P1 (stride 2) fused with the deep features."""
@@ -129,4 +128,3 @@ def gum(pyramid, num_classes, *, name="gum", offset_scale=1.0, guide_filters=16)
     )
 
 
-gum.encoder_output_stride = 8

@@ -83,7 +83,7 @@ def shared_residual_block(x, *, name):
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-@DECODERS.register("rgpnet")
+@DECODERS.register("rgpnet", paper="RGPNet (Arani et al., 2021), adaptor decoder")
 def rgpnet(
     pyramid,
     num_classes,

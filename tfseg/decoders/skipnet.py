@@ -9,7 +9,7 @@ from tfseg.decoders._common import label_upsample
 _LEVELS = ("P1", "P2", "P3", "P4")
 
 
-@DECODERS.register("skipnet")
+@DECODERS.register("skipnet", paper="RTSeg (Siam et al., 2018), SkipNet / FCN8s")
 def skipnet(pyramid, num_classes, *, finest="P3", name="skipnet"):
     """FCN8s-style decoding: 1x1 scores at P5, P4, P3; x2, x2 transposed convolutions with additive
     fusion; a final x8 transposed convolution to the input resolution. All upsampling happens on

@@ -7,7 +7,7 @@ from tfseg.layers.blocks import classifier
 from tfseg.decoders._common import feature_upsample, label_upsample
 
 
-@DECODERS.register("unet")
+@DECODERS.register("unet", paper="RTSeg (Siam et al., 2018), UNet with additive skips")
 def unet(pyramid, num_classes, *, name="unet"):
     """From P5, one x2 transposed convolution (+BN+ReLU) per encoder stage, each producing the
     channel count of the skip it is added to (P4, P3, P2, P1); a 1x1 classifier at stride 2 and a

@@ -35,7 +35,7 @@ import numpy as np
 
 from tfseg.encoders.core import build_encoder_model
 from tfseg.registry import ENCODERS
-from tfseg.utils import atomic_path
+from tfseg.files import atomic_path
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -191,7 +191,8 @@ def run_export(o, log=print):
     """
     import tfseg
     from tfseg.export_lib.graph import INSTANCE, inference_model, output_names
-    from tfseg.utils import atomic_path, load_model, write_json_atomic
+    from tfseg.files import atomic_path, write_json_atomic
+    from tfseg.models.saving import load_model
 
     check_options(o)
     check_runtime(o)

@@ -72,26 +72,14 @@ def float_layer_names(model, spec):
 
 
 def score_layers(model):
-    """The class-score path of ``model``: layers whose outputs have the logits' channel count and
-    whose every consumer, up to the model's output, is such a layer too (so an encoder layer that
-    happens to have ``num_classes`` channels is not picked). In graph order."""
-    classes = int(model.outputs[0].shape[-1])
-    outputs = {id(t) for t in model.outputs}
-    own = {id(layer) for layer in model.layers}
-    score = {}
-    for layer in reversed(model.layers):  # functional models list layers in graph order
-        if type(layer).__name__ == "InputLayer":
-            continue
-        outs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
-        if not all(len(o.shape) == 4 and o.shape[-1] == classes for o in outs):
-            continue
-        consumers = [
-            node.operation for node in layer._outbound_nodes if id(node.operation) in own
-        ]
-        is_output = any(id(o) in outputs for o in outs)
-        if (consumers or is_output) and all(score.get(id(c), False) for c in consumers):
-            score[id(layer)] = True
-    return [layer.name for layer in model.layers if score.get(id(layer))]
+    """The class-score path of ``model`` as ``build_model`` recorded it (``Anatomy.score_layers``):
+    layers with the logits' channel count that lead to the output only through such layers."""
+    from tfseg.models.anatomy import get_anatomy
+
+    try:
+        return list(get_anatomy(model).score_layers)
+    except ValueError as e:
+        raise ExportError(f"--int8_float_layers=scores: {e}") from None
 
 
 def convert_tflite(

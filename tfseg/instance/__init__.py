@@ -1,19 +1,15 @@
 """Instance segmentation by iterative spatial sampling (SSN paper, sec. 4).
 
 - ``targets``: instance-centre targets from Cityscapes instanceIds maps.
-- ``module``: the Instance Segmentation Module (iterative sampler, guided upsampling) and its loss.
-- ``model``: ``build_instance_model`` (any registered network + the module, two outputs).
+- ``module``: the Instance Segmentation Module (iterative sampler, guided upsampling) and its loss;
+  ``tfseg.models.heads`` registers it as the ``instance`` head of ``build_model``.
+- ``model``: ``build_instance_model`` (``build_model(..., heads=("instance",))``) and helpers that
+  read a two-output model.
 - ``data``: training pipeline yielding semantic labels and centre targets.
 - ``postprocess``: centres -> instance masks with class and confidence.
 - ``evaluation``: Cityscapes-style AP / AP50 and the run over a dataset split.
 """
 
-from tfseg.instance.model import (
-    build_instance_model,
-    has_instance_head,
-    require_instance_head,
-    semantic_view,
-)
 from tfseg.instance.module import (
     InstanceCentreLoss,
     InstanceSampling,
@@ -30,12 +26,8 @@ __all__ = [
     "InstanceCentreLoss",
     "InstanceSampling",
     "InstanceUpsample",
-    "build_instance_model",
-    "has_instance_head",
     "instance_head",
     "instance_loss",
     "instance_targets",
     "iterative_sampling",
-    "require_instance_head",
-    "semantic_view",
 ]

@@ -135,7 +135,8 @@ def instance_head(
     filters=64,
     name="instance",
 ):
-    """Instance centres (B, s*h, s*w, 2), input-pixel ``(y, x)``, from ``features`` at stride ``s``.
+    """Instance centres (B, s*h, s*w, 2), input-pixel ``(y, x)``, from ``features`` at stride ``s``
+    (``build_model(..., heads=("instance",))`` names the float32 output ``instance``).
 
     Guidance Module: two 3x3 conv-BN-ReLU (``filters``) and two zero-initialised 1x1 branches with
     tanh: the Guidance Offsets Table of the iterative sampler and the (iGUM-style, low-resolution,
@@ -152,8 +153,7 @@ def instance_head(
     up = _offsets(x, f"{name}_up_offsets")
     if stride > 1:
         up = BilinearUpsample(stride, name=f"{name}_up_offsets_up")(up)
-    centres = InstanceUpsample(1.0, name=f"{name}_upsample")([centres, up])
-    return layers.Activation("linear", dtype="float32", name="instance")(centres)
+    return InstanceUpsample(1.0, name=f"{name}_upsample")([centres, up])
 
 
 # --------------------------------------------------------------------------------------------------

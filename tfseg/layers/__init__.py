@@ -2,7 +2,7 @@
 
 from tfseg.layers.blocks import conv_bn_act, bn_act, depthwise_bn_act
 from tfseg.layers.resize import BilinearUpsample, upsample_bilinear
-from tfseg.layers.misc import ChannelShuffle, StrideGuard
+from tfseg.layers.misc import ChannelShuffle, CropToInput, StrideGuard, pad_to_multiple
 from tfseg.layers.sampler import GuidedSampler, sample, regular_grid, pixel_grid
 
 __all__ = [
@@ -13,6 +13,8 @@ __all__ = [
     "upsample_bilinear",
     "ChannelShuffle",
     "StrideGuard",
+    "CropToInput",
+    "pad_to_multiple",
     "GuidedSampler",
     "sample",
     "regular_grid",

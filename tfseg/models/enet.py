@@ -229,7 +229,7 @@ def enet_decoder(x, switches, num_classes, *, name="enet"):
     )(x)
 
 
-@MODELS.register("enet")
+@MODELS.register("enet", stride=8, paper="ENet (Paszke et al., 2016)", features={8: "enet_b3_8_out"})
 def enet(inputs, num_classes, *, decoder="original", name="enet", **igum_kwargs):
     """ENet logits at the input resolution.
 
@@ -247,5 +247,3 @@ def enet(inputs, num_classes, *, decoder="original", name="enet", **igum_kwargs)
         return igum_head(features, num_classes, factor=8, name=f"{name}_igum", **igum_kwargs)
     return enet_decoder(features, switches, num_classes, name=name)
 
-
-enet.stride = 8

@@ -131,7 +131,7 @@ def erfnet_decoder(x, num_classes, *, name="erfnet"):
     )(x)
 
 
-@MODELS.register("erfnet")
+@MODELS.register("erfnet", stride=8, paper="ERFNet (Romera et al., 2017)", features={8: "erfnet_enc128_8_out"})
 def erfnet(inputs, num_classes, *, decoder="original", name="erfnet", **igum_kwargs):
     """ERFNet logits at the input resolution.
 
@@ -150,5 +150,3 @@ def erfnet(inputs, num_classes, *, decoder="original", name="erfnet", **igum_kwa
         return igum_head(features, num_classes, factor=8, name=f"{name}_igum", **igum_kwargs)
     return erfnet_decoder(features, num_classes, name=name)
 
-
-erfnet.stride = 8

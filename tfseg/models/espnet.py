@@ -118,7 +118,7 @@ def espnet_decoder(level3, level1, level2, num_classes, *, name="espnet"):
     return layers.Conv2DTranspose(num_classes, 3, strides=2, padding="same", name=f"{name}_up1")(x)
 
 
-@MODELS.register("espnet")
+@MODELS.register("espnet", stride=8, paper="ESPNet (Mehta et al., 2018)", features={8: "espnet_l3_concat"})
 def espnet(
     inputs, num_classes, *, decoder="original", alpha2=2, alpha3=8, name="espnet", **igum_kwargs
 ):
@@ -145,5 +145,3 @@ def espnet(
         return igum_head(level3, num_classes, factor=8, name=f"{name}_igum", **igum_kwargs)
     return espnet_decoder(level3, level1, level2, num_classes, name=name)
 
-
-espnet.stride = 8

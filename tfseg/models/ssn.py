@@ -52,7 +52,7 @@ def ssn_encoder(inputs, *, widths=(16, 64, 128), activation="prelu", name="ssn")
     return x
 
 
-@MODELS.register("ssn")
+@MODELS.register("ssn", stride=8, paper="SSN (Ghazvini et al., 2019)", features={8: "ssn_lnb13_out"})
 def ssn(inputs, num_classes, *, widths=(16, 64, 128), activation="prelu", name="ssn", **igum_kwargs):
     """SSN for semantic segmentation: LNB encoder (stride 8) + iGUM as the whole decoder.
 
@@ -67,5 +67,3 @@ def ssn(inputs, num_classes, *, widths=(16, 64, 128), activation="prelu", name="
     features = ssn_encoder(inputs, widths=widths, activation=activation, name=name)
     return igum_head(features, num_classes, factor=8, name=f"{name}_igum", **igum_kwargs)
 
-
-ssn.stride = 8

@@ -1,4 +1,4 @@
-"""Small helpers: atomic file writes and run-directory bookkeeping."""
+"""Atomic file writes: a killed or failed write never leaves a half-written file that looks valid."""
 
 import contextlib
 import json
@@ -55,36 +55,3 @@ def _json_default(o):
     if isinstance(o, tuple):
         return list(o)
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
-def save_model_atomic(model, path, include_optimizer=True):
-    """``model.save`` to a ``.keras`` file through a temporary file and a rename."""
-    path = os.fspath(path)
-    if not path.endswith(".keras"):
-        raise ValueError(f"model path must end with .keras, got {path}")
-    with atomic_path(path, suffix=".keras") as tmp:
-        if include_optimizer:
-            model.save(tmp)
-        else:
-            import keras
-
-            clone = keras.Model(model.inputs, model.outputs, name=model.name)
-            clone.save(tmp)
-
-
-def load_model(path, compile=False):
-    """Load a tfseg ``.keras`` model with a clear error for a missing or unreadable file."""
-    import keras
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model file not found: {path}")
-    import tfseg.models  # noqa: F401  (registers the custom layers)
-    import tfseg.losses  # noqa: F401
-    import tfseg.metrics  # noqa: F401
-    import tfseg.instance  # noqa: F401  (instance head layers and losses)
-
-    try:
-        return keras.models.load_model(path, compile=compile)
-    except Exception as e:  # keras raises many types for corrupt files
-        raise ValueError(f"cannot load model {path}: {type(e).__name__}: {e}") from e
