@@ -1,0 +1,132 @@
+"""The model contract every tfseg network must keep, as one helper that every model test calls.
+
+``check_model_contract(name, encoder=...)`` checks, on small sizes so that ~50 networks fit the
+suite's budget:
+
+- the logits' shape and dtype at ``full_size`` (default 512x1024: symbolic shapes, no execution)
+  and, through one dynamic-size model, at two small sizes that are multiples of the
+  network's stride (executed);
+- the stride guard: a size that is not a multiple of the stride raises the guard's message, and
+  ``any_size=True`` gives logits at that size instead;
+- a few training steps on a fixed batch lower its loss;
+- ``.keras`` save / load parity (and the recorded anatomy comes back);
+- optionally (``export=True``) LiteRT fp32 and ONNX parity at the first small size, through the same
+  graph rewrites as ``tfseg.export``.
+
+It returns the dynamic-size model, for further checks by the caller.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import tfseg
+from tfseg.losses import make_loss
+from tfseg.models import get_anatomy, stride_of
+
+EXPORT_ATOL = 1e-4
+
+
+def small_sizes(stride, base=64):
+    """Two different (H, W) multiples of ``stride``, the first non-square."""
+    unit = max(stride, 1)
+    h = unit * max(1, -(-base // unit))
+    return (h, h + unit), (h + unit, h)
+
+
+def _data(size, num_classes, batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(batch, *size, 3)).astype("float32")
+    y = rng.integers(0, num_classes, size=(batch, *size)).astype("int32")
+    return x, y
+
+
+def _check_static(model, num_classes, full_size):
+    """Symbolic logits shape at ``full_size`` (no weights created, nothing executed)."""
+    spec = model.compute_output_spec(keras.KerasTensor((1, *full_size, 3)))
+    spec = spec[0] if isinstance(spec, (list, tuple)) else spec
+    assert tuple(spec.shape) == (1, *full_size, num_classes), spec.shape
+    assert spec.dtype == "float32"
+
+
+def _check_stride_guard(model, name, num_classes, stride, size, build_kw):
+    if stride == 1:
+        return
+    odd = (size[0] + stride // 2, size[1])
+    x = np.zeros((1, *odd, 3), "float32")
+    with pytest.raises(ValueError, match=f"multiple of the model's stride {stride}"):
+        model(x, training=False)
+    padded = tfseg.build_model(name, num_classes, any_size=True, **build_kw)
+    assert tuple(padded(x, training=False).shape) == (1, *odd, num_classes)
+
+
+def _check_train_step(model, num_classes, size, steps=4):
+    """Training-mode loss of a fixed batch falls over a few steps (``train_on_batch`` returns the
+    loss of the forward pass before its update)."""
+    x, y = _data(size, num_classes, seed=1)
+    model.compile(optimizer=keras.optimizers.Adam(3e-4), loss=make_loss("ce"), run_eagerly=True)
+    losses = [float(np.asarray(model.train_on_batch(x, y)).ravel()[0]) for _ in range(steps)]
+    assert np.all(np.isfinite(losses)) and min(losses[1:]) < losses[0], f"losses {losses}"
+
+
+def _check_round_trip(model, tmp_path, size):
+    x, _ = _data(size, 2, batch=1, seed=2)
+    path = tmp_path / "contract.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+    np.testing.assert_allclose(
+        np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False)),
+        rtol=1e-4, atol=1e-4,
+    )
+    assert get_anatomy(loaded) == get_anatomy(model)
+
+
+def check_export_parity(model, size):
+    """LiteRT fp32 and ONNX (opset 13) logits equal Keras' at ``size`` within ``EXPORT_ATOL``."""
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
+    from tfseg.export_lib.pipeline import rewrites
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
+
+    x, _ = _data(size, 2, batch=1, seed=3)
+    reference = np.asarray(model(x, training=False))
+    reference = reference[0] if isinstance(reference, list) else reference
+    lite, _ = inference_model(model, **rewrites("tflite"))
+    content = convert_tflite(lite, input_size=size)
+    got = LiteRTRunner(content)(x)
+    np.testing.assert_allclose(got, reference, atol=EXPORT_ATOL, rtol=1e-4)
+    onnx_model, _ = inference_model(model, **rewrites("onnx"))
+    proto = convert_onnx(onnx_model, opset=13, input_shape=(1, *size))
+    np.testing.assert_allclose(OnnxRunner(proto)(x), reference, atol=EXPORT_ATOL, rtol=1e-4)
+
+
+def check_model_contract(
+    name,
+    tmp_path,
+    *,
+    encoder=None,
+    num_classes=5,
+    full_size=(512, 1024),
+    base=64,
+    export=False,
+    **build_kw,
+):
+    """Check the model contract of ``name`` (see the module docstring); returns the model."""
+    if encoder is not None:
+        build_kw["encoder"] = encoder
+    stride = stride_of(name)
+    keras.utils.set_random_seed(0)
+    model = tfseg.build_model(name, num_classes, **build_kw)
+    if full_size is not None:
+        _check_static(model, num_classes, full_size)
+    first, second = small_sizes(stride, base)
+    for size in (first, second):
+        x, _ = _data(size, num_classes, batch=1)
+        out = model(x, training=False)
+        assert tuple(out.shape) == (1, *size, num_classes) and out.dtype == "float32"
+    _check_stride_guard(model, name, num_classes, stride, first, build_kw)
+    _check_round_trip(model, tmp_path, first)
+    if export:
+        check_export_parity(model, first)
+    _check_train_step(model, num_classes, first)
+    return model

@@ -1,0 +1,70 @@
+"""The real-time zoo against the reference implementation, and the model contract for every network.
+
+Every complete network registered with ``reference="<Model>"`` (the row of
+``docs/reference/zoo_reference.csv``, copied from ``shared/reference``: the PyTorch reference zoo's
+trainable parameters for 19 classes with auxiliary heads off, and conv/matmul GMACs at 1x3x512x1024)
+is checked here: parameters within 1 % and MACs within 5 %. Counting needs no execution (the MACs
+come from the layer shapes of a static 512x1024 build). ``test_model_contract`` runs the shared
+contract (``tests/model_contract.py``) with LiteRT / ONNX export parity on one small size.
+"""
+
+import csv
+import os
+
+import keras
+import pytest
+
+import tfseg
+from model_contract import check_model_contract
+from tfseg.flops import count_params, model_macs
+from tfseg.registry import MODELS
+
+REFERENCE_CSV = os.path.join(
+    os.path.dirname(__file__), "..", "..", "docs", "reference", "zoo_reference.csv"
+)
+PARAM_TOLERANCE = 0.01
+MAC_TOLERANCE = 0.05
+
+
+def reference_rows():
+    with open(REFERENCE_CSV) as f:
+        return {row["Model"]: row for row in csv.DictReader(f)}
+
+
+def zoo_networks():
+    """``(registered name, reference row name)`` of every network that names a reference row."""
+    return [
+        (name, MODELS.info(name).extra["reference"])
+        for name in MODELS.names()
+        if "reference" in MODELS.info(name).extra
+    ]
+
+
+ZOO = zoo_networks()
+
+
+def test_every_reference_name_exists():
+    rows = reference_rows()
+    missing = [(n, r) for n, r in ZOO if r not in rows]
+    assert not missing, f"reference rows not found in {REFERENCE_CSV}: {missing}"
+
+
+@pytest.mark.parametrize("name,reference", ZOO, ids=[n for n, _ in ZOO])
+def test_params_and_macs_match_the_reference(name, reference):
+    row = reference_rows()[reference]
+    model = tfseg.build_model(name, 19, input_shape=(512, 1024, 3))
+    params, macs = count_params(model), model_macs(model) / 1e9
+    ref_params, ref_macs = int(row["trainable_params"]), float(row["gmacs_1x512x1024"])
+    keras.backend.clear_session()
+    assert abs(params - ref_params) / ref_params <= PARAM_TOLERANCE, (
+        f"{name}: {params:,} trainable parameters, reference {ref_params:,}"
+    )
+    assert abs(macs - ref_macs) / ref_macs <= MAC_TOLERANCE, (
+        f"{name}: {macs:.3f} GMACs, reference {ref_macs:.3f}"
+    )
+
+
+@pytest.mark.parametrize("name", [n for n, _ in ZOO])
+def test_model_contract(name, tmp_path):
+    check_model_contract(name, tmp_path, export=True)
+    keras.backend.clear_session()
