@@ -129,7 +129,7 @@ def main(argv=None):
         raise SystemExit(f"--val_every must be a positive number of epochs, got {args.val_every}")
     import numpy as np
 
-    from tfseg.benchmark import time_interleaved
+    from tfseg.bench.timing import time_interleaved
     from tfseg.data import get_dataset
     from tfseg.instance.evaluation import evaluate_instances
     from tfseg.instance.module import InstanceSampling

@@ -92,12 +92,8 @@ def measure_network(network, decoders, *, num_classes, size, runtimes, threads, 
 
     import numpy as np
 
-    from tfseg.benchmark import (
-        RuntimeUnavailable,
-        latency_stats,
-        make_runner,
-        time_interleaved,
-    )
+    from tfseg.bench.runtimes import RuntimeUnavailable, make_runner
+    from tfseg.bench.timing import latency_stats, time_interleaved
     from tfseg.flops import count_params, model_macs
 
     rows, runners = {}, {}

@@ -17,10 +17,9 @@ import tempfile
 import time
 
 from tfseg.export_lib.errors import ExportError, VerificationError
-from tfseg.export_lib.targets import TARGETS
+from tfseg.export_lib.targets import PRECISIONS, TARGETS
 
 FORMATS = ("saved_model", "tflite", "onnx", "tensorrt", "tftrt")
-PRECISIONS = ("fp32", "fp16", "int8")
 FORMAT_PRECISIONS = {
     "saved_model": ("fp32",),
     "tflite": ("fp32", "fp16", "int8"),

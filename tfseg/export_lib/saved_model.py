@@ -81,11 +81,6 @@ def _graph_op_types(fn):
     return dict(sorted(counts.items()))
 
 
-def saved_model_graph_ops(path):
-    """``{op type: count}`` of the ``serving_default`` graph (to check that BN was folded)."""
-    return SavedModelRunner(path).op_types()
-
-
 class SavedModelRunner:
     """``runner(x) -> logits`` through the ``serving_default`` signature; ``labels_uint8(img)``;
     ``outputs(x) -> {name: array}`` (``logits``, and ``instance`` for an instance model)."""

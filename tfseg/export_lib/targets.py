@@ -173,6 +173,9 @@ RESIZE_COORDINATE_MODES = frozenset(
     ["half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"]
 )
 
+# Every numeric precision tfseg exports (each format and target allows a subset).
+PRECISIONS = ("fp32", "fp16", "int8")
+
 TARGETS = {
     "generic": {
         "description": "desktop GPU/CPU: onnxruntime, TensorRT of any recent version",

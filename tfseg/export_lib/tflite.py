@@ -35,9 +35,7 @@ from tfseg.export_lib.graph import (
     named_outputs,
     output_names,
 )
-
-PRECISIONS = ("fp32", "fp16", "int8")
-
+from tfseg.export_lib.targets import PRECISIONS
 
 FLOAT_LAYER_PRESETS = ("scores",)
 

@@ -12,9 +12,10 @@ multiplies 16-bit values, which gives about the MACs per cycle of fp32 FMAs. The
 that means on the machine it runs on.
 """
 
-import time
-
 import numpy as np
+
+from tfseg.bench.report import format_kernel_row
+from tfseg.bench.timing import latency_stats, time_interleaved
 
 # (name, kind, H, W, C_in, C_out): layers of the models tfseg benchmarks at 512x1024.
 KERNELS = (
@@ -28,6 +29,7 @@ KINDS = ("conv3x3", "conv1x1", "dw3x3")
 
 
 def kernel_macs(kind, h, w, cin, cout):
+    """Multiply-accumulates of one ``kind`` layer at ``h`` x ``w``, ``cin`` -> ``cout`` channels."""
     if kind == "conv3x3":
         return h * w * 9 * cin * cout
     if kind == "conv1x1":
@@ -38,6 +40,7 @@ def kernel_macs(kind, h, w, cin, cout):
 
 
 def _layer_model(kind, h, w, cin, cout, seed):
+    """A one-layer Keras model (batch 1, "same" padding) with seeded random weights."""
     import keras
 
     kernel_macs(kind, h, w, cin, cout)  # validates kind
@@ -77,6 +80,7 @@ def convert_layer(model, precision, calibration):
 
 
 def _invoker(content, threads):
+    """``invoke()`` of a LiteRT interpreter of ``content`` holding a fixed random input."""
     from tfseg.export_lib.tflite import _interpreter
 
     it = _interpreter(content, threads=threads)
@@ -91,51 +95,36 @@ def _invoker(content, threads):
     return it.invoke
 
 
-def measure_kernels(kernels=KERNELS, *, threads=None, warmup=2, runs=10, log=None):
-    """One row per kernel: MACs, fp32 and int8 median ms, GMAC/s and the int8 speed-up."""
-    from tfseg.benchmark import latency_stats
+def _kernel_row(name, kind, shape, times):
+    """The table row of one kernel from its fp32 / int8 durations ``times``."""
+    macs = kernel_macs(kind, *shape)
+    row = {"kernel": name, "kind": kind, "shape": list(shape), "macs": macs}
+    for p, t in times.items():
+        stats = latency_stats(t)
+        row[p] = {"median_ms": stats["median_ms"], "gmacs": macs / stats["median_ms"] / 1e6}
+    row["int8_speedup"] = row["fp32"]["median_ms"] / row["int8"]["median_ms"]
+    return row
 
+
+def measure_kernels(kernels=KERNELS, *, threads=None, warmup=2, runs=10, log=None):
+    """One row per kernel: MACs, fp32 and int8 median ms, GMAC/s and the int8 speed-up.
+
+    fp32 and int8 are timed interleaved (``timing.time_interleaved``): load from other processes
+    hits both alike. ``log`` receives each row's table line as it is measured.
+    """
     rows = []
     for name, kind, h, w, cin, cout in kernels:
         model = _layer_model(kind, h, w, cin, cout, seed=0)
         rng = np.random.default_rng(1)
         calibration = [rng.standard_normal((1, h, w, cin)).astype(np.float32) for _ in range(3)]
-        invoke = {p: _invoker(convert_layer(model, p, calibration), threads) for p in ("fp32", "int8")}
-        for fn in invoke.values():
-            for _ in range(max(1, warmup)):
-                fn()
-        times = {p: [] for p in invoke}
-        for _ in range(runs):  # interleaved: load from other processes hits both alike
-            for p, fn in invoke.items():
-                start = time.perf_counter()
-                fn()
-                times[p].append(time.perf_counter() - start)
-        macs = kernel_macs(kind, h, w, cin, cout)
-        row = {"kernel": name, "kind": kind, "shape": [h, w, cin, cout], "macs": macs}
-        for p in invoke:
-            stats = latency_stats(times[p])
-            row[p] = {"median_ms": stats["median_ms"], "gmacs": macs / stats["median_ms"] / 1e6}
-        row["int8_speedup"] = row["fp32"]["median_ms"] / row["int8"]["median_ms"]
-        rows.append(row)
+        invoke = {
+            p: _invoker(convert_layer(model, p, calibration), threads) for p in ("fp32", "int8")
+        }
+        times = time_interleaved(invoke, warmup=warmup, runs=runs)
+        rows.append(_kernel_row(name, kind, (h, w, cin, cout), times))
         if log:
-            log(format_kernel_row(row))
+            log(format_kernel_row(rows[-1]))
     return rows
-
-
-KERNEL_HEADER = (
-    f"{'kernel':<26} {'HxW, Cin->Cout':<18} {'GMAC':>6} {'fp32 ms':>9} {'GMAC/s':>7} "
-    f"{'int8 ms':>9} {'GMAC/s':>7} {'int8 speed-up':>13}"
-)
-
-
-def format_kernel_row(row):
-    h, w, cin, cout = row["shape"]
-    return (
-        f"{row['kernel']:<26} {f'{h}x{w}, {cin}->{cout}':<18} {row['macs'] / 1e9:>6.2f} "
-        f"{row['fp32']['median_ms']:>9.2f} {row['fp32']['gmacs']:>7.1f} "
-        f"{row['int8']['median_ms']:>9.2f} {row['int8']['gmacs']:>7.1f} "
-        f"{row['int8_speedup']:>12.2f}x"
-    )
 
 
 def cpu_int8_features():

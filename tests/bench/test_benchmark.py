@@ -1,0 +1,89 @@
+"""tfseg.bench as a library: sizes, per-runtime latency rows, the table and the plot."""
+
+import os
+
+from tfseg.bench import measure, report
+
+
+def test_sizes_sweep_and_padding():
+    sizes = measure.parse_sizes(["sweep", "512x1024"])
+    assert sizes[:3] == [(360, 640), (720, 1280), (1080, 1920)] and len(sizes) == 6
+    assert measure.padded((360, 640)) == (384, 640)
+    assert measure.padded((1080, 1920)) == (1088, 1920)
+
+
+def test_model_targets():
+    from tfseg.registry import DECODERS, ENCODERS, MODELS
+
+    assert measure.model_targets("ssn", "vgg16") == [("ssn", "vgg16")]
+    assert measure.model_targets("ssn", "vgg16", model_path="m.keras") == [(None, None)]
+    pairs = measure.model_targets("ssn", "vgg16", pairs=True)
+    assert len(pairs) == len(DECODERS.names()) * len(ENCODERS.names())
+    every = measure.model_targets("ssn", "vgg16", every=True)
+    assert every == pairs + [(m, None) for m in MODELS.names()]
+
+
+def test_measure_every_cpu_runtime(tmp_path):
+    runtimes = ["keras", "tflite", "tflite_int8", "onnxruntime", "tensorrt"]
+    lines = []
+    row = measure.measure(
+        "skipnet", "mobilenet", 5, (50, 100), runtimes=runtimes, warmup=1, runs=2,
+        encoder_kwargs={"alpha": 0.25}, threads=1, peak_gflops=10.0, log=lines.append,
+    )  # fmt: skip
+    assert row["input_size"] == "64x128" and row["requested_size"] == "50x100" and row["padded"]
+    assert row["params"] > 0 and row["gflops"] > 0
+    for runtime in runtimes[:-1]:
+        stats = row[runtime]
+        assert stats["runs"] == 2 and stats["median_ms"] > 0
+        assert abs(stats["fps"] - 1e3 / stats["median_ms"]) < 1e-6
+        assert stats["fraction_of_matmul"] == stats["gflops_per_s"] / 10.0
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert row["tensorrt"] == {"skipped": "tensorrt not installed"}
+    assert lines == [report.format_line(row, r) for r in runtimes]
+    table = report.format_rows([row])
+    assert "tflite_int8" in table and "64x128*" in table and "padded up" in table
+    path = str(tmp_path / "fps.png")
+    report.plot_fps([row], path)
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(path) > 1000
+
+
+def test_measure_a_saved_dynamic_model_with_mixed_int8(tmp_path):
+    """``--model_path`` with a model saved at dynamic H/W (as tfseg.train saves them), and the
+    ``tflite_int8_mixed`` runtime (int8 with the class-score layers in float)."""
+    import keras
+
+    import tfseg
+
+    keras.utils.set_random_seed(1)
+    path = str(tmp_path / "dyn.keras")
+    tfseg.build_model(
+        "skipnet", 5, encoder="mobilenet", input_shape=(None, None, 3),
+        encoder_kwargs={"alpha": 0.25},
+    ).save(path)  # fmt: skip
+    row = measure.measure(
+        None, None, 5, (64, 128), runtimes=["tflite_int8", "tflite_int8_mixed"], warmup=1,
+        runs=2, threads=1, model_path=path,
+    )  # fmt: skip
+    assert row["input_size"] == "64x128" and row["gflops"] > 0
+    for runtime in ("tflite_int8", "tflite_int8_mixed"):
+        assert row[runtime]["runs"] == 2 and row[runtime]["median_ms"] > 0
+
+
+def test_json_documents_keep_their_keys():
+    doc = report.results_json([{"model": "m"}], threads=2, peak=None)
+    assert list(doc) == ["cpu_count", "threads", "matmul", "results"] and doc["threads"] == 2
+    doc = report.kernels_json([], threads=None, peak={"best": 1.0}, int8_cpu_flags=["avx_vnni"])
+    assert list(doc) == ["cpu_count", "threads", "matmul", "int8_cpu_flags", "kernels"]
+
+
+def test_unknown_runtime_is_named():
+    import pytest
+
+    from tfseg.bench.runtimes import make_runner
+
+    with pytest.raises(ValueError, match="'tpu'"):
+        make_runner("tpu", None, (32, 32), workdir=None, cache={})

@@ -1,0 +1,160 @@
+"""One model at one input size: parameters, GFLOPs and per-runtime latency (one result row).
+
+Sizes that are not a multiple of the model's stride are padded up (the row says so); the
+``runtimes`` are timed interleaved (``timing.time_interleaved``).
+"""
+
+import shutil
+import tempfile
+
+import numpy as np
+
+from tfseg.bench.report import format_line
+from tfseg.bench.runtimes import RuntimeUnavailable, make_runner
+from tfseg.bench.timing import latency_stats, time_interleaved
+from tfseg.config import parse_size
+from tfseg.registry import DECODERS, ENCODERS, MODELS
+
+# The papers' resolution sweep, as H x W (the issue and the papers write W x H).
+SWEEP = ["360x640", "720x1280", "1080x1920", "256x512", "512x1024", "1024x2048"]
+
+
+def parse_sizes(values):
+    """``["512x1024", "sweep"]`` -> list of (H, W) (the sweep expanded, duplicates dropped)."""
+    out = []
+    for v in values:
+        for s in SWEEP if str(v).strip().lower() == "sweep" else [v]:
+            size = parse_size(s, "--input_size")
+            if size not in out:
+                out.append(size)
+    return out
+
+
+def padded(size, stride=32):
+    """``size`` rounded up to a multiple of ``stride`` in each dimension."""
+    return tuple(-(-d // stride) * stride for d in size)
+
+
+def model_targets(model, encoder, *, model_path=None, pairs=False, every=False):
+    """The ``(name, encoder)`` pairs to measure: one model, every decoder x encoder pair
+    (``pairs``), those plus the complete networks (``every``), or ``(None, None)`` for a file."""
+    if model_path:
+        return [(None, None)]
+    if every or pairs:
+        targets = [(d, e) for d in DECODERS.names() for e in ENCODERS.names()]
+        if every:
+            targets += [(m, None) for m in MODELS.names()]
+        return targets
+    return [(model, encoder)]
+
+
+def _build(name, encoder, num_classes, size, encoder_kwargs, model_path):
+    """The model file at ``model_path`` (checked against ``size``), or a new registry model."""
+    if model_path:
+        from tfseg.models.saving import load_model
+
+        model = load_model(model_path)
+        static = tuple(model.inputs[0].shape[1:3])
+        if None not in static and static != tuple(size):
+            raise ValueError(f"{model_path} is built for {static[0]}x{static[1]}, not {size}")
+        return model
+    import tfseg
+    from tfseg.models import needs_encoder
+
+    # Complete networks (ssn, erfnet, ...) take no encoder: --encoder's default applies to decoders.
+    encoder = encoder if needs_encoder(name) else None
+    encoder_kwargs = encoder_kwargs if needs_encoder(name) else None
+    return tfseg.build_model(
+        name, num_classes, encoder=encoder, input_shape=(*size, 3), encoder_kwargs=encoder_kwargs
+    )
+
+
+def _static_copy(model, size):
+    """The same functional graph rebuilt on a static-size input (for counting MACs; new weights)."""
+    import keras
+
+    inp = keras.Input((*size, 3))
+    # a model loaded from a .keras file keeps its input as a one-element list
+    return keras.models.clone_model(
+        model, input_tensors=[inp] if isinstance(model.input, (list, tuple)) else inp
+    )
+
+
+def _model_at(name, encoder, num_classes, size, encoder_kwargs, model_path):
+    """``(model, run_size)``: the model to time and ``size`` padded to its stride."""
+    from tfseg.models import model_stride, stride_of
+
+    if model_path:
+        model = _build(name, encoder, num_classes, size, encoder_kwargs, model_path)
+        return model, padded(size, model_stride(model))
+    run_size = padded(size, stride_of(name))
+    return _build(name, encoder, num_classes, run_size, encoder_kwargs, model_path), run_size
+
+
+def _base_row(model, name, encoder, size, run_size, runtimes, model_path):
+    """The row's model columns: names, sizes, parameters and GFLOPs (at ``run_size``)."""
+    from tfseg.flops import count_params, model_macs
+
+    sized = _static_copy(model, run_size) if None in model.inputs[0].shape[1:3] else model
+    return {
+        "model": model.name if model_path else name,
+        "encoder": encoder if (name in DECODERS and not model_path) else None,
+        "input_size": f"{run_size[0]}x{run_size[1]}",
+        "requested_size": f"{size[0]}x{size[1]}",
+        "padded": run_size != tuple(size),
+        "params": count_params(model),
+        "gflops": 2.0 * model_macs(sized) / 1e9,
+        "runtimes": [r for r in runtimes if r != "none"],
+    }
+
+
+def _runtime_stats(seconds, gflops, peak_gflops):
+    """Latency statistics plus achieved GFLOP/s (and its fraction of ``peak_gflops``)."""
+    stats = latency_stats(seconds)
+    stats["gflops_per_s"] = gflops / (stats["median_ms"] / 1e3)
+    if peak_gflops:
+        stats["fraction_of_matmul"] = stats["gflops_per_s"] / peak_gflops
+    return stats
+
+
+def _time_runtimes(row, model, run_size, *, warmup, runs, threads, peak_gflops, log):
+    """Build every runtime of ``row`` (or note why it is skipped), time them interleaved and
+    store their statistics in ``row``."""
+    x = np.random.default_rng(0).standard_normal((1, *run_size, 3), dtype=np.float32)
+    workdir = tempfile.mkdtemp(prefix="tfseg_bench_")
+    cache, runners = {}, {}
+    try:
+        for runtime in row["runtimes"]:
+            try:
+                runners[runtime] = make_runner(
+                    runtime, model, run_size, threads=threads, workdir=workdir, cache=cache
+                )
+            except RuntimeUnavailable as e:
+                row[runtime] = {"skipped": str(e)}
+        times = time_interleaved(runners, x, warmup=warmup, runs=runs)
+        for runtime in row["runtimes"]:
+            if runtime in times:
+                row[runtime] = _runtime_stats(times[runtime], row["gflops"], peak_gflops)
+            if log:
+                log(format_line(row, runtime))
+    finally:
+        runners.clear()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(name, encoder, num_classes, size, *, runtimes=("keras",), warmup=3, runs=10,
+            encoder_kwargs=None, threads=None, model_path=None, peak_gflops=None,
+            log=None):  # fmt: skip
+    """Params, GFLOPs and per-runtime latency of one model at one size (padded to the stride).
+
+    ``model_path``: a ``.keras`` file instead of the registry's ``name`` / ``encoder``;
+    ``peak_gflops``: the matmul reference for ``fraction_of_matmul``; ``log`` receives each
+    runtime's table line.
+    """
+    model, run_size = _model_at(name, encoder, num_classes, size, encoder_kwargs, model_path)
+    row = _base_row(model, name, encoder, size, run_size, runtimes, model_path)
+    _time_runtimes(
+        row, model, run_size, warmup=warmup, runs=runs, threads=threads,
+        peak_gflops=peak_gflops, log=log,
+    )  # fmt: skip
+    return row
