@@ -60,7 +60,7 @@ def _check_stride_guard(model, name, num_classes, stride, size, build_kw):
     assert tuple(padded(x, training=False).shape) == (1, *odd, num_classes)
 
 
-def _check_train_step(model, num_classes, size, steps=4):
+def _check_train_step(model, num_classes, size, steps=3):
     """Training-mode loss of a fixed batch falls over a few steps (``train_on_batch`` returns the
     loss of the forward pass before its update)."""
     x, y = _data(size, num_classes, seed=1)

@@ -88,18 +88,6 @@ def test_train_step_changes_weights(name, decoder):
     assert not unchanged
 
 
-def test_enet_keras_save_load_parity(tmp_path):
-    """ENet holds the custom unpooling layers; the others use stock layers + the iGUM sampler."""
-    model = _model("enet", "original")
-    path = tmp_path / "enet.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path, compile=False)
-    x = np.random.default_rng(2).normal(size=(1, 32, 64, 3)).astype("float32")
-    np.testing.assert_allclose(
-        np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False)), atol=1e-5
-    )
-
-
 def test_max_unpool_puts_values_back_at_the_first_maximum():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, size=(2, 4, 6, 3)).astype("float32")  # many ties

@@ -1,4 +1,5 @@
-"""Every encoder x decoder pair builds, trains a step, and saves/loads; GFLOPs against RTSeg."""
+"""Every encoder x decoder pair builds and runs at two sizes; GFLOPs against RTSeg. The full model
+contract (training, .keras parity, export) runs in tests/models/test_contract.py."""
 
 import numpy as np
 import pytest
@@ -12,16 +13,6 @@ from tfseg.models import model_stride
 FAST_KWARGS = {"mobilenet": {"alpha": 0.25}, "shufflenet": {"scale": 0.5}}
 RTSEG_DECODERS = ("skipnet", "unet", "dilation")
 PAIRS = [(d, e) for d in RTSEG_DECODERS for e in tfseg.list_encoders()]
-# Pairs that also train a step and round-trip through .keras: every decoder and every encoder family
-# at least once. The other pairs only build and run (the suite must stay inside 15 minutes on 2 cores).
-FULL_PAIRS = {
-    ("skipnet", "mobilenet"),
-    ("skipnet", "shufflenet"),
-    ("skipnet", "resnet50"),
-    ("unet", "resnet18"),
-    ("unet", "vgg16"),
-    ("dilation", "mobilenet"),
-}
 
 
 def test_public_api_lists_names():
@@ -67,9 +58,7 @@ def test_skipnet_finest_level_adds_stride4_scores():
 
 
 @pytest.mark.parametrize("decoder,encoder", PAIRS)
-def test_pair_builds_trains_and_round_trips(decoder, encoder, tmp_path):
-    # Eager calls throughout: tracing a train step of a 300-layer graph costs far more on 2 cores
-    # than running it once.
+def test_pair_builds_and_runs(decoder, encoder):
     kwargs = FAST_KWARGS.get(encoder, {})
     model = tfseg.build_model(decoder, 5, encoder=encoder, encoder_kwargs=kwargs)
     assert model_stride(model) == 32
@@ -78,23 +67,6 @@ def test_pair_builds_trains_and_round_trips(decoder, encoder, tmp_path):
     for h, w in ((64, 96), (96, 64)):
         x = rng.normal(size=(1, h, w, 3)).astype("float32")
         assert tuple(model(x, training=False).shape) == (1, h, w, 5)
-    if (decoder, encoder) not in FULL_PAIRS:
-        return
-    from tfseg.losses import make_loss
-
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=make_loss("ce"), run_eagerly=True)
-    x = rng.normal(size=(2, 64, 64, 3)).astype("float32")
-    y = rng.integers(0, 5, size=(2, 64, 64)).astype("int32")
-    before = [w.numpy().copy() for w in model.trainable_weights[:3]]
-    loss = model.train_on_batch(x, y)
-    assert np.isfinite(loss)
-    assert any(not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights[:3]))
-    path = tmp_path / "m.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path, compile=False)
-    np.testing.assert_allclose(
-        np.asarray(loaded(x, training=False)), np.asarray(model(x, training=False)), rtol=1e-4, atol=1e-4
-    )
 
 
 # RTSeg Table 1 (1024x512) and Table 3 (640x360), 20 classes: (decoder, encoder, size, GFLOPs,

@@ -99,15 +99,6 @@ def test_ssn_params_and_shape(ssn_model, image):
         tfseg.build_model("ssn", 5, input_shape=(60, 128, 3))
 
 
-def test_ssn_save_load(ssn_model, image, tmp_path):
-    path = str(tmp_path / "ssn.keras")
-    ssn_model.save(path)
-    reloaded = keras.models.load_model(path)
-    np.testing.assert_allclose(
-        reloaded(image, training=False), ssn_model(image, training=False), atol=1e-5
-    )
-
-
 @pytest.mark.slow
 def test_ssn_export_tflite_and_onnx_tx2(ssn_model, image):
     from tfseg.export_lib.graph import inference_model

@@ -198,6 +198,14 @@ def score_layers(model, num_classes, g=None):
     return tuple(name for name in order if name in score)
 
 
+def call_count(model, layer_name):
+    """How many times ``model`` calls its layer ``layer_name`` (a shared layer: more than once)."""
+    for layer in model.get_config()["layers"]:
+        if (layer.get("name") or layer["config"]["name"]) == layer_name:
+            return len(layer.get("inbound_nodes", []))
+    raise ValueError(f"model {model.name!r} has no layer {layer_name!r}")
+
+
 def ancestors(model, names, g=None):
     """Names of ``names`` and every layer they depend on (input layers excluded), in graph order."""
     producers, order, _ = g or graph(model)
