@@ -1,4 +1,4 @@
-"""Street furniture: poles with lamps, traffic signs and traffic lights, gantries, clutter, the hood.
+"""Street furniture: poles with lamps, traffic signs and lights, gantries, clutter, the hood.
 
 Every function takes the ``Scene`` and draws with its random generator (call order matters: it is
 part of the generated data set).

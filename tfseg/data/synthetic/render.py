@@ -1,4 +1,4 @@
-"""Rasterisation: compose a scene, then turn its segment canvas into image, labelIds and instanceIds.
+"""Rasterisation: compose a scene, then turn its segment canvas into image, labelIds, instanceIds.
 
 ``render_scene(seed, height, width)`` is the entry point. The appearance of every pixel is its
 segment's base colour times a shading term from the segment's texture (asphalt grain, paving grid
@@ -251,7 +251,7 @@ def _label_maps(s, seg):
 
 
 def _light(p, label):
-    """Lighting (level, colour cast, cast shadows, soft gradient), sensor noise and a slight blur."""
+    """Lighting (level, colour cast, cast shadows, soft gradient), sensor noise, a slight blur."""
     rng, s = p.rng, p.s
     img = p.color * p.shade[:, None]
     level = rng.uniform(0.7, 1.2)

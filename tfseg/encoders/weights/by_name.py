@@ -38,7 +38,7 @@ class CopyReport:
         return not self.missing and not self.mismatched
 
     def describe(self, limit=5, source="the source"):
-        """``"layers not in <source>: a, b; shape mismatch: c [(..)] vs [(..)]"`` (``limit`` each)."""
+        """``"layers not in <source>: a; shape mismatch: b [(..)] vs [(..)]"`` (``limit`` each)."""
         parts = []
         if self.missing:
             parts.append(f"layers not in {source}: {', '.join(self.missing[:limit])}")

@@ -77,7 +77,7 @@ def copy_pairs(pairs, *, into_model):
 
 
 def shape_error(report, name, source):
-    """The ``ValueError`` for mismatched layer ``name`` of a ``CopyReport``, read from ``source``."""
+    """The ``ValueError`` for the mismatched layer ``name`` of a report, read from ``source``."""
     expected, got = report.shapes[name]
     return ValueError(
         f"layer {name!r}: weight shapes {got} from {source} do not match the encoder's "

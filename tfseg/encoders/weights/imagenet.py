@@ -1,6 +1,7 @@
-"""``"imagenet"``: fetch the keras-applications ImageNet file into the Keras cache (``~/.keras/models``).
+"""``"imagenet"``: fetch the keras-applications ImageNet file into the Keras cache.
 
-Needs the network unless the file is already cached; a failure names the file to fetch by hand.
+The cache is ``~/.keras/models``; fetching needs the network unless the file is already there. A
+failure names the file to fetch by hand.
 """
 
 import contextlib
