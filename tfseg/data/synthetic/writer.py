@@ -185,7 +185,7 @@ def _move_into_place(tmp, data_dir, params):
                 raise
 
 
-@DATASETS.register("synthetic")
+@DATASETS.register("synthetic", label_format="labelIds", has_instances=True)
 def synthetic(data_dir, *, num_train=300, num_val=50, height=256, width=512, seed=0):
     """Synthetic street scenes in Cityscapes format (generated on first use; 19 classes)."""
     generate_synthetic(
