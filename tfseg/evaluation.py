@@ -221,7 +221,7 @@ def _float_or_none(v):
 
 def cityscapes_categories(spec):
     """Category name -> train ids for datasets labelled with the Cityscapes 19 classes."""
-    if spec.num_classes != 19 or spec.name not in ("cityscapes", "synthetic"):
+    if spec.num_classes != 19 or spec.label_format != "labelIds":
         return None
     from cityscapesscripts.helpers.labels import labels
 
@@ -270,7 +270,7 @@ class _PredictionWriter:
         self.dir = directory
         os.makedirs(os.path.join(directory, "color"), exist_ok=True)
         self.to_label_id = None
-        if spec.name in ("cityscapes", "synthetic"):
+        if spec.label_format == "labelIds":
             from tfseg.data.labels import CITYSCAPES_TRAIN_ID_TO_LABEL_ID
 
             self.to_label_id = np.asarray(CITYSCAPES_TRAIN_ID_TO_LABEL_ID, dtype=np.uint8)

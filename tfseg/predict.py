@@ -54,7 +54,9 @@ def find_inputs(pattern):
 
 
 def palette_for(num_classes, name="auto"):
-    if name == "auto" and num_classes == 19 or name in ("cityscapes", "synthetic"):
+    from tfseg.data import list_datasets
+
+    if name == "auto" and num_classes == 19 or name in list_datasets(label_format="labelIds"):
         from tfseg.data.labels import CITYSCAPES_COLORS
 
         return np.asarray(CITYSCAPES_COLORS, dtype=np.uint8)

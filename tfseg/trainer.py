@@ -159,31 +159,16 @@ def init_from_model(model, path):
     Both must have the same architecture (same layer names and weight shapes), as
     ``tools/transfer_head.py`` writes it; any difference is an error naming the layers.
     """
+    from tfseg.encoders.weights import copy_weights_by_name
+
     source = {layer.name: layer for layer in load_model(path).layers}
-    missing, mismatched, copied = [], [], 0
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        src = source.get(layer.name)
-        if src is None:
-            missing.append(layer.name)
-            continue
-        values = src.get_weights()
-        shapes = [tuple(w.shape) for w in layer.weights]
-        if [tuple(v.shape) for v in values] != shapes:
-            mismatched.append(f"{layer.name} {shapes} vs {[tuple(v.shape) for v in values]}")
-            continue
-        layer.set_weights(values)
-        copied += len(values)
-    if missing or mismatched:
+    report = copy_weights_by_name(source, model, strict=False, nested=False)
+    if not report.complete:
         raise TrainingError(
             f"--init_model={path} does not match the model being trained ({model.name}): "
-            + "; ".join(
-                ([f"layers not in the file: {', '.join(missing[:5])}"] if missing else [])
-                + ([f"shape mismatch: {', '.join(mismatched[:5])}"] if mismatched else [])
-            )
+            + report.describe(source="the file")
         )
-    return copied
+    return report.tensors
 
 
 class _EpochEnd(keras.callbacks.Callback):

@@ -36,75 +36,7 @@ if _REPO not in sys.path:  # run as a script from anywhere
 
 import numpy as np  # noqa: E402
 
-# Mapillary Vistas v1.2 labels 0..64 in config.json order (65 = "void--unlabeled" is ignored by
-# tfseg.data.mapillary): (machine name, readable name).
-MAPILLARY_V12_CLASSES = [
-    ("animal--bird", "Bird"),
-    ("animal--ground-animal", "Ground Animal"),
-    ("construction--barrier--curb", "Curb"),
-    ("construction--barrier--fence", "Fence"),
-    ("construction--barrier--guard-rail", "Guard Rail"),
-    ("construction--barrier--other-barrier", "Barrier"),
-    ("construction--barrier--wall", "Wall"),
-    ("construction--flat--bike-lane", "Bike Lane"),
-    ("construction--flat--crosswalk-plain", "Crosswalk - Plain"),
-    ("construction--flat--curb-cut", "Curb Cut"),
-    ("construction--flat--parking", "Parking"),
-    ("construction--flat--pedestrian-area", "Pedestrian Area"),
-    ("construction--flat--rail-track", "Rail Track"),
-    ("construction--flat--road", "Road"),
-    ("construction--flat--service-lane", "Service Lane"),
-    ("construction--flat--sidewalk", "Sidewalk"),
-    ("construction--structure--bridge", "Bridge"),
-    ("construction--structure--building", "Building"),
-    ("construction--structure--tunnel", "Tunnel"),
-    ("human--person", "Person"),
-    ("human--rider--bicyclist", "Bicyclist"),
-    ("human--rider--motorcyclist", "Motorcyclist"),
-    ("human--rider--other-rider", "Other Rider"),
-    ("marking--crosswalk-zebra", "Lane Marking - Crosswalk"),
-    ("marking--general", "Lane Marking - General"),
-    ("nature--mountain", "Mountain"),
-    ("nature--sand", "Sand"),
-    ("nature--sky", "Sky"),
-    ("nature--snow", "Snow"),
-    ("nature--terrain", "Terrain"),
-    ("nature--vegetation", "Vegetation"),
-    ("nature--water", "Water"),
-    ("object--banner", "Banner"),
-    ("object--bench", "Bench"),
-    ("object--bike-rack", "Bike Rack"),
-    ("object--billboard", "Billboard"),
-    ("object--catch-basin", "Catch Basin"),
-    ("object--cctv-camera", "CCTV Camera"),
-    ("object--fire-hydrant", "Fire Hydrant"),
-    ("object--junction-box", "Junction Box"),
-    ("object--mailbox", "Mailbox"),
-    ("object--manhole", "Manhole"),
-    ("object--phone-booth", "Phone Booth"),
-    ("object--pothole", "Pothole"),
-    ("object--street-light", "Street Light"),
-    ("object--support--pole", "Pole"),
-    ("object--support--traffic-sign-frame", "Traffic Sign Frame"),
-    ("object--support--utility-pole", "Utility Pole"),
-    ("object--traffic-light", "Traffic Light"),
-    ("object--traffic-sign--back", "Traffic Sign (Back)"),
-    ("object--traffic-sign--front", "Traffic Sign (Front)"),
-    ("object--trash-can", "Trash Can"),
-    ("object--vehicle--bicycle", "Bicycle"),
-    ("object--vehicle--boat", "Boat"),
-    ("object--vehicle--bus", "Bus"),
-    ("object--vehicle--car", "Car"),
-    ("object--vehicle--caravan", "Caravan"),
-    ("object--vehicle--motorcycle", "Motorcycle"),
-    ("object--vehicle--on-rails", "On Rails"),
-    ("object--vehicle--other-vehicle", "Other Vehicle"),
-    ("object--vehicle--trailer", "Trailer"),
-    ("object--vehicle--truck", "Truck"),
-    ("object--vehicle--wheeled-slow", "Wheeled Slow"),
-    ("void--car-mount", "Car Mount"),
-    ("void--ego-vehicle", "Ego Vehicle"),
-]
+from tfseg.data.labels import MAPILLARY_V12_CLASSES  # noqa: E402  (65 (machine, readable) names)
 
 # Cityscapes train class -> Mapillary v1.2 class: the closest single class for each of the 19.
 MAPILLARY_TO_CITYSCAPES = {
@@ -389,13 +321,20 @@ def transfer(source, target, table, unmapped="mean"):
         for s in src:
             if not 0 <= s < s_classes:
                 raise TransferError(f"target class {t} maps to source {s}; the source has {s_classes}")
+    from tfseg.encoders.weights import copy_weights_by_name
+
     path = class_path(target)
     src_path = class_path(source)
     src_layers = {layer.name: layer for layer in source.layers}
     report = {"copied": 0, "gathered": [], "unmapped": [t for t, s in enumerate(table) if not s],
               "skipped": []}
+    # layers off the class path are copied as they are; the loop handles the rest
+    plain = [layer.name for layer in target.layers
+             if layer.weights and not (layer.name in path and layer.name in src_path)]
+    copied = copy_weights_by_name(src_layers, target, layers=plain, strict=False, nested=False)
+    report["copied"] += copied.tensors
     for layer in target.layers:
-        if not layer.weights:
+        if not layer.weights or layer.name in copied.copied:
             continue
         src = src_layers.get(layer.name)
         if src is None or len(src.weights) != len(layer.weights):

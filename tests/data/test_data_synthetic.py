@@ -122,7 +122,7 @@ def test_refuses_foreign_directory(tmp_path):
 
 
 def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
-    from tfseg.data import synthetic
+    from tfseg.data.synthetic import writer
 
     calls = []
 
@@ -132,8 +132,8 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
             raise KeyboardInterrupt
         return original(root, split, index, params)
 
-    original = synthetic._write_example
-    monkeypatch.setattr(synthetic, "_write_example", boom)
+    original = writer._write_example
+    monkeypatch.setattr(writer, "_write_example", boom)
     target = str(tmp_path / "set")
     with pytest.raises(KeyboardInterrupt):
         generate_synthetic(target, num_train=3, num_val=0, height=32, width=64, verbose=False)

@@ -13,7 +13,6 @@ from absl import flags
 from keras.src.legacy.saving import legacy_h5_format
 
 from tfseg.encoders import build_encoder_model, export_encoder_weights, load_encoder_weights
-from tfseg.encoders import weights as weights_lib
 from tfseg.encoders.weights import IMAGENET_MEAN, IMAGENET_STD, legacy_file_name
 
 SHAPE = (64, 96, 3)
@@ -206,7 +205,7 @@ def test_imagenet_download_failure_is_explained(monkeypatch):
             f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known"
         )
 
-    monkeypatch.setattr(weights_lib.keras.utils, "get_file", fail)
+    monkeypatch.setattr(keras.utils, "get_file", fail)
     with pytest.raises(RuntimeError) as info:
         load_encoder_weights(keras.Model(), "mobilenet", "imagenet")
     message = str(info.value)

@@ -8,7 +8,8 @@
     val = make_eval_dataset(spec, "val", stride=32)          # (image, label, index) batches
 
 Datasets (``list_datasets()``): ``synthetic``, ``cityscapes``, ``camvid``, ``mapillary``,
-``folder``; each module's docstring gives its layout and options. Every bad input (missing
+``folder``; each module's docstring gives its layout and options, and each registration its
+capabilities (``dataset_capabilities(name)``: label format, instance ids). Every bad input (missing
 directory or file, corrupt image, size mismatch, label value outside the table) raises
 ``DataError`` naming the file; inside tf.data the same checks stop the iteration with the file
 name in the error message, and ``check_examples`` (``python -m tfseg.data.check``) checks a whole
@@ -18,7 +19,16 @@ split up front.
 from tfseg.data import camvid, cityscapes, folder, mapillary, synthetic  # noqa: F401  (register)
 from tfseg.data.check import check_examples
 from tfseg.data.class_weights import enet_class_weights
-from tfseg.data.core import DataError, DatasetSpec, Example, get_dataset, list_datasets
+from tfseg.data.core import (
+    LABEL_FORMATS,
+    DataError,
+    DatasetCapabilities,
+    DatasetSpec,
+    Example,
+    dataset_capabilities,
+    get_dataset,
+    list_datasets,
+)
 from tfseg.data.pipeline import (
     MEAN,
     STD,
@@ -32,13 +42,16 @@ from tfseg.data.pipeline import (
 from tfseg.data.synthetic import generate_synthetic, render_scene
 
 __all__ = [
+    "LABEL_FORMATS",
     "MEAN",
     "STD",
     "DataError",
+    "DatasetCapabilities",
     "DatasetSpec",
     "Example",
     "augment",
     "check_examples",
+    "dataset_capabilities",
     "denormalize",
     "enet_class_weights",
     "generate_synthetic",

@@ -29,7 +29,7 @@ def _examples(root, split):
     ]
 
 
-@DATASETS.register("camvid")
+@DATASETS.register("camvid", label_format="trainIds", has_instances=False)
 def camvid(data_dir):
     """CamVid, 11 classes (Sky, Building, Pole, Road, Pavement, Tree, SignSymbol, Fence, Car,
     Pedestrian, Bicyclist)."""

@@ -46,7 +46,7 @@ def cityscapes_examples(root, split, annotation="gtFine"):
     return examples
 
 
-@DATASETS.register("cityscapes")
+@DATASETS.register("cityscapes", label_format="labelIds", has_instances=True)
 def cityscapes(data_dir, *, annotation="gtFine"):
     """Cityscapes with the 19 train classes. ``annotation``: "gtFine" or "gtCoarse"."""
     if annotation not in ("gtFine", "gtCoarse"):

@@ -122,7 +122,7 @@ def _examples(root, split):
     return examples
 
 
-@DATASETS.register("folder")
+@DATASETS.register("folder", label_format="classIds", has_instances=False)
 def folder(data_dir, *, num_classes=None, ignore_label=255, id_map=None):
     """Images and masks in plain folders (see the module docstring for the layout and options)."""
     require_dir(data_dir)

@@ -37,7 +37,8 @@ def _examples(root, split):
     return examples
 
 
-@DATASETS.register("mapillary")
+# Its instance PNGs are not in the Cityscapes instanceIds encoding that the instance task reads.
+@DATASETS.register("mapillary", label_format="trainIds", has_instances=False)
 def mapillary(data_dir):
     """Mapillary Vistas v1.2; names and colours from ``config.json`` when present."""
     require_dir(data_dir)

@@ -99,10 +99,13 @@ def instance_config_from_flags(fv):
         if given:
             raise ValueError(f"{', '.join(given)} need --task=instance")
         return InstanceConfig()
-    if fv.dataset not in ("cityscapes", "synthetic"):
+    from tfseg.data import list_datasets
+
+    with_instances = list_datasets(has_instances=True)
+    if fv.dataset not in with_instances:
         raise ValueError(
-            f"--task=instance needs Cityscapes-format instanceIds ground truth (--dataset=cityscapes "
-            f"or synthetic), not --dataset={fv.dataset}"
+            f"--task=instance needs Cityscapes-format instanceIds ground truth "
+            f"(--dataset={' or '.join(with_instances)}), not --dataset={fv.dataset}"
         )
     return InstanceConfig(
         enabled=True,
