@@ -2,14 +2,25 @@
 
 import os
 
+import numpy as np
+
+from tfseg.arrays import pad_to_stride, padded_size
 from tfseg.bench import measure, report
 
 
 def test_sizes_sweep_and_padding():
     sizes = measure.parse_sizes(["sweep", "512x1024"])
     assert sizes[:3] == [(360, 640), (720, 1280), (1080, 1920)] and len(sizes) == 6
-    assert measure.padded((360, 640)) == (384, 640)
-    assert measure.padded((1080, 1920)) == (1088, 1920)
+    assert padded_size((360, 640), 32) == (384, 640)
+    assert padded_size((1080, 1920), 32) == (1088, 1920)
+
+
+
+def test_pad_to_stride_pads_bottom_right_with_the_value():
+    label = np.ones((5, 7), np.int32)
+    out = pad_to_stride(label, 4, 255)
+    assert out.shape == (8, 8) and (out[:5, :7] == 1).all() and (out[5:] == 255).all()
+    assert pad_to_stride(np.zeros((8, 8, 3)), 4).shape == (8, 8, 3)
 
 
 def test_model_targets():

@@ -9,6 +9,7 @@ import tempfile
 
 import numpy as np
 
+from tfseg.arrays import padded_size
 from tfseg.bench.report import format_line
 from tfseg.bench.runtimes import RuntimeUnavailable, make_runner
 from tfseg.bench.timing import latency_stats, time_interleaved
@@ -28,11 +29,6 @@ def parse_sizes(values):
             if size not in out:
                 out.append(size)
     return out
-
-
-def padded(size, stride=32):
-    """``size`` rounded up to a multiple of ``stride`` in each dimension."""
-    return tuple(-(-d // stride) * stride for d in size)
 
 
 def model_targets(model, encoder, *, model_path=None, pairs=False, every=False):
@@ -86,8 +82,8 @@ def _model_at(name, encoder, num_classes, size, encoder_kwargs, model_path):
 
     if model_path:
         model = _build(name, encoder, num_classes, size, encoder_kwargs, model_path)
-        return model, padded(size, model_stride(model))
-    run_size = padded(size, stride_of(name))
+        return model, padded_size(size, model_stride(model))
+    run_size = padded_size(size, stride_of(name))
     return _build(name, encoder, num_classes, run_size, encoder_kwargs, model_path), run_size
 
 

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from tfseg.arrays import pad_to_stride
 from tfseg.export_lib.errors import ExportError
 
 
@@ -65,10 +66,8 @@ def samples(spec, split, *, count, input_size=None, stride=32):
         label = label.numpy().astype(np.int32)
         h, w = label.shape
         raw = np.clip(np.round(denormalize(image)), 0, 255).astype(np.uint8)
-        ph, pw = -h % stride, -w % stride
-        if ph or pw:
-            image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
-            label = np.pad(label, ((0, ph), (0, pw)), constant_values=ignore)
+        image = pad_to_stride(image, stride)
+        label = pad_to_stride(label, stride, ignore)
         yield {"image": image[None], "label": label, "uint8": raw, "valid": (h, w)}
 
 
