@@ -1,0 +1,133 @@
+"""The zoo table of docs/zoo.md: every network registered with a reference row, measured in one run.
+
+    python experiments/zoo_table.py --out=docs/zoo_table.md [--train] [--networks=cgnet,fssnet]
+
+Columns: trainable parameters (19 classes) and GFLOPs at 1024x512 against the reference zoo's figures
+(docs/reference/zoo_reference.csv); CPU latency at 512x1024, batch 1, ``--threads`` threads, for Keras,
+LiteRT fp32 and onnxruntime (timed interleaved, median), and the best runtime's achieved GFLOP/s as a
+share of the same run's fp32 matmul peak. With ``--train``, val mIoU after the short recipe below on the
+synthetic scenes, the same for every network (``tfseg.train`` in a subprocess, one run directory each).
+The CPU model and its int8/bf16 flags head the table: figures hold for that CPU only.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", "docs/zoo_table.md", "Markdown table written here (and OUT.json).")
+flags.DEFINE_list("networks", [], "Networks to measure (default: every one with a reference row).")
+flags.DEFINE_integer("threads", 2, "CPU threads for every runtime.")
+flags.DEFINE_integer("runs", 10, "Timed runs per runtime.")
+flags.DEFINE_integer("warmup", 3, "Untimed runs per runtime.")
+flags.DEFINE_bool("train", False, "Also train each network with the short recipe (slow).")
+flags.DEFINE_string("run_root", "runs/zoo", "Run directories of --train.")
+flags.DEFINE_string("data_dir", "data/synthetic", "Synthetic scenes for --train.")
+
+RUNTIMES = ("keras", "tflite", "onnxruntime")
+SIZE = (512, 1024)
+# The short recipe: the quickstart's optimiser and loss, fewer epochs.
+RECIPE = [
+    "--dataset=synthetic", "--crop_size=256x256", "--min_scale=0.75", "--max_scale=1.25",
+    "--nocolor_jitter", "--batch_size=4", "--epochs=6", "--val_every=6", "--optimizer=adam",
+    "--learning_rate=5e-3", "--weight_decay=1e-4", "--lr_schedule=poly", "--loss=ohem", "--seed=0",
+]
+REFERENCE_CSV = os.path.join(os.path.dirname(__file__), "..", "docs", "reference",
+                             "zoo_reference.csv")
+
+
+def cpu_description():
+    """The CPU model and its int8 / bf16 flags (from /proc/cpuinfo on Linux)."""
+    model, flags_ = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags_ = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+    return f"{model} ({', '.join(f for f in wanted if f in flags_) or 'no AVX2'})"
+
+
+def train_miou(name):
+    """Val mIoU of ``name`` after the short recipe (a tfseg.train subprocess)."""
+    run_dir = os.path.join(FLAGS.run_root, name)
+    cmd = [sys.executable, "-m", "tfseg.train", f"--model={name}", f"--run_dir={run_dir}",
+           f"--data_dir={FLAGS.data_dir}", *RECIPE]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        return json.load(f)["val"]["miou"]
+
+
+def measure_network(name, reference, peak):
+    from tfseg.bench.measure import measure
+
+    row = measure(name, None, 19, SIZE, runtimes=RUNTIMES, warmup=FLAGS.warmup, runs=FLAGS.runs,
+                  threads=FLAGS.threads, peak_gflops=peak)
+    timed = {r: row[r]["median_ms"] for r in RUNTIMES if "median_ms" in row.get(r, {})}
+    best = min(timed, key=timed.get)
+    out = {
+        "network": name, "params": row["params"], "gflops": row["gflops"],
+        "ref_params": int(reference["trainable_params"]),
+        "ref_gflops": 2 * float(reference["gmacs_1x512x1024"]),
+        **{f"{r}_ms": timed.get(r) for r in RUNTIMES},
+        "best": best, "best_share_of_matmul": row[best].get("fraction_of_matmul"),
+    }
+    if FLAGS.train:
+        out["miou"] = train_miou(name)
+    return out
+
+
+def markdown(rows, cpu, peak):
+    head = (f"CPU: {cpu}; {FLAGS.threads} threads; fp32 matmul peak {peak:.0f} GFLOP/s in this run.\n\n"
+            "| network | params | ref params | GFLOPs | ref GFLOPs | Keras ms | LiteRT ms | "
+            "onnxruntime ms | best (% of matmul) | val mIoU |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        ms = [f"{r[f'{k}_ms']:.0f}" if r.get(f"{k}_ms") else "-" for k in RUNTIMES]
+        share = r["best_share_of_matmul"]
+        miou = f"{100 * r['miou']:.1f}" if "miou" in r else "-"
+        lines.append(
+            f"| `{r['network']}` | {r['params']:,} | {r['ref_params']:,} | {r['gflops']:.2f} | "
+            f"{r['ref_gflops']:.2f} | {' | '.join(ms)} | {r['best']}"
+            f"{f' ({100 * share:.0f} %)' if share else ''} | {miou} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    import tfseg  # noqa: F401  (fills the registries)
+    from tfseg.bench.timing import matmul_gflops
+    from tfseg.files import write_json_atomic, atomic_path
+    from tfseg.registry import MODELS
+
+    with open(REFERENCE_CSV) as f:
+        references = {row["Model"]: row for row in csv.DictReader(f)}
+    names = FLAGS.networks or [n for n in MODELS.names() if "reference" in MODELS.info(n).extra]
+    unknown = [n for n in names if n not in MODELS or "reference" not in MODELS.info(n).extra]
+    if unknown:
+        raise app.UsageError(f"--networks: no zoo network {unknown}; choose from "
+                             f"{[n for n in MODELS.names() if 'reference' in MODELS.info(n).extra]}")
+    peak = matmul_gflops()["best"]
+    rows = []
+    for name in names:
+        rows.append(measure_network(name, references[MODELS.info(name).extra["reference"]], peak))
+        print(json.dumps(rows[-1]), flush=True)
+    cpu = cpu_description()
+    write_json_atomic(FLAGS.out + ".json", {"cpu": cpu, "peak_gflops": peak, "rows": rows})
+    with atomic_path(FLAGS.out) as tmp, open(tmp, "w") as f:
+        f.write(markdown(rows, cpu, peak))
+    print(f"wrote {FLAGS.out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
