@@ -111,7 +111,7 @@ def main(argv):
     from tfseg.registry import MODELS
 
     with open(REFERENCE_CSV) as f:
-        references = {row["Model"]: row for row in csv.DictReader(f)}
+        references = {row["model"]: row for row in csv.DictReader(f)}
     names = FLAGS.networks or [n for n in MODELS.names() if "reference" in MODELS.info(n).extra]
     unknown = [n for n in names if n not in MODELS or "reference" not in MODELS.info(n).extra]
     if unknown:

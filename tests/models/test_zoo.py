@@ -28,7 +28,7 @@ MAC_TOLERANCE = 0.05
 
 def reference_rows():
     with open(REFERENCE_CSV) as f:
-        return {row["Model"]: row for row in csv.DictReader(f)}
+        return {row["model"]: row for row in csv.DictReader(f)}
 
 
 def zoo_networks():
