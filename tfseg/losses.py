@@ -141,13 +141,6 @@ def pixel_losses(y_true, y_pred, *, ignore_label=255, label_relaxation_kernel=0)
     return ops.where(ops.greater(valid, 0.5), nll, ops.zeros_like(nll)), labels, valid
 
 
-def pixel_cross_entropy(y_true, y_pred, ignore_label=255, label_relaxation_kernel=0):
-    """Per-pixel CE (flattened) with a validity mask: returns ``(ce, labels, valid)``."""
-    return pixel_losses(
-        y_true, y_pred, ignore_label=ignore_label, label_relaxation_kernel=label_relaxation_kernel
-    )
-
-
 def _weights(labels, valid, class_weights):
     if class_weights is None:
         return valid

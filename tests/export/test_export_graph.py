@@ -150,6 +150,17 @@ def test_missing_runtimes_are_explained(model_path, tmp_path):
             check_runtime(trt)
 
 
+def test_tftrt_is_accepted_where_tensorflow_ships_it(model_path, tmp_path, monkeypatch):
+    """On a TensorFlow built with TensorRT (Jetson / NVIDIA containers) the option passes the checks
+    and every precision has a TF-TRT mode; here only the option handling can run."""
+    from tfseg.export_lib import tftrt
+    from tfseg.export_lib.pipeline import FORMAT_PRECISIONS, check_runtime
+
+    monkeypatch.setattr(tftrt, "tftrt_available", lambda: True)
+    check_runtime(ExportOptions(model_path=model_path, output=str(tmp_path / "t"), format="tftrt"))
+    assert set(FORMAT_PRECISIONS["tftrt"]) == set(tftrt.PRECISION_MODES)
+
+
 def test_judge_thresholds():
     base = {"argmax_agreement": 0.9995, "max_rel_logit_diff": 1e-6, "miou_diff": 0.0}
     assert judge(dict(base), "fp32")["passed"]

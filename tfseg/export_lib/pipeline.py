@@ -126,15 +126,9 @@ def check_runtime(o):
                 "engine on the board with tfseg/deploy/build_engine.py (see tfseg/deploy/README.md)."
             ) from None
     if o.format == "tftrt":
-        import tensorflow as tf
+        from tfseg.export_lib.tftrt import require_tftrt
 
-        if not tf.sysconfig.get_build_info().get("is_tensorrt_build", False):
-            raise ExportError(
-                f"--format=tftrt needs a TensorFlow built with TensorRT; this TensorFlow "
-                f"{tf.__version__} is not (TF 2.18 and later dropped TF-TRT; it existed in CUDA "
-                "builds up to TF 2.17). Use --format=onnx, then --format=tensorrt or "
-                "tfseg/deploy/build_engine.py, instead."
-            )
+        require_tftrt()
 
 
 def resolve_input_size(model, o):
@@ -492,30 +486,9 @@ def _build_tensorrt(o, model, tmp, *, size, batch, stride, spec, report, log):
 
 
 def _build_tftrt(o, model, tmp, *, size, batch, stride, spec, report, log):  # pragma: no cover
-    # Only reachable on a TensorFlow built with TensorRT (TF <= 2.17 CUDA builds), see check_runtime.
-    from tensorflow.python.compiler.tensorrt import trt_convert as trt
+    from tfseg.export_lib.tftrt import convert_tftrt
 
-    from tfseg.export_lib.saved_model import SavedModelRunner, write_saved_model
-
-    work = tempfile.mkdtemp(prefix="tfseg_tftrt_")
-    try:
-        write_saved_model(model, work + "/sm", input_size=size, batch_size=batch, stride=stride)
-        mode = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8"}[o.precision]
-        converter = trt.TrtGraphConverterV2(
-            input_saved_model_dir=work + "/sm", precision_mode=mode, use_calibration=mode == "INT8"
-        )
-        if mode == "INT8":
-            from tfseg.export_lib.samples import calibration_images
-
-            images = calibration_images(
-                spec, o.calibration_split, steps=o.calibration_steps,
-                input_size=size if size[0] else None, stride=stride,
-            )  # fmt: skip
-            converter.convert(calibration_input_fn=lambda: ((x,) for x in images))
-        else:
-            converter.convert()
-        converter.save(tmp)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    report["tftrt"] = {"precision_mode": mode}
-    return SavedModelRunner(tmp)
+    return convert_tftrt(
+        model, tmp, precision=o.precision, size=size, batch=batch, stride=stride, spec=spec,
+        calibration_split=o.calibration_split, calibration_steps=o.calibration_steps, report=report,
+    )

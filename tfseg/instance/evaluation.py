@@ -266,19 +266,6 @@ def make_instance_predict_fn(model):
     return predict
 
 
-def predict_instances(predict, image, *, quantization=4.0, min_area=50, per_class=False):
-    """One normalised, stride-padded image (1, H, W, 3) -> (semantic, instance_map, instances)."""
-    probs, centres = predict(image)
-    probs = probs.numpy()[0]
-    centres = centres.numpy()[0]
-    semantic = np.argmax(probs, axis=-1).astype(np.int32)
-    inst_map, instances = centres_to_instances(
-        centres, semantic, probabilities=probs, quantization=quantization, min_area=min_area,
-        per_class=per_class,
-    )
-    return semantic, inst_map, instances
-
-
 def evaluate_instances(
     model,
     spec,
