@@ -67,7 +67,7 @@ class _SubPixelConvTranspose(keras.layers.Layer):
       taps are computed: 4/9 of the 3x3 form's multiply-adds, as many as the transposed
       convolution itself. UNet-ResNet18 at 512x1024, LiteRT fp32, 2 cores (five x2 upsamplings,
       7.7 of 13.8 GMACs were zero taps): 16 % faster than the 3x3 form in an interleaved run
-      under load; the idle benchmark went from 543 to 342 ms (README).
+      under load; the idle benchmark went from 543 to 342 ms (docs/results.md).
     - s > 2: one 3x3 convolution whose output channel ``(py*s + px)*C + c`` holds the phase-(py, px)
       taps, then ``depth_to_space(s)``. For tfseg's x4 / x8 label-space upsamplings (few channels)
       this measured as fast as the quadrant form, whose extra concatenation and second

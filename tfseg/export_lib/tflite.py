@@ -17,7 +17,7 @@ a QUANTIZE / DEQUANTIZE at the edges, so an int8 model is a drop-in for the fp32
 QUANTIZE / DEQUANTIZE at each boundary. ``float_layer_names(model, "scores")`` names the class-score
 path (``score_layers``). 8 bits there cost argmax agreement (the logits' top two classes are often
 closer than one quantisation step). The layers have only ``num_classes`` channels, but the float
-kernels and the boundary conversions still cost time: measured in the README, "Export".
+kernels and the boundary conversions still cost time: measured in docs/results.md.
 fp16: float16 weights, dequantised at load time; computation in fp32 on CPUs without fp16 units.
 """
 
