@@ -1,6 +1,5 @@
 """ERFNet, ENet and ESPNet with their own decoders and with the iGUM head (SSN Table 1 baselines)."""
 
-import csv
 import functools
 import os
 
@@ -15,32 +14,12 @@ from tfseg.models.enet import MaxUnpool2D, PoolSwitches
 
 NETWORKS = ("erfnet", "enet", "espnet")
 DECODERS = ("original", "igum")
-REFERENCE_CSV = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "reference", "zoo_reference.csv"
-)
-# Trainable parameters of the PyTorch reference zoo (19 classes), zoo_reference.csv.
-REFERENCE_PARAMS = {"erfnet": 2065458, "enet": 365100, "espnet": 377137}
 
 
 @functools.cache
 def _model(name, decoder):
     keras.utils.set_random_seed(0)
     return tfseg.build_model(name, 19, decoder=decoder)
-
-
-def test_reference_figures_agree_with_the_csv():
-    if not os.path.exists(REFERENCE_CSV):
-        pytest.skip("shared/reference/zoo_reference.csv not present in this checkout")
-    with open(REFERENCE_CSV) as f:
-        rows = {r["model"].lower(): int(r["trainable_params"]) for r in csv.DictReader(f)}
-    assert {k: rows[k] for k in REFERENCE_PARAMS} == REFERENCE_PARAMS
-
-
-@pytest.mark.parametrize("name", NETWORKS)
-def test_original_decoder_params_match_the_reference_zoo(name):
-    model = _model(name, "original")
-    params = count_params(model)
-    assert abs(params - REFERENCE_PARAMS[name]) / REFERENCE_PARAMS[name] < 0.01, params
 
 
 @pytest.mark.parametrize("name", NETWORKS)

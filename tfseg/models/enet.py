@@ -229,7 +229,13 @@ def enet_decoder(x, switches, num_classes, *, name="enet"):
     )(x)
 
 
-@MODELS.register("enet", stride=8, paper="ENet (Paszke et al., 2016)", features={8: "enet_b3_8_out"})
+@MODELS.register(
+    "enet",
+    stride=8,
+    paper="ENet (Paszke et al., 2016)",
+    features={8: "enet_b3_8_out"},
+    reference="ENet",
+)
 def enet(inputs, num_classes, *, decoder="original", name="enet", **igum_kwargs):
     """ENet logits at the input resolution.
 

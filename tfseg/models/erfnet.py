@@ -131,7 +131,13 @@ def erfnet_decoder(x, num_classes, *, name="erfnet"):
     )(x)
 
 
-@MODELS.register("erfnet", stride=8, paper="ERFNet (Romera et al., 2017)", features={8: "erfnet_enc128_8_out"})
+@MODELS.register(
+    "erfnet",
+    stride=8,
+    paper="ERFNet (Romera et al., 2017)",
+    features={8: "erfnet_enc128_8_out"},
+    reference="ERFNet",
+)
 def erfnet(inputs, num_classes, *, decoder="original", name="erfnet", **igum_kwargs):
     """ERFNet logits at the input resolution.
 

@@ -118,7 +118,13 @@ def espnet_decoder(level3, level1, level2, num_classes, *, name="espnet"):
     return layers.Conv2DTranspose(num_classes, 3, strides=2, padding="same", name=f"{name}_up1")(x)
 
 
-@MODELS.register("espnet", stride=8, paper="ESPNet (Mehta et al., 2018)", features={8: "espnet_l3_concat"})
+@MODELS.register(
+    "espnet",
+    stride=8,
+    paper="ESPNet (Mehta et al., 2018)",
+    features={8: "espnet_l3_concat"},
+    reference="ESPNet",
+)
 def espnet(
     inputs, num_classes, *, decoder="original", alpha2=2, alpha3=8, name="espnet", **igum_kwargs
 ):
