@@ -51,7 +51,9 @@ from keras import layers
 
 from tfseg.layers import BilinearUpsample, conv_bn_act
 from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM
-from tfseg.models.enet import _prelu  # one slope per layer, starting at 0.25 (nn.PReLU())
+from tfseg.models.enet import (
+    _prelu,  # one slope per layer, starting at 0.25 (nn.PReLU())
+)
 from tfseg.registry import MODELS
 
 
@@ -113,13 +115,14 @@ def _conv_bn_prelu(x, filters, *, strides=1, name):
 
 def cgnet_encoder(inputs, *, M=3, N=15, name="cgnet"):
     """Stages 1-3: the 256-channel stride-8 feature map (the classifier's input)."""
-    quarter = layers.AveragePooling2D(3, strides=2, padding="same", name=f"{name}_image_half")(inputs)
-    quarter = layers.AveragePooling2D(3, strides=2, padding="same", name=f"{name}_image_quarter")(
-        quarter
-    )
-    eighth = layers.AveragePooling2D(3, strides=2, padding="same", name=f"{name}_image_eighth")(
-        quarter
-    )
+    image = inputs
+    pyramid = []
+    for level in ("half", "quarter", "eighth"):
+        image = layers.AveragePooling2D(3, strides=2, padding="same", name=f"{name}_image_{level}")(
+            image
+        )
+        pyramid.append(image)
+    _, quarter, eighth = pyramid
 
     first = _conv_bn_prelu(inputs, 32, strides=2, name=f"{name}_stage1_conv0")
     x = _conv_bn_prelu(first, 32, name=f"{name}_stage1_conv1")

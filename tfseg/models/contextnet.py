@@ -59,8 +59,8 @@ def inverted_residual(x, filters, *, expansion, strides=1, name):
     """MobileNetV2 bottleneck: 1x1 expansion, 3x3 depthwise (both + BN + ReLU), linear 1x1
     projection (+ BN); the input is added when the shape is kept (the expansion is kept at t=1)."""
     in_channels = x.shape[-1]
-    y = conv_bn_act(x, int(round(in_channels * expansion)), 1, name=f"{name}_expand")
-    y = depthwise_bn_act(y, 3, strides=strides, name=f"{name}")
+    y = conv_bn_act(x, round(in_channels * expansion), 1, name=f"{name}_expand")
+    y = depthwise_bn_act(y, 3, strides=strides, name=name)
     y = conv_bn_act(y, filters, 1, activation=None, name=f"{name}_project")
     if strides == 1 and in_channels == filters:
         y = layers.Add(name=f"{name}_add")([x, y])
@@ -126,7 +126,8 @@ def contextnet(inputs, num_classes, *, detail_stride=2, name="contextnet"):
     """
     if detail_stride not in DETAIL_STRIDES:
         raise ValueError(
-            f"contextnet: detail_stride must be one of {sorted(DETAIL_STRIDES)}, got {detail_stride!r}"
+            f"contextnet: detail_stride must be one of {sorted(DETAIL_STRIDES)}, "
+            f"got {detail_stride!r}"
         )
     detail = detail_branch(inputs, detail_stride=detail_stride, name=f"{name}_detail")
     context = context_branch(inputs, name=f"{name}_context")
