@@ -44,7 +44,7 @@ Parameters with 19 classes: 361,804 (reference 361,804); 4.230 conv GMACs at 512
 
 from keras import initializers, layers, ops
 
-from tfseg.layers import BilinearUpsample
+from tfseg.layers import BilinearUpsample, conv_bn_act
 from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM, keras_serializable
 from tfseg.registry import MODELS
 
@@ -61,6 +61,9 @@ class ChannelMean(layers.Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 1)
 
+    def get_config(self):
+        return super().get_config()  # no options of its own
+
 
 def _act(x, activation, name):
     if activation is None:
@@ -73,16 +76,13 @@ def _act(x, activation, name):
 
 
 def _conv_bn(x, filters, kernel, *, activation, name, **conv_kw):
-    x = layers.Conv2D(
-        filters, kernel, use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv",
-        **{"padding": "same", **conv_kw},
-    )(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = conv_bn_act(x, filters, kernel, activation=None, name=name, **conv_kw)
     return _act(x, activation, f"{name}_act")
 
 
 def _depthwise_bn(x, dilation, stride, *, activation, name):
-    """3x3 depthwise convolution (stride 1 or 2, any dilation) + BN + activation, PyTorch-aligned."""
+    """3x3 depthwise convolution (stride 1 or 2, any dilation) + BN + activation; a stride-2 one
+    is centred on the even pixels, as PyTorch's."""
     padding = "same"
     if stride == 2 and dilation == 1:
         x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
@@ -165,7 +165,7 @@ def fpenet(inputs, num_classes, *, p=3, q=9, k=4, activation="relu", name="fpene
     for key, value in (("p", p), ("q", q), ("k", k)):
         if int(value) != value or value < 1:
             raise ValueError(f"fpenet: {key} must be a positive integer, got {value!r}")
-    kw = dict(activation=activation)
+    kw = {"activation": activation}
     x1 = _conv_bn(inputs, 16, 3, strides=2, name=f"{name}_stem", **kw)
     x1 = fpe_block(x1, 16, expansion=1, name=f"{name}_stage1_1", **kw)
     x2 = x1
