@@ -5,6 +5,7 @@ from absl import flags
 
 from tfseg.config import Config, parse_size
 from tfseg import train as train_prog
+from tfseg.registry import DECODERS, MODELS
 
 
 def _parse(argv):
@@ -22,16 +23,33 @@ def test_quickstart_flagfile_parses_into_config():
     assert Config.from_json(config.to_json()) == config
 
 
-# RTSeg pairs only: the rgpnet_*.cfg files follow RGPNet's own recipe (SGD, OHEM), see docs/rgpnet.md.
-@pytest.mark.parametrize(
-    "cfg", sorted(f for f in os.listdir("configs/cityscapes") if not f.startswith("rgpnet_"))
-)
+CITYSCAPES_CFGS = sorted(os.listdir("configs/cityscapes"))
+
+
+def _is_rtseg_pair(cfg):
+    decoder = cfg.split("_", 1)[0]
+    return "_" in cfg and decoder in DECODERS.names() and decoder != "rgpnet"
+
+
+# RTSeg pairs only: the rgpnet_*.cfg files follow RGPNet's own recipe (SGD, OHEM), see docs/rgpnet.md;
+# the real-time zoo's <network>.cfg files follow the PyTorch reference zoo's recipe (below).
+@pytest.mark.parametrize("cfg", [f for f in CITYSCAPES_CFGS if _is_rtseg_pair(f)])
 def test_cityscapes_flagfiles_follow_the_paper_recipe(cfg):
     fv = _parse([f"--flagfile=configs/cityscapes/{cfg}", "--class_weights="])
     assert fv.optimizer == "adam" and fv.learning_rate == 1e-4 and fv.weight_decay == 5e-4
     assert fv.loss == "weighted_ce" and fv.crop_size == "512x1024"
     model, encoder = cfg[: -len(".cfg")].split("_", 1)
     assert (fv.model, fv.encoder) == (model, encoder)
+
+
+@pytest.mark.parametrize(
+    "cfg", [f for f in CITYSCAPES_CFGS if f[: -len(".cfg")] in MODELS.names()]
+)
+def test_zoo_flagfiles_parse_and_name_their_network(cfg):
+    fv = _parse([f"--flagfile=configs/cityscapes/{cfg}"])
+    assert fv.model == cfg[: -len(".cfg")]
+    config = train_prog.config_from_flags(fv)
+    assert Config.from_json(config.to_json()) == config
 
 
 def test_command_line_overrides_flagfile():
