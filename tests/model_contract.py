@@ -11,7 +11,7 @@ suite's budget:
 - a few training steps on a fixed batch lower its loss;
 - ``.keras`` save / load parity (and the recorded anatomy comes back);
 - optionally (``export=True``) LiteRT fp32 and ONNX parity at the first small size, through the same
-  graph rewrites as ``tfseg.export``.
+  graph rewrites as ``tfseg.export``, and the ONNX graph against the TX2 / Xavier op allow-lists.
 
 It returns the dynamic-size model, for further checks by the caller.
 """
@@ -82,9 +82,15 @@ def _check_round_trip(model, tmp_path, size):
 
 
 def check_export_parity(model, size):
-    """LiteRT fp32 and ONNX (opset 13) logits equal Keras' at ``size`` within ``EXPORT_ATOL``."""
+    """LiteRT fp32 and ONNX (opset 13) logits equal Keras' at ``size`` within ``EXPORT_ATOL``, and
+    the ONNX graph passes the TX2 (TensorRT 8.2) and Xavier (8.5) allow-lists."""
     from tfseg.export_lib.graph import inference_model
-    from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
+    from tfseg.export_lib.onnx_export import (
+        OnnxRunner,
+        check_onnx_model,
+        convert_onnx,
+        format_problems,
+    )
     from tfseg.export_lib.pipeline import rewrites
     from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
 
@@ -97,6 +103,9 @@ def check_export_parity(model, size):
     np.testing.assert_allclose(got, reference, atol=EXPORT_ATOL, rtol=1e-4)
     onnx_model, _ = inference_model(model, **rewrites("onnx"))
     proto = convert_onnx(onnx_model, opset=13, input_shape=(1, *size))
+    for target in ("tx2", "xavier"):
+        problems = check_onnx_model(proto, target, [layer.name for layer in onnx_model.layers])
+        assert not problems, format_problems(problems, target)
     np.testing.assert_allclose(OnnxRunner(proto)(x), reference, atol=EXPORT_ATOL, rtol=1e-4)
 
 
