@@ -1,5 +1,6 @@
 """pyproject.toml: console scripts, packages, package data; dependencies = requirements*.txt."""
 
+import ast
 import fnmatch
 import importlib
 import os
@@ -117,6 +118,26 @@ def test_version_is_read_from_the_package():
 
     assert _pyproject()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "tfseg.__version__"}
     assert tfseg.__version__
+
+
+@pytest.mark.parametrize(
+    "script",
+    sorted(
+        os.path.join(folder, f)
+        for folder in ("tools", "experiments")
+        for f in os.listdir(os.path.join(REPO, folder))
+        if f.endswith(".py")
+    ),
+)
+def test_scripts_import_the_installed_package(script):
+    """No sys.path edit in tools/ and experiments/: they import the package as installed.
+
+    Read, not loaded: a script may define its flags on import (experiments/zoo_table.py)."""
+    with open(os.path.join(REPO, script)) as f:
+        source = f.read()
+    assert "sys.path" not in source
+    tree = ast.parse(source, script)
+    assert "main" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
 @pytest.mark.slow

@@ -1,4 +1,8 @@
-"""RGPNet tooling: Mapillary -> Cityscapes head transfer, entropy difference maps, MS+F inference."""
+"""RGPNet tooling: Mapillary -> Cityscapes head transfer, entropy difference maps, MS+F inference.
+
+The scripts under tools/ and experiments/ are loaded from their files; they import the installed
+package (here the checkout's: `python -m pytest` runs from the repository root).
+"""
 
 import importlib.util
 import json
@@ -16,12 +20,13 @@ from tfseg.data.labels import CITYSCAPES_CLASS_NAMES
 from tfseg.evaluation import make_predict_fn, predict_probabilities
 from tfseg.models.anatomy import call_count
 from tfseg.models.saving import load_model
+from tfseg.models.transfer import TransferError, resolve_mapping, retarget, transfer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
+def _tool(name, folder="tools"):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, folder, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -47,7 +52,7 @@ def _conv_model(num_classes, kernel=1, seed=0, bias=None, zero=False):
 
 
 # ---------------------------------------------------------------------------------------------------
-# tools/transfer_head.py
+# tools/transfer_head.py, tfseg/models/transfer.py
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -68,7 +73,7 @@ def mapillary_model(tmp_path_factory):
 def test_builtin_mapping_covers_cityscapes():
     th = _tool("transfer_head")
     mapping, source, target = th.default_mapping()
-    table = th.resolve_mapping(mapping, 65, 19, source, target)
+    table = resolve_mapping(mapping, 65, 19, source, target)
     assert len(th.MAPILLARY_V12_CLASSES) == 65
     assert all(len(src) == 1 for src in table)  # every Cityscapes class has one Mapillary source
     names = [n for n, _ in th.MAPILLARY_V12_CLASSES]
@@ -125,18 +130,35 @@ def test_mapping_file_lists_means_and_unmapped(tiny65, tmp_path):
     np.testing.assert_allclose(b[2], b_src.mean(), atol=1e-6)  # unmapped: mean of the sources
 
 
-def test_gather_on_label_space_layers_and_init_fill():
-    """A transposed convolution over classes is gathered on both class axes; init keeps fresh rows."""
-    th = _tool("transfer_head")
+def _label_space_model():
     inputs = keras.Input((8, 8, 4))
     x = keras.layers.Conv2D(5, 1, name="score")(inputs)
     x = keras.layers.Conv2DTranspose(5, 4, strides=2, padding="same", name="up")(x)
-    source = keras.Model(inputs, keras.layers.Activation("linear", name="logits")(x))
-    target = th.retarget(source, 3)
+    return keras.Model(inputs, keras.layers.Activation("linear", name="logits")(x))
+
+
+def test_class_path_walks_agree(mapillary_model):
+    """The tool's walk (private Keras graph attributes, what the program passes) and the package's
+    default (the model's public config) find the same class layers."""
+    from tfseg.models.transfer import model_class_path
+
+    th = _tool("transfer_head")
+    rgpnet = mapillary_model[0]
+    for model in (rgpnet, retarget(rgpnet, 19), _label_space_model(), _conv_model(7)):
+        assert th.class_path(model) == model_class_path(model), model.name
+    assert model_class_path(_label_space_model()) == {"logits": True, "up": True, "score": False}
+
+
+@pytest.mark.parametrize("walk", ["package", "tool"])
+def test_gather_on_label_space_layers_and_init_fill(walk):
+    """A transposed convolution over classes is gathered on both class axes; init keeps fresh rows."""
+    kw = {"class_path": _tool("transfer_head").class_path} if walk == "tool" else {}
+    source = _label_space_model()
+    target = retarget(source, 3, **kw)
     assert target.get_layer("up").kernel.shape == (4, 4, 3, 3)
     fresh = target.get_layer("up").get_weights()[0].copy()
     table = [[4], [0, 1], []]
-    report = th.transfer(source, target, table, unmapped="init")
+    report = transfer(source, target, table, unmapped="init", **kw)
     assert report["gathered"] == ["score", "up"]
     ks = source.get_layer("up").get_weights()[0]
     kt = target.get_layer("up").get_weights()[0]
@@ -158,37 +180,61 @@ def test_transfer_errors_name_the_culprit(tiny65, tmp_path):
         run(f"--source={tmp_path / 'nope.keras'}", out)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(th.TransferError, match="not valid JSON"):
+    with pytest.raises(TransferError, match="not valid JSON"):
         run(f"--source={path}", out, f"--mapping={bad}")
     bad.write_text('{"road": "construction--flat--rood"}')
-    with pytest.raises(th.TransferError, match="unknown source class 'construction--flat--rood'"):
+    with pytest.raises(TransferError, match="unknown source class 'construction--flat--rood'"):
         run(f"--source={path}", out, f"--mapping={bad}")
     bad.write_text('{"roadway": 13}')
-    with pytest.raises(th.TransferError, match="unknown target class 'roadway'"):
+    with pytest.raises(TransferError, match="unknown target class 'roadway'"):
         run(f"--source={path}", out, f"--mapping={bad}")
     bad.write_text('{"road": 99}')
-    with pytest.raises(th.TransferError, match="index 99 is out of range 0..64"):
+    with pytest.raises(TransferError, match="index 99 is out of range 0..64"):
         run(f"--source={path}", out, f"--mapping={bad}")
     bad.write_text('{"road": 13, "road": 14}')
-    with pytest.raises(th.TransferError, match="lists 'road' twice"):
+    with pytest.raises(TransferError, match="lists 'road' twice"):
         run(f"--source={path}", out, f"--mapping={bad}")
-    with pytest.raises(th.TransferError, match="must end with .keras"):
+    with pytest.raises(TransferError, match="must end with .keras"):
         run(f"--source={path}", f"--output={tmp_path / 'o.h5'}")
     small = _conv_model(7)
     small_path = str(tmp_path / "small.keras")
     small.save(small_path)
-    with pytest.raises(th.TransferError, match="predicts 7 classes.*needs 65"):
+    with pytest.raises(TransferError, match="predicts 7 classes.*needs 65"):
         run(f"--source={small_path}", out)
     assert not os.path.exists(tmp_path / "o.keras")
 
 
+def test_library_transfer_without_builtin_mapping(tiny65, tmp_path):
+    """tfseg.models.transfer.transfer_head on its own: indices, no built-in class lists."""
+    from tfseg.models.transfer import transfer_head
+
+    source, path = tiny65
+    out = str(tmp_path / "two.keras")
+    mapping = tmp_path / "m.json"
+    mapping.write_text(json.dumps({"0": 13, "1": [19, 20]}))
+    with pytest.raises(TransferError, match="no class mapping"):
+        transfer_head(path, out)
+    with pytest.raises(TransferError, match="number of target classes is unknown"):
+        transfer_head(path, out, mapping=str(mapping))
+    with pytest.raises(TransferError, match="is a name but no source class list"):
+        bad = tmp_path / "names.json"
+        bad.write_text(json.dumps({"0": "Road"}))
+        transfer_head(path, out, mapping=str(bad), num_classes=2)
+    report = transfer_head(path, out, mapping=str(mapping), num_classes=2)
+    assert report["gathered"] == ["score"] and report["unmapped"] == []
+    k_src = source.get_layer("score").get_weights()[0]
+    k = load_model(out).get_layer("score").get_weights()[0]
+    np.testing.assert_allclose(k[..., 0], k_src[..., 13], atol=1e-6)
+    np.testing.assert_allclose(k[..., 1], k_src[..., [19, 20]].mean(-1), atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------------
-# tools/entropy_diff.py
+# experiments/entropy_diff.py
 # ---------------------------------------------------------------------------------------------------
 
 
 def test_entropy_diff_maps_and_summary(tmp_path):
-    ed = _tool("entropy_diff")
+    ed = _tool("entropy_diff", "experiments")
     uniform = _conv_model(4, zero=True)  # softmax 1/4 everywhere: entropy log 4
     confident = _conv_model(4, zero=True, bias=[30.0, 0, 0, 0])  # entropy ~0
     paths = {}
@@ -226,7 +272,7 @@ def test_entropy_diff_maps_and_summary(tmp_path):
 
 
 def test_entropy_diff_errors(tmp_path):
-    ed = _tool("entropy_diff")
+    ed = _tool("entropy_diff", "experiments")
     a, b = str(tmp_path / "a.keras"), str(tmp_path / "b.keras")
     _conv_model(4).save(a)
     _conv_model(5).save(b)
@@ -307,7 +353,7 @@ def test_tiled_inference_matches_whole_image_for_a_pointwise_model():
 def test_green_ai_table_speedups_against_theory():
     """The green-AI table divides full-size seconds by each variant's and sets the speed-up after
     the first trace against the schedule's theoretical speed-up."""
-    green_ai = _tool("green_ai")
+    green_ai = _tool("green_ai", "experiments")
 
     def run(train, after, wall, cpu, miou, switches=()):
         stages = [{"stage": 0}] + [{"stage": i + 1, "switch_seconds": s} for i, s in enumerate(switches)]
@@ -336,7 +382,7 @@ def test_green_ai_border_fraction_on_a_two_class_label(tmp_path):
     (k = 3), at half size twice the share; ignore pixels count for neither."""
     from types import SimpleNamespace
 
-    green_ai = _tool("green_ai")
+    green_ai = _tool("green_ai", "experiments")
     label = np.zeros((8, 8), np.uint8)
     label[:, 4:] = 7
     label[0, 0] = 99  # ignore

@@ -9,14 +9,9 @@ temporary file renamed into place); ``python -m tfseg.train --class_weights=weig
 """
 
 import json
-import os
 import sys
 
 from absl import app, flags
-
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, _REPO)
 
 from tfseg.data import DataError, enet_class_weights, get_dataset
 from tfseg.registry import DATASETS

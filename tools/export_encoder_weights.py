@@ -13,11 +13,8 @@ training run from it::
 
 import json
 import os
-import sys
 
 from absl import app, flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FLAGS = flags.FLAGS
 

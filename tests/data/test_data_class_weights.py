@@ -68,7 +68,10 @@ def test_tool_writes_json(hand_made, tmp_path):
         f"--output={out}",
         "--c=1.02",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    # The tool imports the installed package; here the checkout's.
+    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, PYTHONPATH=path)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=env)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert set(data) >= {"class_names", "weights", "frequencies"}

@@ -5,7 +5,7 @@ instance module's iteration count, evaluates AP / AP50 on the validation split a
 network (batch 1, median of ``--repeats`` runs after warm-up; every t and runtime in turn, so a
 drifting shared machine slows them alike; ``--runtimes=keras,tflite``) and the post-processing::
 
-    nice -n 10 python tools/instance_iterations.py --run_dir=runs/inst_t --epochs=8 \
+    nice -n 10 python experiments/instance_iterations.py --run_dir=runs/inst_t --epochs=8 \
         --iterations=3,5,10,20,30,40 --json=runs/inst_t/iterations.json
 
 ``--retrain`` trains one model per t (the paper's protocol, t times the cost); by default one model
@@ -17,18 +17,20 @@ import argparse
 import json
 import os
 import statistics
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run_dir", required=True, help="Output folder (one sub-run per trained model).")
+    p.add_argument(
+        "--run_dir", required=True, help="Output folder (one sub-run per trained model)."
+    )
     p.add_argument("--model", default="ssn")
     p.add_argument("--encoder", default=None)
     p.add_argument("--data_dir", default="data/synthetic_instance")
-    p.add_argument("--dataset_options", default='{"num_train": 200, "num_val": 30, "height": 128, "width": 256}')
+    p.add_argument(
+        "--dataset_options",
+        default='{"num_train": 200, "num_val": 30, "height": 128, "width": 256}',
+    )
     p.add_argument("--crop_size", default="128x256")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--epochs", type=int, default=8)
@@ -155,7 +157,8 @@ def main(argv=None):
             model, spec, config.data.val_split, quantization=args.quantization,
             min_area=args.min_instance_area, verbose=False,
         )
-        h, w = config.data.dataset_options.get("height", 256), config.data.dataset_options.get("width", 512)
+        options = config.data.dataset_options
+        h, w = options.get("height", 256), options.get("width", 512)
         x = np.zeros((1, h, w, 3), np.float32)
         if "keras" in runtimes:
             fns[(t, "keras")] = _keras_fn(model)

@@ -1,6 +1,6 @@
 """Per-pixel prediction entropy of two models and a heatmap of its difference (RGPNet, Figure 5).
 
-    python tools/entropy_diff.py --model_a=runs/pr_with_lr/model.keras \
+    python experiments/entropy_diff.py --model_a=runs/pr_with_lr/model.keras \
         --model_b=runs/pr_without_lr/model.keras --input=IMAGE|DIR|GLOB --output=DIR \
         [--normalize] [--range=R] [--save_npy]
 
@@ -16,14 +16,9 @@ of model A's prediction (a 3x3 window holding more than one class) and off them.
 import os
 import sys
 
+import numpy as np
 from absl import app, flags
-
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, _REPO)
-
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image, ImageDraw
 
 FLAGS = flags.FLAGS
 
@@ -38,9 +33,13 @@ class EntropyDiffError(ValueError):
 
 
 def define_flags(fv=FLAGS):
-    flags.DEFINE_string("model_a", None, "First .keras model (e.g. trained with label relaxation).", flag_values=fv)
+    flags.DEFINE_string(
+        "model_a", None, "First .keras model (e.g. trained with label relaxation).", flag_values=fv
+    )
     flags.DEFINE_string("model_b", None, "Second .keras model.", flag_values=fv)
-    flags.DEFINE_string("input", None, "An image file, a folder of images, or a glob.", flag_values=fv)
+    flags.DEFINE_string(
+        "input", None, "An image file, a folder of images, or a glob.", flag_values=fv
+    )
     flags.DEFINE_string("output", None, "Output folder.", flag_values=fv)
     flags.DEFINE_bool(
         "normalize", False, "Divide entropies by log(num_classes) (range 0..1).", flag_values=fv
@@ -169,7 +168,8 @@ def run(fv=FLAGS):
             "mean_diff_interior": float(diff[~edge].mean()) if (~edge).any() else None,
         }
         summary["images"].append(row)
-        edge_text = "n/a" if row["mean_diff_boundary"] is None else f"{row['mean_diff_boundary']:+.4f}"
+        on_edge = row["mean_diff_boundary"]
+        edge_text = "n/a" if on_edge is None else f"{on_edge:+.4f}"
         print(
             f"{path}: H_a {row['mean_entropy_a']:.4f}, H_b {row['mean_entropy_b']:.4f}, "
             f"diff {row['mean_diff']:+.4f} (boundary pixels {edge_text}) -> {out_png}"

@@ -1,16 +1,17 @@
 """SSN Table 1 on tfseg: ERFNet, ENet and ESPNet with their own decoder vs with the iGUM head.
 
-    python tools/table1.py --input_size=512x1024 --runtimes=keras,tflite --threads=2 \
+    python experiments/table1.py --input_size=512x1024 --runtimes=keras,tflite --threads=2 \
         --json=runs/table1/table1.json --markdown=runs/table1/table1.md
     # + a short training comparison on the synthetic set (each model trained with the same recipe):
-    python tools/table1.py --runtimes=none --train_epochs=6 --data_dir=data/synthetic \
+    python experiments/table1.py --runtimes=none --train_epochs=6 --data_dir=data/synthetic \
         --runs_dir=runs/table1 --json=runs/table1/train.json --markdown=runs/table1/train.md
 
 Per network x decoder: trainable parameters, GFLOPs at ``--input_size`` (1 MAC = 2 FLOPs,
-``tfseg.flops``), and CPU latency at batch 1 for each runtime of ``--runtimes`` (``keras``: the model
-in a ``tf.function``; ``tflite``: the BN-folded LiteRT conversion of ``tfseg.export``). The two
-decoders of one network are timed interleaved (one call of each per round, ``tfseg.benchmark``) so
-that load from other processes hits both alike; the table reports the median and the iGUM speed-up.
+``tfseg.flops``), and CPU latency at batch 1 for each runtime of ``--runtimes`` (``keras``: the
+model in a ``tf.function``; ``tflite``: the BN-folded LiteRT conversion of ``tfseg.export``). The
+two decoders of one network are timed interleaved (one call of each per round, ``tfseg.benchmark``)
+so that load from other processes hits both alike; the table reports the median and the iGUM
+speed-up.
 
 With ``--train_epochs=N`` each model is also trained by ``python -m tfseg.train`` (a subprocess,
 ``nice``-d by ``--nice``) on ``--dataset`` with one shared recipe, and the table gets its val mIoU
@@ -26,15 +27,14 @@ import time
 
 from absl import app, flags
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, _REPO)
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the training runs' cwd
 
 FLAGS = flags.FLAGS
 NETWORKS = ("erfnet", "enet", "espnet")
 DECODERS = ("original", "igum")
 RUNTIMES = ("keras", "tflite", "tflite_fp16", "onnxruntime", "none")
-# SSN paper, Table 1: (val mIoU, FPS) with the original decoder and with iGUM (Cityscapes, Titan Xp).
+# SSN paper, Table 1: (val mIoU, FPS) with the original decoder and with iGUM
+# (Cityscapes, Titan Xp).
 PAPER = {
     "erfnet": {"original": (60.7, 59), "igum": (63.7, 81)},
     "enet": {"original": (47.3, 87), "igum": (55.7, 137)},

@@ -1,8 +1,8 @@
 """Green-AI measurement (RGPNet Table 4 analog): full-size training against progressive resizing,
 without and with label relaxation, same model, data and number of epochs.
 
-    python tools/green_ai.py --out_dir=runs/green_ai              # the default experiment
-    python tools/green_ai.py --out_dir=runs/green_ai_small --scale_down   # a quick, smaller check
+    python experiments/green_ai.py --out_dir=runs/green_ai                  # the default experiment
+    python experiments/green_ai.py --out_dir=runs/green_ai_small --scale_down  # a quick check
 
 Each variant is one ``python -m tfseg.train`` process (``--val_every=<epochs>``: validation only at
 the end, so validation time stays out of the training time):
@@ -44,13 +44,10 @@ import time
 
 from absl import app, flags
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, _REPO)
-
 from tfseg.data.progressive import parse_schedule, relative_cost
 from tfseg.files import write_json_atomic
 
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the training runs' cwd
 FLAGS = flags.FLAGS
 VARIANTS = ("full", "pr", "pr_lr")
 TITLES = {"full": "Full scale", "pr": "PR w/o LR", "pr_lr": "PR with LR"}
@@ -162,7 +159,12 @@ def bench_relaxation_targets(data_dir, steps=10, rounds=3):
             loss=make_loss("ce", label_relaxation_kernel=k_loss),
         )
         ds = make_train_dataset(
-            spec, "train", batch_size=8, crop_size=(256, 256), seed=0, label_relaxation_kernel=k_pipe
+            spec,
+            "train",
+            batch_size=8,
+            crop_size=(256, 256),
+            seed=0,
+            label_relaxation_kernel=k_pipe,
         ).repeat()
         model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up
         runs[mode] = (model, ds)
@@ -171,7 +173,8 @@ def bench_relaxation_targets(data_dir, steps=10, rounds=3):
         for mode, (model, ds) in runs.items():
             t, c = time.perf_counter(), time.process_time()
             model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-            times[mode].append(((time.perf_counter() - t) / steps, (time.process_time() - c) / steps))
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            times[mode].append((wall / steps, cpu / steps))
     result = {
         m: {
             "wall_s_per_step": sorted(x[0] for x in v),
@@ -284,8 +287,8 @@ def _table(result):
         ),
         "",
         (
-            "| scheme | training s | training s after 1st trace | wall s (process) | CPU s (process) "
-            "| speed-up training / after 1st trace / wall / CPU "
+            "| scheme | training s | training s after 1st trace | wall s (process) "
+            "| CPU s (process) | speed-up training / after 1st trace / wall / CPU "
             "| measured/theoretical (after 1st trace) | stage switches s | val mIoU |"
         ),
         "|---|---|---|---|---|---|---|---|---|",
@@ -295,7 +298,9 @@ def _table(result):
             continue
         r = rows[v]
         if full is not None:
-            keys = ("train_seconds", "train_seconds_after_first_trace", "wall_seconds", "cpu_seconds")
+            keys = (
+                "train_seconds", "train_seconds_after_first_trace", "wall_seconds", "cpu_seconds"
+            )
             sp = [full[k] / r[k] for k in keys]
             speed = " / ".join(f"{x:.2f}x" for x in sp)
             ratio = f"{sp[1] / theory:.2f}" if v != "full" else "-"
@@ -305,7 +310,8 @@ def _table(result):
             f"{s['switch_seconds']:.1f}" for s in r["stages"][1:] if "switch_seconds" in s
         ) or "-"
         lines.append(
-            f"| {TITLES[v]} | {r['train_seconds']:.0f} | {r['train_seconds_after_first_trace']:.0f} | "
+            f"| {TITLES[v]} | {r['train_seconds']:.0f} | "
+            f"{r['train_seconds_after_first_trace']:.0f} | "
             f"{r['wall_seconds']:.0f} | "
             f"{r['cpu_seconds']:.0f} | {speed} | {ratio} | {switches} | {100 * r['val_miou']:.2f} |"
         )
