@@ -118,9 +118,9 @@ def _load(path, what):
 def run(fv=FLAGS):
     """The program. Returns the summary dict (also written as ``<output>/entropy_diff.json``)."""
     from tfseg.evaluation import make_predict_fn
+    from tfseg.files import write_json_atomic
     from tfseg.models import model_stride
     from tfseg.predict import find_inputs
-    from tfseg.files import write_json_atomic
 
     if fv.range is not None and not fv.range > 0:
         raise EntropyDiffError(f"--range must be > 0, got {fv.range}")

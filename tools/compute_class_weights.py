@@ -14,8 +14,8 @@ import sys
 from absl import app, flags
 
 from tfseg.data import DataError, enet_class_weights, get_dataset
-from tfseg.registry import DATASETS
 from tfseg.files import write_json_atomic
+from tfseg.registry import DATASETS
 
 FLAGS = flags.FLAGS
 
