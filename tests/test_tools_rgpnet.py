@@ -137,28 +137,29 @@ def _label_space_model():
     return keras.Model(inputs, keras.layers.Activation("linear", name="logits")(x))
 
 
-def test_class_path_walks_agree(mapillary_model):
-    """The tool's walk (private Keras graph attributes, what the program passes) and the package's
-    default (the model's public config) find the same class layers."""
+def test_class_path_comes_from_the_recorded_anatomy(mapillary_model):
+    """build_model records the class layers; the retargeted copy keeps them with its new class
+    count; a model built outside tfseg gets the same walk over its public config."""
+    from tfseg.models.anatomy import class_path, get_anatomy
     from tfseg.models.transfer import model_class_path
 
-    th = _tool("transfer_head")
     rgpnet = mapillary_model[0]
-    for model in (rgpnet, retarget(rgpnet, 19), _label_space_model(), _conv_model(7)):
-        assert th.class_path(model) == model_class_path(model), model.name
+    target = retarget(rgpnet, 19)
+    assert model_class_path(rgpnet) == dict(get_anatomy(rgpnet).class_path)
+    assert model_class_path(rgpnet) == class_path(rgpnet, int(rgpnet.outputs[0].shape[-1]))
+    assert get_anatomy(target).num_classes == 19
+    assert model_class_path(target) == class_path(target, 19)
     assert model_class_path(_label_space_model()) == {"logits": True, "up": True, "score": False}
 
 
-@pytest.mark.parametrize("walk", ["package", "tool"])
-def test_gather_on_label_space_layers_and_init_fill(walk):
+def test_gather_on_label_space_layers_and_init_fill():
     """A transposed convolution over classes is gathered on both class axes; init keeps fresh rows."""
-    kw = {"class_path": _tool("transfer_head").class_path} if walk == "tool" else {}
     source = _label_space_model()
-    target = retarget(source, 3, **kw)
+    target = retarget(source, 3)
     assert target.get_layer("up").kernel.shape == (4, 4, 3, 3)
     fresh = target.get_layer("up").get_weights()[0].copy()
     table = [[4], [0, 1], []]
-    report = transfer(source, target, table, unmapped="init", **kw)
+    report = transfer(source, target, table, unmapped="init")
     assert report["gathered"] == ["score", "up"]
     ks = source.get_layer("up").get_weights()[0]
     kt = target.get_layer("up").get_weights()[0]

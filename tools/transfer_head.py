@@ -96,48 +96,6 @@ def default_mapping():
     return dict(MAPILLARY_TO_CITYSCAPES), MAPILLARY_V12_CLASSES, list(CITYSCAPES_CLASS_NAMES)
 
 
-# The walk over Keras' private graph attributes that finds the class layers. tfseg.models.transfer
-# has the same walk over the public config (model_class_path); this one stays here, passed in,
-# until its replacement is settled.
-
-
-def _num_classes(model):
-    return int(model.outputs[0].shape[-1])
-
-
-def class_path(model):
-    """Names of the layers between the last feature layer and the output that carry the classes.
-
-    Walks back from the output through every layer whose output has the model's class count; the
-    walk stops at the first layer fed by features of another width (the classifier's input).
-    Returns ``{layer name: input is on the class path}``.
-    """
-    num = _num_classes(model)
-    layer, node_index, _ = model.outputs[0]._keras_history
-    path, stack, visited = {}, [(layer, node_index)], set()
-    while stack:
-        layer, node_index = stack.pop()
-        if (layer.name, node_index) in visited:
-            continue
-        visited.add((layer.name, node_index))
-        node = layer._inbound_nodes[node_index]
-        parents = []
-        for parent in node.parent_nodes:
-            op = parent.operation
-            out = parent.outputs[0] if parent.outputs else None
-            if out is not None and out.shape[-1] == num and not isinstance(op, _input_layer_type()):
-                parents.append(op)
-                stack.append((op, op._inbound_nodes.index(parent)))
-        path[layer.name] = path.get(layer.name, False) or bool(parents)
-    return path
-
-
-def _input_layer_type():
-    import keras
-
-    return keras.layers.InputLayer
-
-
 def run(fv=FLAGS):
     """The program: read, transfer, write (``tfseg.models.transfer``). Returns the report dict."""
     return transfer_head(
@@ -149,7 +107,6 @@ def run(fv=FLAGS):
         unmapped=fv.unmapped,
         builtin=default_mapping(),
         builtin_name="Mapillary v1.2 -> Cityscapes",
-        class_path=class_path,
     )
 
 

@@ -14,13 +14,14 @@ Mapping (``resolve_mapping``; JSON files: ``read_mapping_file``):
 against class lists, case-insensitive; an entry of a list may be a tuple of several names of one
 class) or indices.
 
-The class layers are found by walking back from the output through the layers whose output has the
-class count (``model_class_path``, over the model's public config; every function takes another
-``class_path`` function, as ``tools/transfer_head.py`` still passes its own walk); a model whose
-features happen to have exactly that many channels right before the classifier would confuse the
-walk (then pass a target model).
+The class layers are the ``class_path`` that ``build_model`` recorded in the model's anatomy (the
+layers from the classifier to the output that carry the class count; ``model_class_path``). For a
+``.keras`` file saved before tfseg recorded anatomies, the same walk runs over the model's public
+config; a model whose features happen to have exactly that many channels right before the
+classifier would confuse that walk (then pass a target model).
 """
 
+import dataclasses
 import json
 import os
 
@@ -141,9 +142,12 @@ def class_count(model):
 
 def model_class_path(model):
     """``{layer name: its input also carries the classes}``: the layers to change for another
-    class count, walking back from the first output through the layers whose outputs have the
-    model's class count (``tfseg.models.anatomy.class_path``, over the model's public config)."""
-    return anatomy.class_path(model, class_count(model))
+    class count (the recorded ``Anatomy.class_path``; for a model without a recorded anatomy, the
+    walk of ``tfseg.models.anatomy.class_path`` over its public config)."""
+    try:
+        return dict(anatomy.get_anatomy(model).class_path)
+    except ValueError:
+        return anatomy.class_path(model, class_count(model))
 
 
 def retarget(model, num_classes, *, class_path=model_class_path):
@@ -176,7 +180,17 @@ def retarget(model, num_classes, *, class_path=model_class_path):
             f"rebuilding {model.name!r} changed no class layer (found {changed or 'none'}); "
             "pass --target_model"
         )
+    _retarget_anatomy(target, num_classes)
     return target
+
+
+def _retarget_anatomy(model, num_classes):
+    """The clone carries the source's anatomy: same layer names, another class count."""
+    try:
+        recorded = anatomy.get_anatomy(model)
+    except ValueError:
+        return
+    anatomy.set_anatomy(model, dataclasses.replace(recorded, num_classes=int(num_classes)))
 
 
 def _class_axes(layer, weight_index, ndim, in_is_class):
