@@ -30,7 +30,7 @@ import tfseg.models.heads  # noqa: E402,F401
 from tfseg.models import enet, erfnet, espnet  # noqa: E402,F401
 from tfseg.models import cgnet, contextnet, dabnet  # noqa: E402,F401
 from tfseg.models import fpenet, fssnet  # noqa: E402,F401
-from tfseg.models import edanet, esnet  # noqa: E402,F401
+from tfseg.models import edanet, esnet, fddwnet  # noqa: E402,F401
 from tfseg.models import ssn  # noqa: E402,F401
 
 __all__ = [
