@@ -17,14 +17,15 @@ projection to the classes and an x8 bilinear upsampling.
   stage 3: 8 modules at stride 8 (dilations 2, 2, 4, 4, 8, 8, 16, 16): 130 -> 450 channels;
 - head: 1x1 convolution (no bias) to the classes, bilinear x8.
 
-Follows the PyTorch reference zoo (zh320/realtime-semantic-segmentation-pytorch, ``models/edanet.py``):
-no dropout in the modules (the paper uses 0.02), no bias in the projection. Differences, both without
-parameters: the x8 upsampling is half-pixel bilinear (``BilinearUpsample``, a constant-scale resize
-that exports to TensorRT) where the reference uses ``align_corners=True``; and BatchNorm uses tfseg's
-epsilon (1e-3, PyTorch 1e-5). ``activation="prelu"`` gives per-channel slopes (the reference's
-``nn.PReLU()`` has one per layer).
+Follows the PyTorch reference zoo (zh320/realtime-semantic-segmentation-pytorch,
+``models/edanet.py``): no dropout in the modules (the paper uses 0.02), no bias in the projection.
+Differences, both without parameters: the x8 upsampling is half-pixel bilinear
+(``BilinearUpsample``, a constant-scale resize that exports to TensorRT) where the reference uses
+``align_corners=True``; BatchNorm uses tfseg's epsilon (1e-3, PyTorch 1e-5).
+``activation="prelu"`` gives per-channel slopes (the reference's ``nn.PReLU()`` has one per layer).
 
-Parameters with 19 classes: 686,679 (reference 686,679); 8.83 GMACs at 1x3x512x1024 (reference 8.83).
+Parameters with 19 classes: 686,679 (reference 686,679); 8.83 GMACs at 1x3x512x1024
+(reference 8.83).
 
 >>> model = tfseg.build_model("edanet", 19, input_shape=(512, 1024, 3))
 """
