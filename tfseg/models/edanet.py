@@ -46,13 +46,22 @@ def eda_module(x, k, *, dilation=1, activation="relu", name, out_name=None):
     ``x``; the output (layer ``out_name``, default ``{name}_concat``) has ``C + k`` channels."""
     y = conv_bn_act(x, k, 1, activation=activation, name=f"{name}_1x1")
     y = layers.Conv2D(
-        k, (3, 1), padding="same", use_bias=False, kernel_initializer="he_normal",
+        k,
+        (3, 1),
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
         name=f"{name}_3x1a",
     )(y)
     y = conv_bn_act(y, k, (1, 3), activation=activation, name=f"{name}_1x3a")
     y = layers.Conv2D(
-        k, (3, 1), padding="same", dilation_rate=(dilation, 1), use_bias=False,
-        kernel_initializer="he_normal", name=f"{name}_3x1b",
+        k,
+        (3, 1),
+        padding="same",
+        dilation_rate=(dilation, 1),
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=f"{name}_3x1b",
     )(y)
     y = conv_bn_act(
         y, k, (1, 3), dilation_rate=(1, dilation), activation=activation, name=f"{name}_1x3b"
@@ -114,7 +123,11 @@ def edanet(
     for i, d in enumerate(dilations2):
         last = i == len(dilations2) - 1
         x = eda_module(
-            x, k, dilation=d, activation=activation, name=f"{name}_stage3_{i + 1}",
+            x,
+            k,
+            dilation=d,
+            activation=activation,
+            name=f"{name}_stage3_{i + 1}",
             out_name=f"{name}_stage3_out" if last else None,
         )
     x = layers.Conv2D(num_classes, 1, use_bias=False, name=f"{name}_project")(x)
