@@ -33,7 +33,7 @@ SIZE = (512, 1024)
 # The short recipe: the quickstart's optimiser and loss, fewer epochs.
 RECIPE = [
     "--dataset=synthetic", "--crop_size=256x256", "--min_scale=0.75", "--max_scale=1.25",
-    "--nocolor_jitter", "--batch_size=4", "--epochs=6", "--val_every=6", "--optimizer=adam",
+    "--nocolor_jitter", "--batch_size=4", "--epochs=4", "--val_every=4", "--optimizer=adam",
     "--learning_rate=5e-3", "--weight_decay=1e-4", "--lr_schedule=poly", "--loss=ohem", "--seed=0",
 ]
 REFERENCE_CSV = os.path.join(os.path.dirname(__file__), "..", "docs", "reference",
@@ -56,12 +56,18 @@ def cpu_description():
     return f"{model} ({', '.join(f for f in wanted if f in flags_) or 'no AVX2'})"
 
 
+def train_command(name):
+    return [sys.executable, "-m", "tfseg.train", f"--model={name}",
+            f"--run_dir={os.path.join(FLAGS.run_root, name)}", f"--data_dir={FLAGS.data_dir}",
+            *RECIPE]
+
+
 def train_miou(name):
-    """Val mIoU of ``name`` after the short recipe (a tfseg.train subprocess)."""
+    """Val mIoU of ``name`` after the short recipe (a tfseg.train subprocess). A finished run in
+    ``--run_root`` (its metrics.json exists) is read, not repeated: the runs are deterministic."""
     run_dir = os.path.join(FLAGS.run_root, name)
-    cmd = [sys.executable, "-m", "tfseg.train", f"--model={name}", f"--run_dir={run_dir}",
-           f"--data_dir={FLAGS.data_dir}", *RECIPE]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    if not os.path.exists(os.path.join(run_dir, "metrics.json")):
+        subprocess.run(train_command(name), check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(run_dir, "metrics.json")) as f:
         return json.load(f)["val"]["miou"]
 
