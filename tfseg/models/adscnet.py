@@ -16,7 +16,8 @@ Network (the layout of the PyTorch reference zoo, ``models/adscnet.py`` of
 zh320/realtime-semantic-segmentation-pytorch):
 
 - 3x3/2 convolution to 32 (+ BN + ReLU6), an ADSC unit (the stride-2 skip ``x1``);
-- ADSC 32, ADSC/2 (-> 64 at stride 4), ADSC 64 (the stride-4 skip ``x4``); ADSC/2 (-> 128, stride 8);
+- ADSC 32, ADSC/2 (-> 64 at stride 4), ADSC 64 (the stride-4 skip ``x4``), ADSC/2 (-> 128 at
+  stride 8);
 - DDCC;
 - decoder: 3x3/2 transposed convolution to 64 (+ BN + ReLU), ADSC 64, ``+ x4``; ADSC 64, transposed
   convolution to 32 (+ BN + ReLU), ``+ x1``; ADSC 32 and a 3x3/2 transposed convolution to the
