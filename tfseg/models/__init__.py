@@ -28,6 +28,7 @@ import tfseg.models.heads  # noqa: E402,F401
 
 # Complete networks register themselves in MODELS on import.
 from tfseg.models import enet, erfnet, espnet  # noqa: E402,F401
+from tfseg.models import adscnet, aglnet, cfpnet  # noqa: E402,F401
 from tfseg.models import cgnet, contextnet, dabnet  # noqa: E402,F401
 from tfseg.models import fpenet, fssnet  # noqa: E402,F401
 from tfseg.models import edanet, esnet, fddwnet  # noqa: E402,F401
