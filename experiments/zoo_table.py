@@ -1,6 +1,6 @@
 """The zoo table of docs/zoo.md: every network registered with a reference row, measured in one run.
 
-    python experiments/zoo_table.py --out=docs/zoo_table.md [--train] [--networks=cgnet,fssnet]
+    python experiments/zoo_table.py --out=docs/zoo.md [--train] [--networks=cgnet,fssnet]
 
 Columns: trainable parameters (19 classes) and GFLOPs at 1024x512 against the reference zoo's figures
 (docs/reference/zoo_reference.csv); CPU latency at 512x1024, batch 1, ``--threads`` threads, for Keras,
@@ -19,7 +19,11 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("out", "docs/zoo_table.md", "Markdown table written here (and OUT.json).")
+flags.DEFINE_string(
+    "out", "docs/zoo.md",
+    "Markdown file: the table replaces what stands between its zoo-table markers (the whole file "
+    "if it has none); the rows also go to OUT.json.",
+)
 flags.DEFINE_list("networks", [], "Networks to measure (default: every one with a reference row).")
 flags.DEFINE_integer("threads", 2, "CPU threads for every runtime.")
 flags.DEFINE_integer("runs", 10, "Timed runs per runtime.")
@@ -29,6 +33,7 @@ flags.DEFINE_string("run_root", "runs/zoo", "Run directories of --train.")
 flags.DEFINE_string("data_dir", "data/synthetic", "Synthetic scenes for --train.")
 
 RUNTIMES = ("keras", "tflite", "onnxruntime")
+START, END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
 SIZE = (512, 1024)
 # The short recipe: the quickstart's optimiser and loss, fewer epochs.
 RECIPE = [
@@ -130,8 +135,14 @@ def main(argv):
         print(json.dumps(rows[-1]), flush=True)
     cpu = cpu_description()
     write_json_atomic(FLAGS.out + ".json", {"cpu": cpu, "peak_gflops": peak, "rows": rows})
+    table = markdown(rows, cpu, peak)
+    if os.path.exists(FLAGS.out):
+        with open(FLAGS.out) as f:
+            text = f.read()
+        if START in text and END in text:
+            table = text[: text.index(START) + len(START)] + "\n" + table + text[text.index(END):]
     with atomic_path(FLAGS.out) as tmp, open(tmp, "w") as f:
-        f.write(markdown(rows, cpu, peak))
+        f.write(table)
     print(f"wrote {FLAGS.out}")
 
 
