@@ -38,7 +38,7 @@ SIZE = (512, 1024)
 # The short recipe: the quickstart's optimiser and loss, fewer epochs.
 RECIPE = [
     "--dataset=synthetic", "--crop_size=256x256", "--min_scale=0.75", "--max_scale=1.25",
-    "--nocolor_jitter", "--batch_size=4", "--epochs=4", "--val_every=4", "--optimizer=adam",
+    "--nocolor_jitter", "--batch_size=4", "--epochs=2", "--val_every=2", "--optimizer=adam",
     "--learning_rate=5e-3", "--weight_decay=1e-4", "--lr_schedule=poly", "--loss=ohem", "--seed=0",
 ]
 REFERENCE_CSV = os.path.join(os.path.dirname(__file__), "..", "docs", "reference",
