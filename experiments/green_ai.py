@@ -29,9 +29,6 @@ border pixels (more than one class in the k x k window) in the training labels r
 the schedule's scales (nearest neighbour, as the pipeline does), overall and per class. Writes
 ``<out_dir>/border_fraction.json``.
 
-``--bench_relaxation_targets`` instead measures where label-relaxation targets are cheaper to
-build, on the device (in the loss) or in tf.data: seconds (wall and process CPU) per training step
-of the model, batch 8, 256x256 crops of the synthetic set, interleaved rounds.
 """
 
 import json
@@ -98,9 +95,6 @@ def define_flags():
     flags.DEFINE_bool(
         "border_fraction", False, "Measure the share of border pixels at each stage instead."
     )
-    flags.DEFINE_bool(
-        "bench_relaxation_targets", False, "Measure device vs pipeline relaxation targets instead."
-    )
 
 
 def border_fractions(spec, scales, kernel, *, split="train", max_images=100):
@@ -136,53 +130,6 @@ def border_fractions(spec, scales, kernel, *, split="train", max_images=100):
             "border": float(border[valid].mean()) if valid.any() else 0.0,
             "per_class": per_class,
         }
-    return result
-
-
-def bench_relaxation_targets(data_dir, steps=10, rounds=3):
-    """Seconds per step (wall, process CPU) without relaxation and with targets on the device / in
-    the pipeline; rounds interleaved so that other jobs on the machine hit all three alike."""
-    import keras
-
-    from tfseg.data import get_dataset, make_train_dataset
-    from tfseg.losses import make_loss
-    from tfseg.models import build_model
-
-    spec = get_dataset("synthetic", data_dir, num_train=64, num_val=8, seed=0)
-    modes = {"off": (0, 0), "device": (3, 0), "pipeline": (3, 3)}
-    runs = {}
-    for mode, (k_loss, k_pipe) in modes.items():
-        keras.utils.set_random_seed(0)
-        model = build_model(FLAGS.model, spec.num_classes, encoder=FLAGS.encoder)
-        model.compile(
-            optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
-            loss=make_loss("ce", label_relaxation_kernel=k_loss),
-        )
-        ds = make_train_dataset(
-            spec,
-            "train",
-            batch_size=8,
-            crop_size=(256, 256),
-            seed=0,
-            label_relaxation_kernel=k_pipe,
-        ).repeat()
-        model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up
-        runs[mode] = (model, ds)
-    times = {m: [] for m in modes}
-    for _ in range(rounds):
-        for mode, (model, ds) in runs.items():
-            t, c = time.perf_counter(), time.process_time()
-            model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-            wall, cpu = time.perf_counter() - t, time.process_time() - c
-            times[mode].append((wall / steps, cpu / steps))
-    result = {
-        m: {
-            "wall_s_per_step": sorted(x[0] for x in v),
-            "cpu_s_per_step": sorted(x[1] for x in v),
-        }
-        for m, v in times.items()
-    }
-    print(json.dumps(result, indent=1))
     return result
 
 
@@ -342,11 +289,6 @@ def main(argv):
             {"kernel": FLAGS.label_relaxation_kernel, "data_dir": data_dir,
              "scales": {str(k): v for k, v in result.items()}},
         )  # fmt: skip
-        return
-    if FLAGS.bench_relaxation_targets:
-        data_dir = FLAGS.data_dir or os.path.join(FLAGS.out_dir, "data_bench")
-        result = bench_relaxation_targets(data_dir)
-        write_json_atomic(os.path.join(FLAGS.out_dir, "relaxation_targets.json"), result)
         return
     bad = [v for v in FLAGS.variants if v not in VARIANTS]
     if bad:

@@ -105,21 +105,16 @@ def test_stage_resize_is_bilinear_image_nearest_label(spec):
         np.testing.assert_allclose(image[i].numpy(), normalize(full[::2, ::2]), atol=0.05)
 
 
-def test_pipeline_relaxed_targets_and_unknown_static_shape(spec):
+def test_unknown_static_shape(spec):
     from tfseg.data import make_train_dataset
 
     ds = make_train_dataset(
-        spec, "train", batch_size=2, crop_size=(32, 32), image_scale=0.5, label_relaxation_kernel=3,
-        static_shape=False,
+        spec, "train", batch_size=2, crop_size=(32, 32), image_scale=0.5, static_shape=False
     )
     assert ds.element_spec[0].shape.as_list() == [None, None, None, 3]
-    assert ds.element_spec[1].shape.as_list() == [None, None, None, 19]
-    _, targets = next(iter(ds))
-    assert targets.shape == (2, 32, 32, 19) and targets.dtype.name == "uint8"
-    t = targets.numpy()
-    valid = t.max(-1) == 2
-    assert ((t == 2).sum(-1) == valid).all()  # one own class per valid pixel, none at ignore pixels
-    assert 0 < ((t > 0).sum(-1) > 1).mean() < 0.5  # some, not most, pixels are border pixels
+    assert ds.element_spec[1].shape.as_list() == [None, None, None]
+    image, label = next(iter(ds))
+    assert image.shape == (2, 32, 32, 3) and label.shape == (2, 32, 32)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -58,7 +58,6 @@ class TrainConfig:
     ohem_threshold: float = 0.6
     ohem_min_kept: int = 5000
     label_relaxation_kernel: int = 0  # 0 = off; resolved (progressive resizing turns it on)
-    label_relaxation_targets: str = "device"  # where the multi-hot targets are made: device|pipeline
     progressive_schedule: str = ""  # "epoch:scale[:batch_mult],..."; "" = off
 
 
@@ -103,13 +102,19 @@ class Config:
         return cls(
             model=ModelConfig(**d.get("model", {})),
             data=DataConfig(**data),
-            train=TrainConfig(**d.get("train", {})),
+            train=TrainConfig(**_train_fields(d.get("train", {}))),
             instance=InstanceConfig(**d.get("instance", {})),
         )
 
     @classmethod
     def from_json(cls, text):
         return cls.from_dict(json.loads(text))
+
+
+def _train_fields(train):
+    """``train`` of a config.json without fields that were removed (``label_relaxation_targets``:
+    the targets are always made on the device now)."""
+    return {k: v for k, v in train.items() if k != "label_relaxation_targets"}
 
 
 def parse_size(text, what="size"):

@@ -20,10 +20,7 @@ Its target set ``N`` is the set of classes in the window (one-hot labels max-poo
 and kernel k) and its loss is ``-log sum_{C in N} P(C)``. Every other valid pixel keeps the
 ordinary CE (the same formula with ``N = {label}``). OHEM then ranks pixels by ``sum_{C in N} P(C)``.
 
-``y_true`` is either the label map ``(B, H, W)`` (the multi-hot targets are then built here, on the
-device) or targets ``(B, H, W, C)`` encoded by the input pipeline
-(``tfseg.data.pipeline.relaxed_targets``): 2 for the pixel's own class, 1 for the other classes in
-its window, all zero at ignore pixels. Both give the same loss.
+``y_true`` is the label map ``(B, H, W)``; the multi-hot targets are built here, on the device.
 """
 
 import keras
@@ -123,12 +120,7 @@ def pixel_losses(y_true, y_pred, *, ignore_label=255, label_relaxation_kernel=0)
     num_classes = ops.shape(y_pred)[-1]
     logits = ops.reshape(ops.cast(y_pred, "float32"), (-1, num_classes))
     kernel = check_relaxation_kernel(label_relaxation_kernel)
-    if len(y_true.shape) == 4:  # encoded by the input pipeline: 2 = own class, 1 = neighbour
-        enc = ops.reshape(ops.cast(y_true, "float32"), (-1, num_classes))
-        valid = ops.cast(ops.greater(ops.max(enc, axis=-1), 1.5), "float32")
-        labels = ops.cast(ops.argmax(enc, axis=-1), "int32")
-        targets = ops.greater(enc, 0.5)
-    elif kernel:
+    if kernel:
         labels, valid = _flat_labels(y_true, ignore_label)
         targets, _ = _relaxed_sets(y_true, y_pred.shape[-1], kernel, ignore_label)
         targets = ops.reshape(targets, (-1, num_classes))

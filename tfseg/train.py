@@ -171,13 +171,6 @@ def _define_rgpnet_training_flags(fv, t):
         f"{DEFAULT_RELAXATION_KERNEL} with --progressive_schedule, else off.",
         flag_values=fv,
     )
-    flags.DEFINE_enum(
-        "label_relaxation_targets",
-        t.label_relaxation_targets,
-        ["device", "pipeline"],
-        "Where the relaxed multi-hot targets are built: in the loss (device) or in tf.data.",
-        flag_values=fv,
-    )
     flags.DEFINE_string(
         "progressive_schedule",
         t.progressive_schedule,
@@ -251,7 +244,6 @@ def _rgpnet_training_options(fv):
         "ohem_threshold": fv.ohem_threshold,
         "ohem_min_kept": fv.ohem_min_kept,
         "label_relaxation_kernel": kernel,
-        "label_relaxation_targets": fv.label_relaxation_targets,
         "progressive_schedule": ",".join(p.strip() for p in fv.progressive_schedule.split(","))
         if stages
         else "",

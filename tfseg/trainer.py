@@ -309,7 +309,6 @@ def train(config: Config):
                 f"stage {p.index}: epochs {p.start + 1}-{p.end}, scale {p.scale:g}, crop "
                 f"{p.crop_size[0]}x{p.crop_size[1]}, batch {p.batch_size}, {p.steps_per_epoch} steps/epoch"
             )
-    relax_in_pipeline = tc.label_relaxation_targets == "pipeline" and tc.label_relaxation_kernel > 1
     writer = None
     for p in plans:  # one fit per progressive stage (a single one without a schedule)
         if p.end <= state["epoch"]:
@@ -338,7 +337,6 @@ def train(config: Config):
             color_jitter=dc.color_jitter,
             seed=tc.seed + p.index,
             image_scale=p.scale,
-            label_relaxation_kernel=tc.label_relaxation_kernel if relax_in_pipeline else 0,
             static_shape=len(plans) == 1,  # progressive: one trace serves every stage
             cache=dc.cache_images,
         ).repeat()

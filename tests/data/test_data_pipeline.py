@@ -164,7 +164,7 @@ def test_determinism(coded):
     assert not np.array_equal(np.stack(e1[:3]), np.stack(e1[3:]))
 
 
-@pytest.mark.parametrize("kind", ["semantic", "relaxed", "instance"])
+@pytest.mark.parametrize("kind", ["semantic", "progressive", "instance"])
 def test_cache_gives_the_same_batches(tiny_synthetic, kind):
     """cache=True decodes once and keeps the images in memory; over two epochs every batch is the
     one the uncached pipeline gives (the cache sits before the shuffle, so order and seeds match)."""
@@ -172,8 +172,8 @@ def test_cache_gives_the_same_batches(tiny_synthetic, kind):
 
     make = make_instance_train_dataset if kind == "instance" else make_train_dataset
     kw = {"batch_size": 2, "crop_size": (32, 64), "seed": 5}
-    if kind == "relaxed":
-        kw.update(label_relaxation_kernel=3, image_scale=0.5, crop_size=(32, 32))
+    if kind == "progressive":
+        kw.update(image_scale=0.5, crop_size=(32, 32), static_shape=False)
 
     def epochs(cache):
         return [tf.nest.flatten(b) for b in make(tiny_synthetic, cache=cache, **kw).repeat(2)]
@@ -226,6 +226,27 @@ def test_normalize_roundtrip():
     assert isinstance(t, tf.Tensor) and t.dtype == tf.float32
     np.testing.assert_allclose(t.numpy(), y, atol=1e-6)
     np.testing.assert_allclose(normalize(np.full((1, 1, 3), 255 * MEAN)), 0, atol=1e-6)
+
+
+def test_extra_target_is_augmented_with_the_label(coded):
+    """The ``extra_targets`` extension point: a second map (here the label file itself) gets the
+    same scale, crop, flip and padding as the label, then its ``target`` function."""
+    from tfseg.data import ExtraTarget
+
+    def read(path):
+        return tf.cast(tf.io.decode_png(tf.io.read_file(path))[:, :, 0], tf.int32)
+
+    copy = ExtraTarget(
+        name="copy", path=lambda e: e.label, read=read, fill=255, target=lambda m: 2 * m
+    )
+    ds = make_train_dataset(
+        coded, "train", batch_size=3, crop_size=(40, 72), scale_range=(0.5, 1.5), seed=2,
+        extra_targets=(copy,),
+    )  # fmt: skip
+    _, (label, doubled) = next(iter(ds))
+    label = label.numpy()
+    assert (label == 255).any() and (label < 8).any()  # padding and classes both present
+    np.testing.assert_array_equal(doubled.numpy(), 2 * label)
 
 
 def test_measure_pipeline(coded):

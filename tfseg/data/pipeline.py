@@ -28,6 +28,7 @@ and each element's augmentation from stateless random ops seeded by an element s
 dataset again (``.repeat()``) gives a new, also deterministic, order and new augmentations.
 """
 
+import dataclasses
 import time
 
 import numpy as np
@@ -130,8 +131,10 @@ def _join_values(values):
     )
 
 
-def _make_loader(spec, examples):
-    """(image path, label path) -> (uint8 image (H, W, 3), uint8 train-id label (H, W))."""
+def make_loader(spec, examples):
+    """A tf.data-side reader for ``examples`` of ``spec`` (labels decoded as the first one's format):
+    ``load(image path, label path) -> (uint8 image (H, W, 3), uint8 train-id label (H, W))``, with
+    the checks of the module docstring."""
     decode_label = _label_decoder(examples)
     lut = tf.constant(spec.lut, dtype=tf.uint8)
     valid = tf.constant(spec.valid, dtype=tf.bool)
@@ -203,6 +206,68 @@ def _color_jitter(image, seed):
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
+def _sampling_box(hw, seed, crop_size, scale_range, flip):
+    """The random scale / crop / flip of one element as a ``crop_and_resize`` box ``(1, 4)``."""
+    ch, cw = crop_size
+
+    def u(k, lo=0.0, hi=1.0):
+        return tf.random.stateless_uniform([], seed=tf.stack([seed, k]), minval=lo, maxval=hi)
+
+    lo, hi = float(scale_range[0]), float(scale_range[1])
+    s = u(1, lo, hi) if hi > lo else tf.constant(lo)
+    h, w = hw[0], hw[1]
+    # crop offset (integer, in scaled pixels); the window passes the edge when the image is small
+    oy = tf.floor(u(2) * (tf.maximum(h * s - ch, 0.0) + 1.0))
+    ox = tf.floor(u(3) * (tf.maximum(w * s - cw, 0.0) + 1.0))
+    y0, x0 = oy / s, ox / s  # sampling grid in source pixels: y0 + i / s
+    # The far end is pulled in by 1/500 pixel so that rounding in crop_and_resize never pushes a
+    # sample that lies exactly on the last row/column outside the image (it would become padding).
+    y1, x1 = y0 + (ch - 1) / s - 2e-3, x0 + (cw - 1) / s - 2e-3
+    ny, nx = tf.maximum(h - 1.0, 1.0), tf.maximum(w - 1.0, 1.0)
+    if flip:
+        do_flip = u(4) < 0.5
+        x0, x1 = tf.where(do_flip, x1, x0), tf.where(do_flip, x0, x1)
+    return tf.reshape(tf.stack([y0 / ny, x0 / nx, y1 / ny, x1 / nx]), [1, 4])
+
+
+def _sample_map(values, boxes, crop_size, fill):
+    """Nearest sampling of an integer map ``(H, W)`` on ``boxes`` (``fill`` outside) -> int32."""
+    ch, cw = crop_size
+    m = tf.cast(values, tf.float32)[None, :, :, None]
+    m = tf.image.crop_and_resize(
+        m, boxes, [0], [ch, cw], method="nearest", extrapolation_value=float(fill)
+    )[0, :, :, 0]
+    m = tf.cast(tf.round(m), tf.int32)
+    m.set_shape([ch, cw])
+    return m
+
+
+def augment_maps(
+    image, maps, seed, *, crop_size, fills, scale_range=(0.5, 2.0), flip=True, color_jitter=True
+):
+    """``augment`` of an image and any number of integer maps that must stay aligned with it.
+
+    ``maps``: integer ``(H, W)`` tensors (the label, and e.g. an instance-id map), each sampled by
+    nearest neighbour on the image's grid, with the matching entry of ``fills`` where the window
+    runs past the image. Returns ``(normalised float32 (h, w, 3), [int32 (h, w), ...])``.
+    """
+    ch, cw = int(crop_size[0]), int(crop_size[1])
+    seed = tf.cast(seed, tf.int64)
+    hw = tf.cast(tf.shape(image)[:2], tf.float32)
+    boxes = _sampling_box(hw, seed, (ch, cw), scale_range, flip)
+    ones = tf.ones_like(image[:, :, :1], dtype=tf.float32)
+    rgbm = tf.concat([tf.cast(image, tf.float32), ones], axis=-1)[None]
+    out = tf.image.crop_and_resize(rgbm, boxes, [0], [ch, cw], method="bilinear")[0]
+    sampled = [_sample_map(m, boxes, (ch, cw), fill) for m, fill in zip(maps, fills)]
+    rgb, inside = out[:, :, :3], out[:, :, 3:]
+    rgb = rgb / 255.0
+    if color_jitter:
+        rgb = _color_jitter(rgb, seed)
+    rgb = (rgb - MEAN) / STD * inside
+    rgb.set_shape([ch, cw, 3])
+    return rgb, sampled
+
+
 def augment(
     image,
     label,
@@ -219,47 +284,21 @@ def augment(
     ``image`` uint8/float (H, W, 3) in 0..255, ``label`` integer (H, W) train ids, ``seed`` int64
     scalar. Returns (normalised float32 (h, w, 3), int32 (h, w)), ``(h, w) = crop_size``.
     """
-    ch, cw = int(crop_size[0]), int(crop_size[1])
-    seed = tf.cast(seed, tf.int64)
-
-    def u(k, lo=0.0, hi=1.0):
-        return tf.random.stateless_uniform([], seed=tf.stack([seed, k]), minval=lo, maxval=hi)
-
-    lo, hi = float(scale_range[0]), float(scale_range[1])
-    s = u(1, lo, hi) if hi > lo else tf.constant(lo)
-    hw = tf.cast(tf.shape(image)[:2], tf.float32)
-    h, w = hw[0], hw[1]
-    # crop offset (integer, in scaled pixels); the window passes the edge when the image is small
-    oy = tf.floor(u(2) * (tf.maximum(h * s - ch, 0.0) + 1.0))
-    ox = tf.floor(u(3) * (tf.maximum(w * s - cw, 0.0) + 1.0))
-    y0, x0 = oy / s, ox / s  # sampling grid in source pixels: y0 + i / s
-    # The far end is pulled in by 1/500 pixel so that rounding in crop_and_resize never pushes a
-    # sample that lies exactly on the last row/column outside the image (it would become padding).
-    y1, x1 = y0 + (ch - 1) / s - 2e-3, x0 + (cw - 1) / s - 2e-3
-    ny, nx = tf.maximum(h - 1.0, 1.0), tf.maximum(w - 1.0, 1.0)
-    if flip:
-        do_flip = u(4) < 0.5
-        x0, x1 = tf.where(do_flip, x1, x0), tf.where(do_flip, x0, x1)
-    boxes = tf.reshape(tf.stack([y0 / ny, x0 / nx, y1 / ny, x1 / nx]), [1, 4])
-    ones = tf.ones_like(image[:, :, :1], dtype=tf.float32)
-    rgbm = tf.concat([tf.cast(image, tf.float32), ones], axis=-1)[None]
-    out = tf.image.crop_and_resize(rgbm, boxes, [0], [ch, cw], method="bilinear")[0]
-    lab = tf.cast(label, tf.float32)[None, :, :, None]
-    lab = tf.image.crop_and_resize(
-        lab, boxes, [0], [ch, cw], method="nearest", extrapolation_value=float(ignore_label)
-    )[0, :, :, 0]
-    rgb, inside = out[:, :, :3], out[:, :, 3:]
-    rgb = rgb / 255.0
-    if color_jitter:
-        rgb = _color_jitter(rgb, seed)
-    rgb = (rgb - MEAN) / STD * inside
-    rgb.set_shape([ch, cw, 3])
-    lab = tf.cast(tf.round(lab), tf.int32)
-    lab.set_shape([ch, cw])
+    rgb, (lab,) = augment_maps(
+        image,
+        [label],
+        seed,
+        crop_size=crop_size,
+        fills=[ignore_label],
+        scale_range=scale_range,
+        flip=flip,
+        color_jitter=color_jitter,
+    )
     return rgb, lab
 
 
-def _crop_pair(crop_size):
+def crop_pair(crop_size):
+    """``crop_size`` (an int or ``(h, w)``) as ``(h, w)`` positive ints; a DataError otherwise."""
     if isinstance(crop_size, int):
         return crop_size, crop_size
     if len(crop_size) != 2 or min(int(crop_size[0]), int(crop_size[1])) < 1:
@@ -267,39 +306,24 @@ def _crop_pair(crop_size):
     return int(crop_size[0]), int(crop_size[1])
 
 
-def relaxed_targets(label, num_classes, kernel, ignore_label=255):
-    """Label-relaxation targets of one label map, made in the input pipeline.
+@dataclasses.dataclass(frozen=True)
+class ExtraTarget:
+    """A per-example map that the training pipeline reads beside the label, augments with it and
+    turns into one more training target (the extension point of ``make_train_dataset``).
 
-    ``label`` integer ``(H, W)`` -> uint8 ``(H, W, num_classes)``: 2 for the pixel's own class, 1 for
-    the other classes in its ``kernel`` x ``kernel`` window (one-hot max-pooled with stride 1;
-    ignore pixels add no class), all zero at ignore pixels. ``tfseg.losses`` reads this encoding
-    (see its docstring); it gives the same loss as building the targets on the device.
+    Attributes:
+      name: what the map is, for error messages (e.g. ``"instance map"``).
+      path: ``Example -> file path`` of the map (e.g. ``lambda e: e.instance``).
+      read: ``path string tensor -> integer (H, W) tensor``; it must be the label's size (checked).
+      fill: the map's value where the augmentation window runs past the image.
+      target: ``augmented int32 (h, w) map -> the element's target tensor``.
     """
-    label = tf.cast(label, tf.int32)
-    valid = tf.not_equal(label, ignore_label)
-    own = tf.one_hot(tf.where(valid, label, -1), num_classes, dtype=tf.uint8)  # -1: all zero
-    kernel = int(kernel)
-    if kernel <= 1:
-        return own * 2
-    # the window's classes (ignore pixels add none), nothing at ignore pixels
-    if num_classes <= 31:  # as a 31-bit class set per pixel, OR-ed over the window (cheaper)
-        r = kernel // 2
-        bits = tf.where(valid, tf.bitwise.left_shift(1, tf.where(valid, label, 0)), 0)
-        padded = tf.pad(bits, [[r, r], [r, r]])
-        h, w = tf.shape(label)[0], tf.shape(label)[1]
-        rows = padded[0:h]
-        for dy in range(1, kernel):
-            rows = tf.bitwise.bitwise_or(rows, padded[dy : dy + h])
-        window = rows[:, 0:w]
-        for dx in range(1, kernel):
-            window = tf.bitwise.bitwise_or(window, rows[:, dx : dx + w])
-        window = tf.where(valid, window, 0)
-        classes = tf.range(num_classes, dtype=tf.int32)
-        pooled = tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(window[..., None], classes), 1), tf.uint8)
-    else:
-        pooled = tf.nn.max_pool2d(tf.cast(own, tf.float32)[None], kernel, 1, "SAME")[0]
-        pooled = tf.cast(pooled, tf.uint8) * tf.cast(valid, tf.uint8)[..., None]
-    return pooled + own
+
+    name: str
+    path: object
+    read: object
+    fill: int
+    target: object
 
 
 def make_train_dataset(
@@ -315,9 +339,9 @@ def make_train_dataset(
     shuffle=True,
     num_parallel_calls=AUTOTUNE,
     image_scale=1.0,
-    label_relaxation_kernel=0,
     static_shape=True,
     cache=False,
+    extra_targets=(),
 ):
     """One epoch of augmented training batches of ``spec``'s ``split``.
 
@@ -328,27 +352,19 @@ def make_train_dataset(
     ``image_scale`` (progressive resizing, ``tfseg.data.progressive``): images are first resized by
     this factor (bilinear; labels nearest), in the same single ``crop_and_resize`` as the random
     scale, i.e. the random scale range is multiplied by it; pass the stage's crop size as
-    ``crop_size``. ``label_relaxation_kernel`` > 1: labels come as ``relaxed_targets``, uint8
-    ``[B, h, w, num_classes]``, instead of ids. ``static_shape=False`` declares batch, height and
-    width unknown in the element spec: a Keras train function traced on it serves every
-    progressive stage without retracing (measured: a retrace costs as much as the first trace).
-    ``cache=True`` decodes every image and label once and keeps them in memory (uint8: H*W*4 bytes
-    per image; the batches are the same as without): for data sets that fit in RAM, where decoding
-    would otherwise compete with training for the CPU every epoch.
+    ``crop_size``. ``static_shape=False`` declares batch, height and width unknown in the element
+    spec: a Keras train function traced on it serves every progressive stage without retracing
+    (measured: a retrace costs as much as the first trace). ``cache=True`` decodes every image and
+    label once and keeps them in memory (uint8: H*W*4 bytes per image; the batches are the same as
+    without): for data sets that fit in RAM, where decoding would otherwise compete with training
+    for the CPU every epoch.
+
+    ``extra_targets``: ``ExtraTarget`` entries (e.g. the instance task's centre targets); each map
+    is read, checked and augmented with the label (same grid, nearest) and the batches become
+    ``(image, (label, target_1, ...))``.
     """
-    crop = _crop_pair(crop_size)
-    if not 0 < float(scale_range[0]) <= float(scale_range[1]):
-        raise DataError(
-            f"scale_range must be (low, high) with 0 < low <= high, not {scale_range!r}"
-        )
-    if not float(image_scale) > 0:
-        raise DataError(f"image_scale must be > 0, not {image_scale!r}")
-    image_scale = float(image_scale)
-    scale_range = (float(scale_range[0]) * image_scale, float(scale_range[1]) * image_scale)
-    kernel = int(label_relaxation_kernel or 0)
-    if kernel > 1 and kernel % 2 == 0:
-        raise DataError(f"label_relaxation_kernel must be odd, not {label_relaxation_kernel}")
-    num_classes = spec.num_classes
+    crop = crop_pair(crop_size)
+    scale_range = _scaled_range(scale_range, image_scale)
     if int(batch_size) < 1:
         raise DataError(f"batch_size must be >= 1, not {batch_size}")
     examples, images, labels = _paths(spec, split)
@@ -357,35 +373,58 @@ def make_train_dataset(
             f"split {split!r} of {spec.name} ({spec.root}) has {len(examples)} images, fewer than "
             f"batch_size={batch_size}"
         )
-    load = _make_loader(spec, examples)
-    ignore = spec.ignore_label
-
-    def decode(paths):
-        return load(paths[0], paths[1])
+    decode = _example_decoder(make_loader(spec, examples), extra_targets)
+    extras = tuple(extra_targets)
+    fills = [spec.ignore_label] + [t.fill for t in extras]
+    common = dict(crop_size=crop, scale_range=scale_range, flip=flip, color_jitter=color_jitter)
 
     def element(decoded, elem_seed):
-        image, label = decoded
-        image, label = augment(
-            image,
-            label,
-            elem_seed,
-            crop_size=crop,
-            scale_range=scale_range,
-            flip=flip,
-            color_jitter=color_jitter,
-            ignore_label=ignore,
-        )
-        if kernel > 1:
-            label = relaxed_targets(label, num_classes, kernel, ignore)
-        return image, label
+        image, *maps = decoded
+        image, maps = augment_maps(image, maps, elem_seed, fills=fills, **common)
+        if not extras:
+            return image, maps[0]
+        return image, (maps[0], *[t.target(m) for t, m in zip(extras, maps[1:])])
 
-    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    columns = (images, labels) + tuple(tf.constant([t.path(e) for e in examples]) for t in extras)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     ds = seeded_batches(
         ds, decode, element, len(examples), shuffle, seed, batch_size, num_parallel_calls, cache
     )
     if not static_shape:
         ds = ds.map(_unknown_batch_shape)
     return ds.prefetch(AUTOTUNE)
+
+
+def _scaled_range(scale_range, image_scale):
+    """The random scale range multiplied by a progressive stage's ``image_scale`` (both checked)."""
+    if not 0 < float(scale_range[0]) <= float(scale_range[1]):
+        raise DataError(
+            f"scale_range must be (low, high) with 0 < low <= high, not {scale_range!r}"
+        )
+    if not float(image_scale) > 0:
+        raise DataError(f"image_scale must be > 0, not {image_scale!r}")
+    image_scale = float(image_scale)
+    return (float(scale_range[0]) * image_scale, float(scale_range[1]) * image_scale)
+
+
+def _example_decoder(load, extra_targets):
+    """``paths -> (image, label, *extra maps)``: the loader plus each ``ExtraTarget``'s map, checked
+    to be the label's size."""
+
+    def decode(paths):
+        image, label = load(paths[0], paths[1])
+        maps = []
+        for target, path in zip(extra_targets, paths[2:]):
+            values = target.read(path)
+            same = tf.reduce_all(tf.equal(tf.shape(values), tf.shape(label)))
+            check = _assert(
+                same, f"{target.name} ", path, " and label ", paths[1], " differ in size"
+            )
+            with tf.control_dependencies([check]):
+                maps.append(tf.identity(values))
+        return (image, label, *maps)
+
+    return decode
 
 
 def seeded_batches(
@@ -416,11 +455,14 @@ def seeded_batches(
     return ds.batch(int(batch_size), drop_remainder=True)
 
 
-def _unknown_batch_shape(image, label):
+def _unknown_batch_shape(image, targets):
     """Same tensors; batch, height and width unknown in the static shape (channels kept)."""
-    relax = tf.compat.v1.placeholder_with_default
-    label_shape = [None, None, None] + ([label.shape[-1]] if label.shape.rank == 4 else [])
-    return relax(image, [None, None, None, image.shape[-1]]), relax(label, label_shape)
+
+    def relax(t):
+        shape = [None, None, None] + t.shape.as_list()[3:]
+        return tf.compat.v1.placeholder_with_default(t, shape)
+
+    return relax(image), tf.nest.map_structure(relax, targets)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -445,7 +487,7 @@ def make_eval_dataset(
             f"need stride >= 1, scale > 0, batch_size >= 1; got {stride}, {scale}, {batch_size}"
         )
     examples, images, labels = _paths(spec, split)
-    load = _make_loader(spec, examples)
+    load = make_loader(spec, examples)
     ignore = spec.ignore_label
     scale = float(scale)
 

@@ -1,11 +1,11 @@
 """Training pipeline for the instance task: images, semantic labels and instance-centre targets.
 
-``make_instance_train_dataset`` is ``tfseg.data.make_train_dataset`` plus the instanceIds map of every
-example, augmented with the same random scale, crop and flip (the same element seed drives both
-``augment`` calls; nearest sampling keeps the ids exact, padding gets id 0 = unlabeled). Centres are
-computed *after* augmentation, over the visible part of each instance, so they are in crop pixels.
-Yields ``(image (B, h, w, 3), (label (B, h, w), target (B, h, w, 3)))``; ``target`` holds centre
-y, x and the thing mask (see ``tfseg.instance.targets``).
+``make_instance_train_dataset`` is ``tfseg.data.make_train_dataset`` with one ``ExtraTarget``: the
+instanceIds map of every example, augmented with the label (same random scale, crop and flip;
+nearest sampling keeps the ids exact, padding gets id 0 = unlabeled). Centres are computed *after*
+augmentation, over the visible part of each instance, so they are in crop pixels. Yields
+``(image (B, h, w, 3), (label (B, h, w), target (B, h, w, 3)))``; ``target`` holds centre y, x and
+the thing mask (see ``tfseg.instance.targets``).
 """
 
 import numpy as np
@@ -13,7 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfseg.data.core import DataError
-from tfseg.data.pipeline import AUTOTUNE, _crop_pair, _make_loader, augment, seeded_batches
+from tfseg.data.pipeline import ExtraTarget, make_train_dataset
 from tfseg.instance.targets import THING_LABEL_IDS, instance_targets_tf
 
 
@@ -45,83 +45,30 @@ def _read_py(path):
     return read_instance_ids(path.decode() if isinstance(path, bytes) else str(path))
 
 
-def make_instance_train_dataset(
-    spec,
-    split="train",
-    *,
-    batch_size,
-    crop_size=(512, 512),
-    scale_range=(0.5, 2.0),
-    flip=True,
-    color_jitter=True,
-    seed=0,
-    shuffle=True,
-    thing_label_ids=THING_LABEL_IDS,
-    num_parallel_calls=AUTOTUNE,
-    image_scale=1.0,
-    label_relaxation_kernel=0,
-    static_shape=True,
-    cache=False,
-):
-    """One epoch of augmented (image, (label, centre target)) batches; see the module docstring.
+def _read_ids_tf(path):
+    """tf.data side of ``read_instance_ids``: int32 (H, W)."""
+    ids = tf.numpy_function(_read_py, [path], tf.int32, stateful=False)
+    ids.set_shape([None, None])
+    return ids
 
-    ``image_scale`` (progressive resizing) multiplies the random scale range, as in
-    ``make_train_dataset``; label relaxation is not supported (``label_relaxation_kernel`` must be
-    0 or 1). ``static_shape=False`` leaves batch, height and width unknown in the element spec
-    (one trace of the train step serves every progressive stage). ``cache``: decode once and keep
-    the decoded images, labels and instance maps in memory (as in ``make_train_dataset``).
+
+def instance_centre_target(thing_label_ids=THING_LABEL_IDS):
+    """The ``ExtraTarget`` of the instance task: instanceIds map -> centre targets (h, w, 3)."""
+    return ExtraTarget(
+        name="instance map",
+        path=lambda example: example.instance,
+        read=_read_ids_tf,
+        fill=0,
+        target=lambda ids: instance_targets_tf(ids, thing_label_ids),
+    )
+
+
+def make_instance_train_dataset(spec, split="train", *, thing_label_ids=THING_LABEL_IDS, **kwargs):
+    """One epoch of augmented ``(image, (label, centre target))`` batches; see the module docstring.
+
+    ``kwargs`` are those of ``tfseg.data.make_train_dataset`` (batch size, crop, scale range,
+    flip, colour jitter, seed, progressive ``image_scale``, ``static_shape``, ``cache``).
     """
-    crop = _crop_pair(crop_size)
-    if not 0 < float(scale_range[0]) <= float(scale_range[1]):
-        raise DataError(f"scale_range must be (low, high) with 0 < low <= high, not {scale_range!r}")
-    if int(label_relaxation_kernel or 0) > 1:
-        raise DataError("the instance pipeline does not support label relaxation")
-    if not float(image_scale) > 0:
-        raise DataError(f"image_scale must be > 0, not {image_scale!r}")
-    scale_range = (float(scale_range[0]) * image_scale, float(scale_range[1]) * image_scale)
-    examples = instance_examples(spec, split)
-    if len(examples) < int(batch_size):
-        raise DataError(
-            f"split {split!r} of {spec.name} has {len(examples)} images, fewer than "
-            f"batch_size={batch_size}"
-        )
-    load = _make_loader(spec, examples)
-    ignore = spec.ignore_label
-
-    def decode(paths):
-        image, label = load(paths[0], paths[1])
-        ids = tf.numpy_function(_read_py, [paths[2]], tf.int32, stateful=False)
-        ids.set_shape([None, None])
-        same = tf.reduce_all(tf.equal(tf.shape(ids), tf.shape(label)))
-        check = tf.debugging.Assert(
-            same, [tf.strings.join(["instance map ", paths[2], " and label ", paths[1], " differ in size"])]
-        )
-        with tf.control_dependencies([check]):
-            ids = tf.identity(ids)
-        return image, label, ids
-
-    def element(decoded, elem_seed):
-        image, label, ids = decoded
-        common = dict(crop_size=crop, scale_range=scale_range, flip=flip)
-        x, y = augment(image, label, elem_seed, color_jitter=color_jitter, ignore_label=ignore, **common)
-        # Same seed -> same scale, crop and flip; the image content is irrelevant here.
-        _, ids = augment(tf.zeros_like(image), ids, elem_seed, color_jitter=False, ignore_label=0, **common)
-        return x, (y, instance_targets_tf(ids, thing_label_ids))
-
-    paths = tf.constant([[e.image, e.label, e.instance] for e in examples])
-    ds = tf.data.Dataset.from_tensor_slices(paths)
-    ds = seeded_batches(
-        ds, decode, element, len(examples), shuffle, seed, batch_size, num_parallel_calls, cache
-    )
-    if not static_shape:
-        ds = ds.map(_unknown_batch_shape)
-    return ds.prefetch(AUTOTUNE)
-
-
-def _unknown_batch_shape(image, targets):
-    relax = tf.compat.v1.placeholder_with_default
-    label, centres = targets
-    return relax(image, [None, None, None, 3]), (
-        relax(label, [None, None, None]),
-        relax(centres, [None, None, None, 3]),
-    )
+    instance_examples(spec, split)
+    target = instance_centre_target(thing_label_ids)
+    return make_train_dataset(spec, split, extra_targets=(target,), **kwargs)
