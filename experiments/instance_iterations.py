@@ -83,8 +83,8 @@ def _config(args, t, run_dir):
             val_every=args.val_every or args.epochs,
             resume=True,
         ),
+        task="instance",
         instance=InstanceConfig(
-            enabled=True,
             iterations=t,
             loss_weight=args.instance_loss_weight,
             min_instance_area=args.min_instance_area,
@@ -94,7 +94,7 @@ def _config(args, t, run_dir):
 
 
 def _trained(args, t):
-    from tfseg.trainer import train
+    from tfseg.training import train
 
     run_dir = os.path.join(args.run_dir, f"train_t{t}")
     config = _config(args, t, run_dir)

@@ -33,7 +33,7 @@ def _config(tmp, epochs):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from tfseg.trainer import train
+    from tfseg.training import train
 
     tmp = tmp_path_factory.mktemp("e2e")
     first = train(_config(tmp, epochs=1))
@@ -73,7 +73,7 @@ def test_resume_continues_epochs_and_optimizer_state(trained):
 def test_refuses_to_overwrite_a_run_without_resume(trained):
     import dataclasses
 
-    from tfseg.trainer import TrainingError, train
+    from tfseg.training import TrainingError, train
 
     tmp, _, _ = trained
     config = _config(tmp, epochs=1)

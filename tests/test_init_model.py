@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tfseg
-from tfseg.trainer import TrainingError, init_from_model
+from tfseg.training import TrainingError, init_from_model
 
 
 def _tiny(num_classes):

@@ -34,9 +34,13 @@ def _config(tmp, *extra):
 def test_instance_flags_parse_into_the_config(tmp_path):
     config = _config(tmp_path)
     ic = config.instance
-    assert ic.enabled and ic.iterations == 5 and ic.loss == "smooth_l1" and ic.loss_weight == 0.5
+    assert config.task == "instance"
+    assert ic.iterations == 5 and ic.loss == "smooth_l1" and ic.loss_weight == 0.5
     assert Config.from_json(config.to_json()) == config
-    assert Config.from_dict({}).instance.enabled is False  # old config.json files still load
+    assert Config.from_dict({}).task == "semantic"
+    # a config.json written before the task section (instance.enabled) still loads
+    old = Config.from_dict({"instance": {"enabled": True, "iterations": 7}})
+    assert old.task == "instance" and old.instance.iterations == 7
     fv = flags.FlagValues()
     train_prog.define_flags(fv)
     fv(["train", "--instance_iterations=3"])
@@ -57,7 +61,7 @@ def _run(args):
 
 
 def test_train_evaluate_predict(tmp_path):
-    from tfseg.trainer import train
+    from tfseg.training import train
     from tfseg.models.saving import load_model
 
     metrics = train(_config(tmp_path))

@@ -123,6 +123,28 @@ def test_relaxed_loss_ignores_ignore_pixels_and_off_is_plain_ce(scene):
         )
 
 
+def test_resized_label_loss_is_the_loss_on_nearest_resized_labels(scene, tmp_path):
+    """Auxiliary outputs at stride 2: the loss reads the label at the centre of each 2x2 block;
+    the wrapper survives a Keras serialization round trip."""
+    import keras
+
+    from tfseg.losses import ResizedLabelLoss, resize_labels_nearest
+
+    rng = np.random.default_rng(3)
+    lab = rng.integers(0, 4, (2, 8, 10)).astype(np.int32)
+    lab[0, :3, :3] = IGN
+    small = rng.normal(size=(2, 4, 5, 4)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(resize_labels_nearest(lab, (4, 5))), lab[:, 1::2, 1::2])
+    np.testing.assert_array_equal(np.asarray(resize_labels_nearest(lab, (8, 10))), lab)
+    base = make_loss("ohem", ignore_label=IGN, min_kept=5, label_relaxation_kernel=3)
+    want = float(base(lab[:, 1::2, 1::2], small))
+    loss = ResizedLabelLoss(base)
+    assert float(loss(lab, small)) == pytest.approx(want, rel=1e-6)
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(again.loss, OhemCrossEntropy) and again.loss.min_kept == 5
+    assert float(again(lab, small)) == pytest.approx(want, rel=1e-6)
+
+
 @pytest.mark.parametrize("threshold,min_kept", [(0.6, 0), (0.6, 5), (0.3, 40), (0.05, 3), (0.6, 500)])
 def test_ohem_keep_mask_and_loss_match_numpy(scene, threshold, min_kept):
     lab, logits = scene

@@ -6,7 +6,7 @@ import pytest
 from absl import flags
 
 from tfseg import train as train_prog
-from tfseg.config import Config, DataConfig, ModelConfig, TrainConfig
+from tfseg.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
 from tfseg.data.progressive import (
     Stage,
     format_schedule,
@@ -133,10 +133,10 @@ def _config(tmp, resume):
             crop_size=(64, 64), batch_size=2,
         ),
         train=TrainConfig(
-            run_dir=str(tmp / "run"), epochs=4, learning_rate=1e-3, resume=resume, loss="ohem",
-            ohem_min_kept=200, label_relaxation_kernel=3, progressive_schedule="0:0.5:2,2:1",
-            max_val_images=1, val_every=2,
+            run_dir=str(tmp / "run"), epochs=4, learning_rate=1e-3, resume=resume,
+            progressive_schedule=parse_schedule("0:0.5:2,2:1"), max_val_images=1, val_every=2,
         ),
+        loss=LossConfig(name="ohem", ohem_min_kept=200, label_relaxation_kernel=3),
     )
 
 
@@ -146,12 +146,13 @@ def progressive_run(tmp_path_factory):
     epoch 1, then resumed. Records every fit call and the shapes of the batches it gets."""
     import keras
 
-    from tfseg import trainer
+    from tfseg import training
+    from tfseg.training.callbacks import EpochEnd
 
     tmp = tmp_path_factory.mktemp("progrun")
     calls = []
     original_fit = keras.Model.fit
-    original_end = trainer._EpochEnd.on_epoch_end
+    original_end = EpochEnd.on_epoch_end
 
     def fit(self, x, **kw):
         image, label = next(iter(x))
@@ -167,11 +168,11 @@ def progressive_run(tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     mp.setattr(keras.Model, "fit", fit)
-    mp.setattr(trainer._EpochEnd, "on_epoch_end", end)
+    mp.setattr(EpochEnd, "on_epoch_end", end)
     try:
         with pytest.raises(_Stop):
-            trainer.train(_config(tmp, resume=False))
-        metrics = trainer.train(_config(tmp, resume=True))
+            training.train(_config(tmp, resume=False))
+        metrics = training.train(_config(tmp, resume=True))
     finally:
         mp.undo()
     return tmp, calls, metrics
@@ -209,27 +210,43 @@ def _parse(argv):
 
 def test_new_flags_parse_into_config_and_round_trip():
     c = _parse([])
-    assert (c.train.loss, c.train.label_relaxation_kernel, c.train.progressive_schedule) == ("ce", 0, "")
+    assert (c.loss.name, c.loss.label_relaxation_kernel, c.train.progressive_schedule) == ("ce", 0, ())
     c = _parse(["--epochs=15", "--progressive_schedule=0:0.25, 9:0.5,12:1.0"])
-    assert c.train.progressive_schedule == "0:0.25,9:0.5,12:1.0"
-    assert c.train.label_relaxation_kernel == 3  # on by default with progressive resizing
+    assert c.train.progressive_schedule == (Stage(0, 0.25), Stage(9, 0.5), Stage(12, 1.0))
+    assert c.loss.label_relaxation_kernel == 3  # on by default with progressive resizing
     assert Config.from_json(c.to_json()) == c
     c = _parse(["--epochs=15", "--progressive_schedule=0:0.25,9:0.5,12:1", "--label_relaxation_kernel=0"])
-    assert c.train.label_relaxation_kernel == 0
+    assert c.loss.label_relaxation_kernel == 0
     c = _parse(["--loss=ohem", "--ohem_threshold=0.7", "--ohem_min_kept=100", "--label_relaxation_kernel=5"])
-    assert (c.train.ohem_threshold, c.train.ohem_min_kept, c.train.label_relaxation_kernel) == (0.7, 100, 5)
+    assert (c.loss.ohem_threshold, c.loss.ohem_min_kept, c.loss.label_relaxation_kernel) == (0.7, 100, 5)
     old = Config.from_dict({"train": {"epochs": 3}})  # a config.json from before these fields
-    assert old.train.progressive_schedule == "" and old.train.ohem_min_kept == 5000
+    assert old.train.progressive_schedule == () and old.loss.ohem_min_kept == 5000
 
 
-def test_rgpnet_downsample_maps_to_model_kwarg_only_for_rgpnet():
+def test_config_json_of_older_runs_still_loads():
+    """--resume reads config.json files written before LossConfig and the parsed schedule."""
+    old = {
+        "train": {
+            "epochs": 15, "loss": "ohem", "class_weights": None, "ohem_threshold": 0.7,
+            "ohem_min_kept": 100, "label_relaxation_kernel": 3, "label_relaxation_targets": "pipeline",
+            "progressive_schedule": "0:0.25,9:0.5:2,12:1.0",
+        },
+        "model": {"name": "rgpnet", "encoder": "resnet18", "model_kwargs": {"downsample": True}},
+        "instance": {"enabled": False, "iterations": 30},
+    }  # fmt: skip
+    c = Config.from_dict(old)
+    assert (c.loss.name, c.loss.ohem_threshold, c.loss.ohem_min_kept) == ("ohem", 0.7, 100)
+    assert c.loss.label_relaxation_kernel == 3 and c.task == "semantic"
+    assert c.train.progressive_schedule == (Stage(0, 0.25), Stage(9, 0.5, 2.0), Stage(12, 1.0))
+    assert Config.from_json(c.to_json()) == c
+
+
+def test_rgpnet_downsample_is_a_model_kwarg():
     if "rgpnet" not in train_prog.list_models():
         pytest.skip("rgpnet decoder not registered")
-    assert _parse(["--model=rgpnet"]).model.model_kwargs["downsample"] is True
-    assert _parse(["--model=rgpnet", "--norgpnet_downsample"]).model.model_kwargs["downsample"] is False
-    assert "downsample" not in _parse(["--model=skipnet"]).model.model_kwargs
-    with pytest.raises(ValueError, match="contradicts"):
-        _parse(["--model=rgpnet", "--rgpnet_downsample", '--model_kwargs={"downsample": false}'])
+    assert "downsample" not in _parse(["--model=rgpnet"]).model.model_kwargs  # the builder's default
+    c = _parse(["--model=rgpnet", '--model_kwargs={"downsample": false}'])
+    assert c.model.model_kwargs == {"downsample": False}
 
 
 @pytest.mark.parametrize(
@@ -242,7 +259,9 @@ def test_rgpnet_downsample_maps_to_model_kwarg_only_for_rgpnet():
         (["--loss=ohem", "--ohem_threshold=1.5"], "ohem_threshold"),
         (["--loss=ohem", "--ohem_min_kept=-2"], "ohem_min_kept"),
         (["--ohem_min_kept=100"], "needs --loss=ohem"),
-        (["--model=skipnet", "--rgpnet_downsample=false"], "rgpnet only"),
+        (["--aux_weights=0.5"], "needs --heads=aux"),
+        (["--heads=aux", "--aux_weights=x"], "aux_weights must be numbers"),
+        (["--heads=instance"], "trains aux heads"),
     ],
 )
 def test_bad_flag_values_raise_clear_errors(argv, match):

@@ -2,12 +2,40 @@
 
 The programs turn their absl flags into one ``Config`` (see ``tfseg.train.config_from_flags``);
 library code takes the config (or plain arguments), never ``FLAGS``. ``config.json`` in a run
-directory is ``Config.to_json()``; ``Config.from_json`` reads it back.
+directory is ``Config.to_json()``; ``Config.from_json`` reads it back, also the older layout written
+by earlier runs (loss options inside ``train``, the progressive schedule as text,
+``instance.enabled`` instead of ``task``).
+
+Task sections (``InstanceConfig``) describe their command-line options in field metadata
+(``option(...)``): the programs define one flag per field from it, so a new task's options need no
+program changes.
 """
 
 import dataclasses
 import json
 from typing import Optional, Tuple
+
+from tfseg.data.progressive import Stage, parse_schedule
+from tfseg.instance.module import INSTANCE_LOSSES
+
+
+def option(default, flag, help, *, choices=None, lower_bound=None, group="train"):
+    """A dataclass field that is also a command-line option ``--flag`` (see ``option_fields``).
+
+    ``group``: ``"train"`` (only ``tfseg.train``) or ``"postprocess"`` (also ``tfseg.evaluate`` and
+    ``tfseg.predict``).
+    """
+    meta = dict(flag=flag, help=help, choices=choices, lower_bound=lower_bound, group=group)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def option_fields(cls, groups=None):
+    """The ``option`` fields of dataclass ``cls`` (of the given ``groups``, default all)."""
+    return [
+        f
+        for f in dataclasses.fields(cls)
+        if "flag" in f.metadata and (groups is None or f.metadata["group"] in groups)
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,6 +46,7 @@ class ModelConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     encoder_weights: Optional[str] = None
     init_model: Optional[str] = None
+    heads: Tuple[str, ...] = ()  # extra outputs to train (e.g. "aux"); a task may add its own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,37 +77,69 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_schedule: str = "poly"
     poly_power: float = 0.9
-    loss: str = "ce"
-    class_weights: Optional[str] = None
     seed: int = 0
     resume: bool = False
     val_every: int = 1
     max_val_images: Optional[int] = None
-    # RGPNet training features (tfseg.losses, tfseg.data.progressive; docs/training.md)
+    # progressive resizing (tfseg.data.progressive): the parsed stages; () = off
+    progressive_schedule: Tuple[Stage, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """The semantic loss (``tfseg.losses``) and the weights of the auxiliary outputs."""
+
+    name: str = "ce"
+    class_weights: Optional[str] = None  # a JSON file, "auto" or None
     ohem_threshold: float = 0.6
     ohem_min_kept: int = 5000
     label_relaxation_kernel: int = 0  # 0 = off; resolved (progressive resizing turns it on)
-    progressive_schedule: str = ""  # "epoch:scale[:batch_mult],..."; "" = off
+    aux_weights: Tuple[float, ...] = ()  # one per aux output, or one for all; () = 1.0 each
 
 
-# --- instance task (tfseg.instance, docs/instance.md) ---------------------------------------------
+# --- task sections --------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class InstanceConfig:
-    """``--task=instance``: the SSN instance module, its loss and the post-processing."""
+    """``--task=instance``: the SSN instance module, its loss and the post-processing
+    (docs/instance.md)."""
 
-    enabled: bool = False
-    iterations: int = 30
-    loss: str = "l2"
-    loss_weight: float = 1.0
-    semantic_loss_weight: float = 1.0
-    offset_scale: float = 1.0
-    stride: int = 8
-    quantization: float = 4.0
-    min_instance_area: int = 50
-    per_class: bool = False
+    iterations: int = option(
+        30, "instance_iterations", "Sampling iterations t of the instance module (paper: 30).",
+        lower_bound=1,
+    )  # fmt: skip
+    loss: str = option("l2", "instance_loss", "Centre regression loss.", choices=INSTANCE_LOSSES)
+    loss_weight: float = option(
+        1.0, "instance_loss_weight", "Weight of the instance loss.", lower_bound=0.0
+    )
+    semantic_loss_weight: float = option(
+        1.0, "semantic_loss_weight", "Weight of the semantic loss (instance task).", lower_bound=0.0
+    )
+    offset_scale: float = option(
+        1.0, "instance_offset_scale",
+        "One guidance-offset unit in pixels of the module's resolution (tanh range x this).",
+        lower_bound=1e-3,
+    )  # fmt: skip
+    stride: int = option(
+        8, "instance_stride", "Stride of the feature map the module reads.", lower_bound=1
+    )
+    quantization: float = option(
+        4.0, "instance_quantization",
+        "Bin size (pixels) that quantises predicted centres into instance ids.",
+        lower_bound=1e-3, group="postprocess",
+    )  # fmt: skip
+    min_instance_area: int = option(
+        50, "min_instance_area",
+        "Instances with fewer pixels are dropped (the paper's area threshold).",
+        lower_bound=0, group="postprocess",
+    )  # fmt: skip
+    per_class: bool = option(
+        False, "instance_per_class",
+        "Group pixels by (class, centre bin) instead of by centre bin with a majority class.",
+        group="postprocess",
+    )  # fmt: skip
 
 
-# --- end instance task ----------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +147,8 @@ class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    task: str = "semantic"  # a name in tfseg.tasks.TASKS
     instance: InstanceConfig = dataclasses.field(default_factory=InstanceConfig)
 
     def to_dict(self):
@@ -96,13 +159,22 @@ class Config:
 
     @classmethod
     def from_dict(cls, d):
+        d = _upgrade(d)
         data = dict(d.get("data", {}))
         if "crop_size" in data:
             data["crop_size"] = tuple(data["crop_size"])
+        model = dict(d.get("model", {}))
+        model["heads"] = tuple(model.get("heads", ()))
+        train = dict(d.get("train", {}))
+        train["progressive_schedule"] = _stages(train.get("progressive_schedule"))
+        loss = dict(d.get("loss", {}))
+        loss["aux_weights"] = tuple(float(w) for w in loss.get("aux_weights", ()))
         return cls(
-            model=ModelConfig(**d.get("model", {})),
+            model=ModelConfig(**model),
             data=DataConfig(**data),
-            train=TrainConfig(**_train_fields(d.get("train", {}))),
+            train=TrainConfig(**train),
+            loss=LossConfig(**loss),
+            task=d.get("task", "semantic"),
             instance=InstanceConfig(**d.get("instance", {})),
         )
 
@@ -111,10 +183,36 @@ class Config:
         return cls.from_dict(json.loads(text))
 
 
-def _train_fields(train):
-    """``train`` of a config.json without fields that were removed (``label_relaxation_targets``:
-    the targets are always made on the device now)."""
-    return {k: v for k, v in train.items() if k != "label_relaxation_targets"}
+# Loss options that config.json files written before ``LossConfig`` kept in ``train``.
+_OLD_LOSS_KEYS = {
+    "loss": "name",
+    "class_weights": "class_weights",
+    "ohem_threshold": "ohem_threshold",
+    "ohem_min_kept": "ohem_min_kept",
+    "label_relaxation_kernel": "label_relaxation_kernel",
+}
+
+
+def _upgrade(d):
+    """A config dict of an older layout in the current one (a copy; current ones pass unchanged)."""
+    d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    train = d.setdefault("train", {})
+    loss = d.setdefault("loss", {})
+    for old, new in _OLD_LOSS_KEYS.items():
+        if old in train:
+            loss.setdefault(new, train.pop(old))
+    train.pop("label_relaxation_targets", None)  # removed: the targets are always made on device
+    instance = d.setdefault("instance", {})
+    if instance.pop("enabled", False):
+        d.setdefault("task", "instance")
+    return d
+
+
+def _stages(value):
+    """``progressive_schedule`` from JSON: stages as dicts or lists, or the older text form."""
+    if value is None or isinstance(value, str):
+        return parse_schedule(value)
+    return tuple(Stage(**s) if isinstance(s, dict) else Stage(*s) for s in value)
 
 
 def parse_size(text, what="size"):
@@ -126,5 +224,7 @@ def parse_size(text, what="size"):
     if len(parts) == 1:
         parts = parts * 2
     if len(parts) != 2 or min(parts) <= 0:
-        raise ValueError(f"{what} must look like HxW with positive integers (e.g. 512x1024), got {text!r}")
+        raise ValueError(
+            f"{what} must look like HxW with positive integers (e.g. 512x1024), got {text!r}"
+        )
     return tuple(parts)

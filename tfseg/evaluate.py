@@ -11,8 +11,12 @@ import sys
 from absl import app, flags
 
 import tfseg  # noqa: F401
+import tfseg.cli
 import tfseg.data  # noqa: F401
-from tfseg.registry import DATASETS
+from tfseg.cli import define_task_flags, task_options_from_flags
+from tfseg.registry import DATASETS, TASKS
+
+POSTPROCESS = ("postprocess",)  # the task options that evaluation uses
 
 FLAGS = flags.FLAGS
 
@@ -51,59 +55,72 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_string(
         "save_predictions", None, "Write prediction PNGs into this folder.", flag_values=fv
     )
-    from tfseg.instance.training import define_evaluate_flags
+    from tfseg.tasks import all_tasks
 
-    define_evaluate_flags(fv)  # --task=instance: AP / AP50 (docs/instance.md)
+    flags.DEFINE_enum(
+        "task",
+        "semantic",
+        TASKS.names(),
+        "What to score (the model must have the task's outputs): "
+        + "; ".join(f"{task.name}: {task.description}" for task in all_tasks())
+        + ".",
+        flag_values=fv,
+    )
+    define_task_flags(fv, POSTPROCESS)
+    flags.adopt_module_key_flags(tfseg.cli, flag_values=fv)  # listed by --help
     flags.mark_flag_as_required("model_path", flag_values=fv)
+
+
+def eval_options(fv):
+    """``tfseg.tasks.EvalOptions`` from the flags (scales checked)."""
+    from tfseg.tasks import EvalOptions
+
+    scales = tuple(float(s) for s in fv.scales)
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"--scales must be positive numbers, got {fv.scales}")
+    return EvalOptions(
+        split=fv.split,
+        scales=scales,
+        flip=fv.flip,
+        scale=fv.scale,
+        max_images=fv.max_images,
+        max_pixels=fv.max_pixels,
+        save_predictions=fv.save_predictions,
+    )
+
+
+def load_checked(fv):
+    """``(spec, model)``: the dataset and the model, checked to predict its classes."""
+    from tfseg.data import get_dataset
+    from tfseg.models.saving import load_model
+
+    spec = get_dataset(fv.dataset, fv.data_dir, **json.loads(fv.dataset_options))
+    model = load_model(fv.model_path)
+    n_out = model.outputs[0].shape[-1]
+    if n_out != spec.num_classes:
+        raise ValueError(
+            f"model {fv.model_path} predicts {n_out} classes but dataset {spec.name!r} has "
+            f"{spec.num_classes}"
+        )
+    return spec, model
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tfseg.data import get_dataset
-    from tfseg.evaluation import evaluate_model, format_table
     from tfseg.files import write_json_atomic
-    from tfseg.models.saving import load_model
+    from tfseg.tasks import get_task
 
+    task = get_task(FLAGS.task)
     try:
-        scales = [float(s) for s in FLAGS.scales]
-        if not scales or min(scales) <= 0:
-            raise ValueError(f"--scales must be positive numbers, got {FLAGS.scales}")
-        options = json.loads(FLAGS.dataset_options)
-        spec = get_dataset(FLAGS.dataset, FLAGS.data_dir, **options)
-        model = load_model(FLAGS.model_path)
-        n_out = model.outputs[0].shape[-1]
-        if n_out != spec.num_classes:
-            raise ValueError(
-                f"model {FLAGS.model_path} predicts {n_out} classes but dataset {spec.name!r} has "
-                f"{spec.num_classes}"
-            )
-        if FLAGS.task == "instance":  # AP / AP50 of the instance head (tfseg.instance)
-            from tfseg.instance.training import run_instance_evaluation
-
-            result = run_instance_evaluation(FLAGS, model, spec)
-            if FLAGS.output_json:
-                write_json_atomic(FLAGS.output_json, result)
-                print(f"wrote {FLAGS.output_json}")
-            return
-        from tfseg.instance.model import semantic_view
-
-        result = evaluate_model(
-            semantic_view(model),  # the logits output of a --task=instance model
-            spec,
-            FLAGS.split,
-            scales=scales,
-            flip=FLAGS.flip,
-            max_images=FLAGS.max_images,
-            save_predictions=FLAGS.save_predictions,
-            scale=FLAGS.scale,
-            max_pixels=FLAGS.max_pixels,
-        )
+        options = eval_options(FLAGS)
+        spec, model = load_checked(FLAGS)
+        task_options = task_options_from_flags(FLAGS, task, POSTPROCESS)
+        result = task.evaluate(model, spec, options, task_options)
     except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    print(format_table(result, title=f"{model.name} on {spec.name}/{FLAGS.split}"))
-    print(f"{result['seconds']:.1f}s, {result['num_images'] / result['seconds']:.2f} images/s")
+    print(task.report(result, f"{model.name} on {spec.name}/{FLAGS.split}"))
     if FLAGS.output_json:
         write_json_atomic(FLAGS.output_json, result)
         print(f"wrote {FLAGS.output_json}")

@@ -25,6 +25,20 @@ def make_predict_fn(model):
     return predict
 
 
+def predict_image(predict, image, stride):
+    """uint8 RGB (H, W, 3) -> train-id map (H, W), padding to ``stride`` and cropping back.
+
+    ``predict``: e.g. ``make_predict_fn(model)``; ``stride``: ``model_stride(model)``.
+    """
+    from tfseg.arrays import pad_to_stride
+    from tfseg.data import normalize
+
+    h, w = image.shape[:2]
+    x = pad_to_stride(np.asarray(normalize(image.astype(np.float32))), stride)
+    logits = predict(x[None].astype(np.float32))
+    return np.argmax(np.asarray(logits)[0, :h, :w], axis=-1).astype(np.uint8)
+
+
 def _round_to(v, stride):
     return max(stride, int(round(v / stride)) * stride)
 

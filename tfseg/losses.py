@@ -21,6 +21,9 @@ and kernel k) and its loss is ``-log sum_{C in N} P(C)``. Every other valid pixe
 ordinary CE (the same formula with ``N = {label}``). OHEM then ranks pixels by ``sum_{C in N} P(C)``.
 
 ``y_true`` is the label map ``(B, H, W)``; the multi-hot targets are built here, on the device.
+
+``ResizedLabelLoss`` wraps any of them for outputs at a coarser stride (auxiliary heads): the label
+map is resized by nearest neighbour to the output's size first.
 """
 
 import keras
@@ -265,6 +268,43 @@ class OhemCrossEntropy(_SegmentationLoss):
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold, "min_kept": self.min_kept}
+
+
+def resize_labels_nearest(labels, size):
+    """Label maps ``(B, H, W)`` -> ``(B, h, w)`` by nearest neighbour at pixel centres: output row
+    ``i`` reads input row ``floor((i + 0.5) * H / h)`` (for ``h = H / s``: the centre of each s x s
+    block), likewise for columns. ``size`` may hold tensors (unknown static shapes)."""
+    in_h, in_w = ops.shape(labels)[1], ops.shape(labels)[2]
+    rows = _centre_indices(in_h, size[0])
+    cols = _centre_indices(in_w, size[1])
+    return ops.take(ops.take(labels, rows, axis=1), cols, axis=2)
+
+
+def _centre_indices(n_in, n_out):
+    step = ops.cast(n_in, "float32") / ops.cast(n_out, "float32")
+    centres = (ops.cast(ops.arange(n_out), "float32") + 0.5) * step
+    return ops.minimum(ops.cast(ops.floor(centres), "int32"), ops.cast(n_in, "int32") - 1)
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class ResizedLabelLoss(keras.losses.Loss):
+    """``loss`` of an output at its own (coarser) size: the label map is resized to the output by
+    :func:`resize_labels_nearest` first. The loss of auxiliary heads (``heads=("aux",)``).
+    """
+
+    def __init__(self, loss, name=None, **kwargs):
+        kwargs.pop("reduction", None)
+        if isinstance(loss, dict):
+            loss = keras.saving.deserialize_keras_object(loss)
+        super().__init__(name=name or f"resized_{loss.name}", reduction="sum", **kwargs)
+        self.loss = loss
+
+    def call(self, y_true, y_pred):
+        labels = resize_labels_nearest(y_true, ops.shape(y_pred)[1:3])
+        return self.loss.call(labels, y_pred)
+
+    def get_config(self):
+        return {"name": self.name, "loss": keras.saving.serialize_keras_object(self.loss)}
 
 
 LOSSES.register("ce")(SegmentationCrossEntropy)

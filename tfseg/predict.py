@@ -13,7 +13,12 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
+import tfseg.cli
+from tfseg.cli import define_task_flags, task_options_from_flags
+from tfseg.evaluation import predict_image  # noqa: F401  (tests and tools import it from here)
+
 FLAGS = flags.FLAGS
+POSTPROCESS = ("postprocess",)  # the task options that prediction uses
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
 
 
@@ -30,9 +35,8 @@ def define_flags(fv=FLAGS):
         "auto (Cityscapes colours for 19 classes, else generated) or a dataset name.",
         flag_values=fv,
     )
-    from tfseg.instance.training import define_predict_flags
-
-    define_predict_flags(fv)  # instance post-processing (models trained with --task=instance)
+    define_task_flags(fv, POSTPROCESS)  # the tasks' post-processing options
+    flags.adopt_module_key_flags(tfseg.cli, flag_values=fv)  # listed by --help
     flags.mark_flags_as_required(["model_path", "input", "output"], flag_values=fv)
 
 
@@ -64,24 +68,11 @@ def palette_for(num_classes, name="auto"):
     return rng.integers(0, 256, size=(num_classes, 3), dtype=np.uint8)
 
 
-def predict_image(predict, image, stride):
-    """uint8 RGB (H, W, 3) -> train-id map (H, W), padding to ``stride`` and cropping back."""
-    from tfseg.data import normalize
-
-    h, w = image.shape[:2]
-    ph, pw = -h % stride, -w % stride
-    x = np.asarray(normalize(image.astype(np.float32)))
-    x = np.pad(x, ((0, ph), (0, pw), (0, 0)))
-    logits = predict(x[None].astype(np.float32))
-    return np.argmax(np.asarray(logits)[0, :h, :w], axis=-1).astype(np.uint8)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tfseg.evaluation import make_predict_fn
-    from tfseg.models import model_stride
     from tfseg.models.saving import load_model
+    from tfseg.tasks import task_for_model
 
     try:
         files = find_inputs(FLAGS.input)
@@ -89,15 +80,8 @@ def main(argv):
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    stride = model_stride(model)
-    predict = make_predict_fn(model)
-    instances = None
-    from tfseg.instance.model import has_instance_head
-
-    if has_instance_head(model):  # --task=instance model: also writes <stem>_instances.png
-        from tfseg.instance.training import InstanceOverlayWriter
-
-        instances = InstanceOverlayWriter(model, FLAGS)
+    task = task_for_model(model)  # the task whose outputs the model has; it may add files
+    write = task.prediction_writer(model, task_options_from_flags(FLAGS, task, POSTPROCESS))
     palette = palette_for(model.outputs[0].shape[-1], FLAGS.palette)
     os.makedirs(FLAGS.output, exist_ok=True)
     failed = []
@@ -110,13 +94,9 @@ def main(argv):
             failed.append(path)
             continue
         stem = os.path.splitext(os.path.basename(path))[0]
-        if instances is not None:
-            labels = instances(image, stem, FLAGS.output)
-        else:
-            labels = predict_image(predict, image, stride)
+        labels = write(image, stem, FLAGS.output)
         color = palette[labels]
         overlay = (image * (1 - FLAGS.alpha) + color * FLAGS.alpha).astype(np.uint8)
-        stem = os.path.splitext(os.path.basename(path))[0]
         for suffix, arr in (("labels", labels), ("color", color), ("overlay", overlay)):
             Image.fromarray(arr).save(os.path.join(FLAGS.output, f"{stem}_{suffix}.png"))
         print(f"{path} -> {FLAGS.output}/{stem}_{{labels,color,overlay}}.png")

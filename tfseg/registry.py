@@ -80,6 +80,11 @@ class Registry:
 
         return decorator
 
+    def unregister(self, name):
+        """Remove ``name`` (for throwaway registrations in tests); a KeyError if it is unknown."""
+        self.info(name)
+        del self._items[name]
+
     def info(self, name):
         """The ``Info`` of ``name``; an unknown name raises a KeyError listing the choices."""
         try:
@@ -121,3 +126,4 @@ DECODERS = Registry("decoder")
 MODELS = Registry("model")
 HEADS = Registry("head")
 DATASETS = Registry("dataset")
+TASKS = Registry("task")  # tfseg.tasks: semantic, instance

@@ -13,10 +13,11 @@ import sys
 from absl import app, flags
 
 import tfseg  # noqa: F401  (fills the registries used by the enum flags)
-from tfseg.config import Config, DataConfig, ModelConfig, TrainConfig, parse_size
+from tfseg.cli import define_task_flags, given_option_flags, task_options_from_flags
+from tfseg.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig, parse_size
 from tfseg.data.progressive import DEFAULT_RELAXATION_KERNEL
-from tfseg.registry import DATASETS, ENCODERS
 from tfseg.models import list_models, needs_encoder
+from tfseg.registry import DATASETS, ENCODERS, TASKS
 
 FLAGS = flags.FLAGS
 
@@ -24,7 +25,7 @@ FLAGS = flags.FLAGS
 def define_flags(fv=FLAGS):
     """Define the training flags on ``fv`` (a fresh ``flags.FlagValues()`` in tests)."""
     import tfseg.data  # noqa: F401  (registers the datasets)
-    import tfseg.losses
+    from tfseg.tasks import all_tasks
 
     d = ModelConfig()
     flags.DEFINE_enum(
@@ -41,6 +42,14 @@ def define_flags(fv=FLAGS):
         "encoder_kwargs", "{}", 'Encoder options as JSON, e.g. {"alpha": 0.5}.', flag_values=fv
     )
     flags.DEFINE_string("model_kwargs", "{}", "Decoder / network options as JSON.", flag_values=fv)
+    flags.DEFINE_list(
+        "heads",
+        [],
+        "Extra outputs to train besides the logits, e.g. aux (the auxiliary heads of networks "
+        "that have them; loss weights: --aux_weights). Evaluation, prediction and model.keras use "
+        "the main logits.",
+        flag_values=fv,
+    )
     flags.DEFINE_string(
         "encoder_weights",
         None,
@@ -120,10 +129,6 @@ def define_flags(fv=FLAGS):
         flag_values=fv,
     )
     flags.DEFINE_float("poly_power", t.poly_power, "Power of the poly schedule.", flag_values=fv)
-    flags.DEFINE_enum("loss", t.loss, tfseg.losses.LOSSES.names(), "Loss.", flag_values=fv)
-    flags.DEFINE_string(
-        "class_weights", None, "JSON from tools/compute_class_weights.py, or auto: ENet weights of the training split, computed at the start and saved as run_dir/class_weights.json.", flag_values=fv
-    )
     flags.DEFINE_integer(
         "seed", t.seed, "Random seed (data order, augmentation, init).", flag_values=fv
     )
@@ -144,23 +149,49 @@ def define_flags(fv=FLAGS):
         lower_bound=1,
         flag_values=fv,
     )
-    _define_rgpnet_training_flags(fv, t)
-    from tfseg.instance.training import define_instance_flags
+    flags.DEFINE_string(
+        "progressive_schedule",
+        "",
+        "Progressive resizing: 'epoch:scale[:batch_mult],...', 0-based start epochs, e.g. "
+        "0:0.25,9:0.5,12:1.0 (RGPNet). Empty: off.",
+        flag_values=fv,
+    )
+    _define_loss_flags(fv)
+    flags.DEFINE_enum(
+        "task",
+        "semantic",
+        TASKS.names(),
+        "What the model is trained for: "
+        + "; ".join(f"{task.name}: {task.description}" for task in all_tasks())
+        + ".",
+        flag_values=fv,
+    )
+    define_task_flags(fv)  # each task's own options (tfseg.config.option fields)
+    flags.adopt_module_key_flags(tfseg.cli, flag_values=fv)  # listed by --help
 
-    define_instance_flags(fv)  # --task, --instance_* (docs/instance.md)
 
+def _define_loss_flags(fv):
+    """The semantic loss, OHEM, label relaxation and auxiliary-output weights (docs/training.md)."""
+    import tfseg.losses
 
-def _define_rgpnet_training_flags(fv, t):
-    """OHEM, label relaxation, progressive resizing, RGPNet options (docs/training.md)."""
+    d = LossConfig()
+    flags.DEFINE_enum("loss", d.name, tfseg.losses.LOSSES.names(), "Loss.", flag_values=fv)
+    flags.DEFINE_string(
+        "class_weights",
+        None,
+        "JSON from tools/compute_class_weights.py, or auto: ENet weights of the training split, "
+        "computed at the start and saved as run_dir/class_weights.json.",
+        flag_values=fv,
+    )
     flags.DEFINE_float(
         "ohem_threshold",
-        t.ohem_threshold,
+        d.ohem_threshold,
         "--loss=ohem: keep pixels whose probability for their label is below this.",
         flag_values=fv,
     )
     flags.DEFINE_integer(
         "ohem_min_kept",
-        t.ohem_min_kept,
+        d.ohem_min_kept,
         "--loss=ohem: keep at least this many (the hardest) valid pixels per batch.",
         flag_values=fv,
     )
@@ -171,17 +202,11 @@ def _define_rgpnet_training_flags(fv, t):
         f"{DEFAULT_RELAXATION_KERNEL} with --progressive_schedule, else off.",
         flag_values=fv,
     )
-    flags.DEFINE_string(
-        "progressive_schedule",
-        t.progressive_schedule,
-        "Progressive resizing: 'epoch:scale[:batch_mult],...', 0-based start epochs, e.g. "
-        "0:0.25,9:0.5,12:1.0 (RGPNet). Empty: off.",
-        flag_values=fv,
-    )
-    flags.DEFINE_bool(
-        "rgpnet_downsample",
-        True,
-        "--model=rgpnet: the model's downsample option (model kwarg 'downsample').",
+    flags.DEFINE_list(
+        "aux_weights",
+        [],
+        "--heads=aux: loss weight of each auxiliary output (comma list, one per output, or one "
+        "value for all; default 1.0 each).",
         flag_values=fv,
     )
 
@@ -196,24 +221,34 @@ def _json_flag(name, text):
     return value
 
 
-def _rgpnet_model_kwargs(fv, model_kwargs):
-    if fv.model != "rgpnet":
-        if fv["rgpnet_downsample"].present:
-            raise ValueError(f"--rgpnet_downsample applies to --model=rgpnet only, not {fv.model!r}")
-        return model_kwargs
-    value = bool(fv.rgpnet_downsample)
-    if "downsample" in model_kwargs and fv["rgpnet_downsample"].present:
-        if bool(model_kwargs["downsample"]) != value:
-            raise ValueError(
-                f"--rgpnet_downsample={value} contradicts --model_kwargs downsample="
-                f"{model_kwargs['downsample']!r}"
-            )
-    return {**model_kwargs, "downsample": model_kwargs.get("downsample", value)}
-
-
-def _rgpnet_training_options(fv):
-    """Validated OHEM / label relaxation / progressive resizing fields of ``TrainConfig``."""
+def _schedule(fv):
+    """``--progressive_schedule`` parsed (``()`` when off) and checked against ``--epochs``."""
     from tfseg.data.progressive import parse_schedule
+
+    try:
+        stages = parse_schedule(fv.progressive_schedule)
+    except ValueError as e:
+        raise ValueError(f"--progressive_schedule: {e}") from None
+    if len(stages) > 1 and stages[-1].start_epoch >= fv.epochs:
+        raise ValueError(
+            f"--progressive_schedule={fv.progressive_schedule!r} has a stage at epoch "
+            f"{stages[-1].start_epoch} but --epochs={fv.epochs} (epochs are 0..{fv.epochs - 1})"
+        )
+    return stages
+
+
+def _aux_weights(fv):
+    try:
+        weights = tuple(float(w) for w in fv.aux_weights)
+    except ValueError:
+        raise ValueError(f"--aux_weights must be numbers, got {','.join(fv.aux_weights)}") from None
+    if any(w < 0 for w in weights):
+        raise ValueError(f"--aux_weights must be >= 0, got {','.join(fv.aux_weights)}")
+    return weights
+
+
+def loss_config_from_flags(fv, stages):
+    """Validated ``LossConfig``; label relaxation defaults to on with progressive ``stages``."""
     from tfseg.losses import check_relaxation_kernel
 
     if fv.loss != "ohem":
@@ -224,15 +259,6 @@ def _rgpnet_training_options(fv):
         raise ValueError(f"--ohem_threshold must be in (0, 1], got {fv.ohem_threshold}")
     if fv.ohem_min_kept < 0:
         raise ValueError(f"--ohem_min_kept must be >= 0, got {fv.ohem_min_kept}")
-    try:
-        stages = parse_schedule(fv.progressive_schedule)
-    except ValueError as e:
-        raise ValueError(f"--progressive_schedule: {e}") from None
-    if len(stages) > 1 and stages[-1].start_epoch >= fv.epochs:
-        raise ValueError(
-            f"--progressive_schedule={fv.progressive_schedule!r} has a stage at epoch "
-            f"{stages[-1].start_epoch} but --epochs={fv.epochs} (epochs are 0..{fv.epochs - 1})"
-        )
     kernel = fv.label_relaxation_kernel
     if kernel is None:
         kernel = DEFAULT_RELAXATION_KERNEL if stages else 0
@@ -240,29 +266,83 @@ def _rgpnet_training_options(fv):
         kernel = check_relaxation_kernel(kernel)
     except ValueError as e:
         raise ValueError(f"--{e}") from None
-    return {
-        "ohem_threshold": fv.ohem_threshold,
-        "ohem_min_kept": fv.ohem_min_kept,
-        "label_relaxation_kernel": kernel,
-        "progressive_schedule": ",".join(p.strip() for p in fv.progressive_schedule.split(","))
-        if stages
-        else "",
-    }
+    if fv.loss == "weighted_ce" and not fv.class_weights:
+        raise ValueError(
+            "--loss=weighted_ce needs --class_weights=FILE (tools/compute_class_weights.py)"
+        )
+    if fv.class_weights and fv.class_weights != "auto" and not os.path.isfile(fv.class_weights):
+        raise FileNotFoundError(f"--class_weights file not found: {fv.class_weights}")
+    return LossConfig(
+        name=fv.loss,
+        class_weights=fv.class_weights,
+        ohem_threshold=fv.ohem_threshold,
+        ohem_min_kept=fv.ohem_min_kept,
+        label_relaxation_kernel=kernel,
+        aux_weights=_aux_weights(fv),
+    )
+
+
+def task_sections_from_flags(fv):
+    """``{"task": name, <section>: options}``: the chosen task's options from the flags; option
+    flags of another task are an error."""
+    from tfseg.tasks import all_tasks, get_task
+
+    chosen = get_task(fv.task)
+    sections = {"task": chosen.name}
+    if chosen.options is not None:
+        sections[chosen.section] = task_options_from_flags(fv, chosen)
+    for task in all_tasks():
+        if task.options not in (None, chosen.options):
+            given = given_option_flags(fv, task.options)
+            if given:
+                raise ValueError(f"{', '.join(given)} need --task={task.name}")
+    return sections
+
+
+def _check_files(fv):
+    if (
+        fv.encoder_weights
+        and fv.encoder_weights != "imagenet"
+        and not os.path.isfile(fv.encoder_weights)
+    ):
+        raise FileNotFoundError(f"--encoder_weights file not found: {fv.encoder_weights}")
+    if fv.init_model and not os.path.isfile(fv.init_model):
+        raise FileNotFoundError(f"--init_model file not found: {fv.init_model}")
 
 
 def config_from_flags(fv):
     """Pure function: absl flag values -> one frozen ``Config`` (validated, nothing written)."""
+    from tfseg.tasks import get_task
+
     if fv.min_scale <= 0 or fv.max_scale < fv.min_scale:
         raise ValueError(f"need 0 < --min_scale <= --max_scale, got {fv.min_scale}, {fv.max_scale}")
-    model = ModelConfig(
+    _check_files(fv)
+    stages = _schedule(fv)
+    config = Config(
+        model=_model_config(fv),
+        data=_data_config(fv),
+        train=_train_config(fv, stages),
+        loss=loss_config_from_flags(fv, stages),
+        **task_sections_from_flags(fv),
+    )
+    get_task(config.task).check_config(config)
+    return config
+
+
+def _model_config(fv):
+    return ModelConfig(
         name=fv.model,
         encoder=fv.encoder if needs_encoder(fv.model) else None,
         encoder_kwargs=_json_flag("encoder_kwargs", fv.encoder_kwargs),
-        model_kwargs=_rgpnet_model_kwargs(fv, _json_flag("model_kwargs", fv.model_kwargs)),
+        model_kwargs=_json_flag("model_kwargs", fv.model_kwargs),
         encoder_weights=fv.encoder_weights,
         init_model=fv.init_model,
+        heads=tuple(fv.heads),
     )
-    data = DataConfig(
+
+
+def _data_config(fv):
+    return DataConfig(
         dataset=fv.dataset,
         data_dir=fv.data_dir,
         dataset_options=_json_flag("dataset_options", fv.dataset_options),
@@ -277,21 +357,10 @@ def config_from_flags(fv):
         val_split=fv.val_split,
         cache_images=fv.cache_images,
     )
-    if fv.loss == "weighted_ce" and not fv.class_weights:
-        raise ValueError(
-            "--loss=weighted_ce needs --class_weights=FILE (tools/compute_class_weights.py)"
-        )
-    if fv.class_weights and fv.class_weights != "auto" and not os.path.isfile(fv.class_weights):
-        raise FileNotFoundError(f"--class_weights file not found: {fv.class_weights}")
-    if (
-        fv.encoder_weights
-        and fv.encoder_weights != "imagenet"
-        and not os.path.isfile(fv.encoder_weights)
-    ):
-        raise FileNotFoundError(f"--encoder_weights file not found: {fv.encoder_weights}")
-    if fv.init_model and not os.path.isfile(fv.init_model):
-        raise FileNotFoundError(f"--init_model file not found: {fv.init_model}")
-    train = TrainConfig(
+
+
+def _train_config(fv, stages):
+    return TrainConfig(
         run_dir=fv.run_dir,
         epochs=fv.epochs,
         steps_per_epoch=fv.steps_per_epoch,
@@ -301,24 +370,18 @@ def config_from_flags(fv):
         weight_decay=fv.weight_decay,
         lr_schedule=fv.lr_schedule,
         poly_power=fv.poly_power,
-        loss=fv.loss,
-        class_weights=fv.class_weights,
         seed=fv.seed,
         resume=fv.resume,
         val_every=fv.val_every,
         max_val_images=fv.max_val_images,
-        **_rgpnet_training_options(fv),
+        progressive_schedule=stages,
     )
-    from tfseg.instance.training import instance_config_from_flags
-
-    instance = instance_config_from_flags(fv)  # --task=instance (docs/instance.md)
-    return Config(model=model, data=data, train=train, instance=instance)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tfseg.trainer import TrainingError, train
+    from tfseg.training import TrainingError, train
 
     try:
         config = config_from_flags(FLAGS)

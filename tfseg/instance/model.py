@@ -8,8 +8,6 @@ this order:
 - ``instance`` (B, H, W, 2): the predicted instance centre ``(y, x)`` of every pixel, in input pixels.
 """
 
-import keras
-
 from tfseg.models import build_model, get_anatomy
 
 INSTANCE_OUTPUT = "instance"
@@ -39,13 +37,6 @@ def has_instance_head(model):
         return INSTANCE_OUTPUT in get_anatomy(model).output_names
     except ValueError:
         return False
-
-
-def semantic_view(model):
-    """The main logits of a multi-output model as a one-output model sharing its weights."""
-    if len(model.outputs) == 1:
-        return model
-    return keras.Model(model.inputs[0], model.outputs[0], name=model.name)
 
 
 def require_instance_head(model, what="model"):

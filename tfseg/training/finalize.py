@@ -1,0 +1,49 @@
+"""The end of a run: ``model.keras`` (the best checkpoint with the task's outputs, no optimizer) and
+``metrics.json`` (its validation scores, the history and the timings)."""
+
+import os
+
+from tfseg.files import write_json_atomic
+from tfseg.models.saving import load_model, save_model_atomic
+
+
+def finalize(task, config, spec, paths, state):
+    """Write ``model.keras`` and ``metrics.json``; returns the metrics."""
+    from tfseg.evaluation import evaluate_model, format_table
+    from tfseg.models.outputs import logits_view
+
+    best_path = paths.best if os.path.exists(paths.best) else paths.last
+    best = task.final_model(load_model(best_path))
+    save_model_atomic(best, paths.model, include_optimizer=False)
+    dc = config.data
+    result = evaluate_model(
+        logits_view(best), spec, dc.val_split, scale=dc.eval_scale, verbose=False
+    )
+    title = f"{best.name} on {spec.name}/{dc.val_split} (best epoch {state['best_epoch']})"
+    print(format_table(result, title=title))
+    metrics = _metrics(result, state, best)
+    metrics.update(task.final_metrics(best, spec, config))
+    write_json_atomic(paths.metrics, metrics)
+    print(f"wrote {paths.model} and {paths.metrics}")
+    return metrics
+
+
+def _metrics(result, state, model):
+    """The ``metrics.json`` entries every task writes."""
+    metrics = {
+        "val": {
+            "miou": result["miou"],
+            "per_class_iou": result["per_class_iou"],
+            "pixel_accuracy": result["pixel_accuracy"],
+            "mean_class_accuracy": result["mean_class_accuracy"],
+            "category_iou": result.get("category_iou"),
+        },
+        "history": state["history"],
+        "train_seconds": state["train_seconds"],
+        "images_per_second": state["train_images"] / max(state["train_seconds"], 1e-9),
+        "best_epoch": state["best_epoch"],
+        "params": int(model.count_params()),
+    }
+    if state.get("stages"):
+        metrics["stages"] = state["stages"]
+    return metrics

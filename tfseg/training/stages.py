@@ -1,0 +1,80 @@
+"""The fit loop: one ``model.fit`` per progressive stage (a single one without a schedule),
+skipping the stages a resumed run has finished."""
+
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from tfseg.files import write_json_atomic
+from tfseg.training.callbacks import EpochEnd, StageTimer
+
+
+def print_plan(model, spec, num_train, steps, plans):
+    """One line about the run, and one per progressive stage."""
+    print(
+        f"model {model.name}: {model.count_params():,} parameters; dataset {spec.name} "
+        f"({num_train} train images, {spec.num_classes} classes); {steps} steps/epoch"
+    )
+    if len(plans) > 1:
+        for p in plans:
+            print(
+                f"stage {p.index}: epochs {p.start + 1}-{p.end}, scale {p.scale:g}, crop "
+                f"{p.crop_size[0]}x{p.crop_size[1]}, batch {p.batch_size}, "
+                f"{p.steps_per_epoch} steps/epoch"
+            )
+
+
+def fit_stages(model, task, config, spec, plans, paths, state):
+    """Train every unfinished stage; ``state`` (epochs, history, per-stage timings) is updated and
+    saved as it goes."""
+    from tfseg.models.outputs import output_kinds
+
+    writer = None
+    for p in plans:
+        if p.end <= state["epoch"]:
+            continue
+        if writer is None:
+            writer = tf.summary.create_file_writer(os.path.join(paths.logs, "validation"))
+        record = _stage_record(p, state)
+        t_start = time.perf_counter()
+        train_ds = task.train_dataset(
+            config,
+            spec,
+            p,
+            output_kinds=output_kinds(model),
+            static_shape=len(plans) == 1,  # progressive: one trace serves every stage
+        ).repeat()
+        callbacks = [
+            StageTimer(record, t_start),
+            EpochEnd(config, spec, paths, state, writer),
+            keras.callbacks.TensorBoard(paths.logs, update_freq="epoch", write_graph=False),
+        ]
+        model.fit(
+            train_ds,
+            epochs=p.end,
+            initial_epoch=max(p.start, state["epoch"]),
+            steps_per_epoch=p.steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles (deterministically, by seed)
+            verbose=1 if os.environ.get("TFSEG_QUIET") is None else 2,
+        )
+        state.setdefault("stages", []).append(record)
+        write_json_atomic(paths.state, state)
+    state["train_images"] = sum(
+        p.steps_per_epoch * p.batch_size * len(range(p.start, min(p.end, state["epoch"])))
+        for p in plans
+    )
+
+
+def _stage_record(p, state):
+    """The ``state["stages"]`` entry of stage ``p`` (timings are added by ``StageTimer``)."""
+    return {
+        "stage": p.index,
+        "scale": p.scale,
+        "crop_size": list(p.crop_size),
+        "batch_size": p.batch_size,
+        "steps_per_epoch": p.steps_per_epoch,
+        "first_epoch": max(p.start, state["epoch"]) + 1,
+    }
