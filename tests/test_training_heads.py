@@ -29,7 +29,7 @@ def _aux_net(inputs, num_classes):
 
 @pytest.fixture(scope="module", autouse=True)
 def aux_net():
-    MODELS.register(NET, stride=4, heads=("aux",))(_aux_net)
+    MODELS.register(NET, stride=4, heads=("aux",), features={2: "t_c1"})(_aux_net)
     yield NET
     MODELS.unregister(NET)
 
@@ -100,3 +100,44 @@ def test_trained_model_keeps_the_main_logits_only(tmp_path):
     want = last.predict(x, verbose=0)[0]
     np.testing.assert_allclose(model.predict(x, verbose=0), want, atol=1e-5)
     assert metrics["params"] == model.count_params() < last.count_params()
+
+
+def test_instance_task_with_aux_heads_orders_losses_targets_and_kept_outputs(tmp_path):
+    """--task=instance --heads=aux: outputs logits, aux1, instance; losses and targets follow the
+    output kinds; model.keras keeps logits and instance (weights and anatomy intact)."""
+    import dataclasses
+
+    from tfseg.config import InstanceConfig
+    from tfseg.instance.module import InstanceCentreLoss
+    from tfseg.losses import ResizedLabelLoss
+    from tfseg.models import get_anatomy
+    from tfseg.models.saving import load_model
+    from tfseg.tasks import get_task, task_for_model
+    from tfseg.tasks.semantic import targets_per_output
+
+    config = dataclasses.replace(
+        _config(tmp_path, aux_weights=(0.3,)),
+        task="instance",
+        instance=InstanceConfig(iterations=2, stride=2, loss_weight=0.7, semantic_loss_weight=0.9),
+    )
+    task = get_task("instance")
+    model = task.build_model(config, 5)
+    assert [kind for _, kind in get_anatomy(model).outputs] == ["logits", "aux", "instance"]
+    losses = task.losses(config, model, ignore_label=255)
+    assert [w for _, w in losses] == [0.9, 0.3, 0.7]
+    assert isinstance(losses[1][0], ResizedLabelLoss)
+    assert isinstance(losses[2][0], InstanceCentreLoss)
+    label, centres = tf.zeros((1, 8, 8), tf.int32), tf.ones((1, 8, 8, 3))
+    ds = tf.data.Dataset.from_tensors((tf.zeros((1, 8, 8, 3)), (label, centres)))
+    _, targets = next(iter(targets_per_output(ds, ("logits", "aux", "instance"), ("instance",))))
+    assert [t.shape.rank for t in targets] == [3, 3, 4]
+    kept = task.final_model(model)
+    assert [kind for _, kind in get_anatomy(kept).outputs] == ["logits", "instance"]
+    x = np.random.default_rng(1).normal(size=(1, 32, 32, 3)).astype("float32")
+    full, small = model.predict(x, verbose=0), kept.predict(x, verbose=0)
+    np.testing.assert_allclose(small[0], full[0], atol=1e-5)
+    np.testing.assert_allclose(small[1], full[2], atol=1e-4)
+    kept.save(tmp_path / "kept.keras")
+    again = load_model(tmp_path / "kept.keras")
+    assert get_anatomy(again).outputs == (("logits", "logits"), ("instance", "instance"))
+    assert task_for_model(again).name == "instance" and task_for_model(model).name == "instance"

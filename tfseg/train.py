@@ -212,6 +212,7 @@ def _define_loss_flags(fv):
 
 
 def _json_flag(name, text):
+    """``--name``'s JSON object as a dict (a ValueError naming the flag otherwise)."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
@@ -238,6 +239,7 @@ def _schedule(fv):
 
 
 def _aux_weights(fv):
+    """``--aux_weights`` as a tuple of non-negative floats."""
     try:
         weights = tuple(float(w) for w in fv.aux_weights)
     except ValueError:
@@ -300,6 +302,7 @@ def task_sections_from_flags(fv):
 
 
 def _check_files(fv):
+    """The weight files the flags name exist (``imagenet`` is not a file)."""
     if (
         fv.encoder_weights
         and fv.encoder_weights != "imagenet"
@@ -330,6 +333,7 @@ def config_from_flags(fv):
 
 
 def _model_config(fv):
+    """``ModelConfig`` from the model flags."""
     return ModelConfig(
         name=fv.model,
         encoder=fv.encoder if needs_encoder(fv.model) else None,
@@ -342,6 +346,7 @@ def _model_config(fv):
 
 
 def _data_config(fv):
+    """``DataConfig`` from the data flags."""
     return DataConfig(
         dataset=fv.dataset,
         data_dir=fv.data_dir,
@@ -360,6 +365,7 @@ def _data_config(fv):
 
 
 def _train_config(fv, stages):
+    """``TrainConfig`` from the training flags and the parsed progressive ``stages``."""
     return TrainConfig(
         run_dir=fv.run_dir,
         epochs=fv.epochs,
