@@ -128,7 +128,7 @@ def test_bad_arguments_name_the_culprit():
 def test_table1_markdown_reports_the_igum_speedup():
     import importlib.util
 
-    path = os.path.join(os.path.dirname(__file__), "..", "experiments", "table1.py")
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "table1.py")
     spec = importlib.util.spec_from_file_location("tfseg_experiments_table1", path)
     table1 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(table1)

@@ -22,7 +22,7 @@ from tfseg.models.anatomy import call_count
 from tfseg.models.saving import load_model
 from tfseg.models.transfer import TransferError, resolve_mapping, retarget, transfer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _tool(name, folder="tools"):

@@ -13,7 +13,7 @@ from tfseg.models import model_stride
 from tfseg.layers.nonbt import downsampler_block, lnb_module
 from tfseg.models.ssn import STAGE2, STAGE3
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "export"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
 from export_helpers import randomize_batchnorm  # noqa: E402
 
 SIZE = (64, 128)
