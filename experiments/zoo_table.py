@@ -118,7 +118,7 @@ def main(argv):
     del argv
     import tfseg  # noqa: F401  (fills the registries)
     from tfseg.bench.timing import matmul_gflops
-    from tfseg.files import write_json_atomic, atomic_path
+    from tfseg.files import atomic_path, write_json_atomic
     from tfseg.registry import MODELS
 
     with open(REFERENCE_CSV) as f:

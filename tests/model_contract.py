@@ -25,7 +25,6 @@ from tfseg.losses import make_loss
 from tfseg.models import get_anatomy, stride_of
 
 
-
 def small_sizes(stride, base=64):
     """Two different (H, W) multiples of ``stride``, the first non-square."""
     unit = max(stride, 1)

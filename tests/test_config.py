@@ -3,8 +3,8 @@ import os
 import pytest
 from absl import flags
 
-from tfseg.config import Config, parse_size
 from tfseg import train as train_prog
+from tfseg.config import Config, parse_size
 from tfseg.registry import DECODERS, MODELS
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfseg.losses import cross_entropy, make_loss, SegmentationCrossEntropy
+from tfseg.losses import SegmentationCrossEntropy, cross_entropy, make_loss
 
 
 def _np_ce(labels, logits, ignore=255, weights=None):

@@ -9,8 +9,8 @@ Public API::
 
 __version__ = "0.1.0"
 
-from tfseg.registry import DECODERS, ENCODERS
 from tfseg.models import build_model, list_models, model_stride
+from tfseg.registry import DECODERS, ENCODERS
 
 
 def list_encoders():

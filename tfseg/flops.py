@@ -5,8 +5,8 @@ dense layers are counted (BatchNorm folds into the preceding convolution at infe
 additions, pooling and resizing are a few percent at most and are not counted by the papers either).
 """
 
-import numpy as np
 import keras
+import numpy as np
 
 
 def _shape(t):

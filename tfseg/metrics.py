@@ -6,8 +6,8 @@ the labels nor in the predictions (union 0) have IoU NaN and are left out of the
 Cityscapes evaluation.
 """
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
 

@@ -1,8 +1,8 @@
 """iGUM / GUM heads and decoders: shapes at odd sizes, zero offsets = bilinear, offset units, errors."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 import tfseg

@@ -1,15 +1,15 @@
 """RGPNet decoder: structure (eq. 1-3), parameter counts, the downsampling ablation, sizes, .keras."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 import tfseg
 from tfseg.decoders.rgpnet import rgpnet
 from tfseg.flops import count_params
-from tfseg.registry import DECODERS
 from tfseg.models.anatomy import call_count
 from tfseg.models.saving import load_model, save_model_atomic
+from tfseg.registry import DECODERS
 
 RESNET18_CHANNELS = (64, 128, 256, 512)
 BOTTLENECK_CHANNELS = (256, 512, 1024, 2048)  # ResNet50 / ResNet101 P2..P5

@@ -61,8 +61,8 @@ def _run(args):
 
 
 def test_train_evaluate_predict(tmp_path):
-    from tfseg.training import train
     from tfseg.models.saving import load_model
+    from tfseg.training import train
 
     metrics = train(_config(tmp_path))
     inst = metrics["val_instance"]

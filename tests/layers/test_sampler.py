@@ -1,12 +1,12 @@
 """Gather-based sampler against a plain numpy reference; gradients by finite differences."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
-from tfseg.layers.sampler import GuidedSampler, regular_grid, pixel_grid, sample
 from tfseg.layers.resize import upsample_bilinear
+from tfseg.layers.sampler import GuidedSampler, pixel_grid, regular_grid, sample
 
 
 def np_sample(source, coords, mode="bilinear"):

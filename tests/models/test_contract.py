@@ -3,7 +3,6 @@ table (the zoo's networks, ENet, ERFNet and ESPNet among them, run it in test_zo
 
 import keras
 import pytest
-
 from model_contract import check_model_contract
 
 CASES = [

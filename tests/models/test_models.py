@@ -3,7 +3,6 @@ contract (training, .keras parity, export) runs in tests/models/test_contract.py
 
 import numpy as np
 import pytest
-import keras
 
 import tfseg
 from tfseg.flops import model_macs

@@ -3,14 +3,14 @@
 import os
 import sys
 
+import keras
 import numpy as np
 import pytest
-import keras
 
 import tfseg
 from tfseg.flops import count_params
-from tfseg.models import model_stride
 from tfseg.layers.nonbt import downsampler_block, lnb_module
+from tfseg.models import model_stride
 from tfseg.models.ssn import STAGE2, STAGE3
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
@@ -102,7 +102,12 @@ def test_ssn_params_and_shape(ssn_model, image):
 @pytest.mark.slow
 def test_ssn_export_tflite_and_onnx_tx2(ssn_model, image):
     from tfseg.export_lib.graph import inference_model
-    from tfseg.export_lib.onnx_export import OnnxRunner, check_onnx_model, convert_onnx, onnx_op_types
+    from tfseg.export_lib.onnx_export import (
+        OnnxRunner,
+        check_onnx_model,
+        convert_onnx,
+        onnx_op_types,
+    )
     from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, tflite_op_types
 
     reference = ssn_model(image, training=False).numpy()

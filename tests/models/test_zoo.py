@@ -13,9 +13,9 @@ import os
 
 import keras
 import pytest
+from model_contract import check_model_contract
 
 import tfseg
-from model_contract import check_model_contract
 from tfseg.flops import count_params, model_macs
 from tfseg.registry import MODELS
 

@@ -1,8 +1,8 @@
 """Dilation frontend of RTSeg, sec. 4.1: an output-stride-8 encoder and a x8 upsampling."""
 
-from tfseg.registry import DECODERS
-from tfseg.layers.blocks import classifier
 from tfseg.decoders._common import label_upsample
+from tfseg.layers.blocks import classifier
+from tfseg.registry import DECODERS
 
 
 @DECODERS.register("dilation", encoder_output_stride=8, paper="RTSeg (Siam et al., 2018), Dilation-8 frontend")

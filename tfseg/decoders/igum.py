@@ -20,10 +20,10 @@ instance ids, which the instance module does with ``tfseg.layers.sampler.sample(
 
 from keras import layers
 
-from tfseg.registry import DECODERS
 from tfseg.layers.blocks import conv_bn_act
 from tfseg.layers.resize import BilinearUpsample
 from tfseg.layers.sampler import GuidedUpsample
+from tfseg.registry import DECODERS
 
 GUIDANCE = ("igum", "gum", "bilinear")
 

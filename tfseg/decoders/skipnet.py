@@ -2,9 +2,9 @@
 
 from keras import layers
 
-from tfseg.registry import DECODERS
-from tfseg.layers.blocks import classifier
 from tfseg.decoders._common import label_upsample
+from tfseg.layers.blocks import classifier
+from tfseg.registry import DECODERS
 
 _LEVELS = ("P1", "P2", "P3", "P4")
 

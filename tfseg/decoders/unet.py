@@ -2,9 +2,9 @@
 
 from keras import layers
 
-from tfseg.registry import DECODERS
-from tfseg.layers.blocks import classifier
 from tfseg.decoders._common import feature_upsample, label_upsample
+from tfseg.layers.blocks import classifier
+from tfseg.registry import DECODERS
 
 
 @DECODERS.register("unet", paper="RTSeg (Siam et al., 2018), UNet with additive skips")

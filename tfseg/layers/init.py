@@ -1,7 +1,7 @@
 """Initialisers."""
 
-import numpy as np
 import keras
+import numpy as np
 
 from tfseg.layers.blocks import keras_serializable
 

@@ -1,7 +1,7 @@
 """Small custom layers: channel shuffle and the input-stride guard."""
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
 from tfseg.layers.blocks import keras_serializable

@@ -18,21 +18,32 @@ Registries (``tfseg.registry``; registration carries metadata, read with ``REGIS
 ``tfseg.models.anatomy`` records what each built model is made of (``get_anatomy(model)``).
 """
 
-from tfseg.models.anatomy import Anatomy, get_anatomy, model_stride
-from tfseg.models.build import build_model, list_models, needs_encoder, stride_of
+import tfseg.decoders  # noqa: E402,F401
 
 # Importing the packages fills the registries.
 import tfseg.encoders  # noqa: E402,F401
-import tfseg.decoders  # noqa: E402,F401
 import tfseg.models.heads  # noqa: E402,F401
 
 # Complete networks register themselves in MODELS on import.
-from tfseg.models import enet, erfnet, espnet  # noqa: E402,F401
-from tfseg.models import adscnet, aglnet, cfpnet  # noqa: E402,F401
-from tfseg.models import cgnet, contextnet, dabnet  # noqa: E402,F401
-from tfseg.models import fpenet, fssnet  # noqa: E402,F401
-from tfseg.models import edanet, esnet, fddwnet  # noqa: E402,F401
-from tfseg.models import ssn  # noqa: E402,F401
+from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401
+    adscnet,
+    aglnet,
+    cfpnet,
+    cgnet,
+    contextnet,
+    dabnet,
+    edanet,
+    enet,
+    erfnet,
+    esnet,
+    espnet,
+    fddwnet,
+    fpenet,
+    fssnet,
+    ssn,  # noqa: E402,F401
+)
+from tfseg.models.anatomy import Anatomy, get_anatomy, model_stride
+from tfseg.models.build import build_model, list_models, needs_encoder, stride_of
 
 __all__ = [
     "Anatomy",
