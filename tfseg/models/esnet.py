@@ -43,7 +43,8 @@ Parameters with 19 classes: 1,657,420 (reference 1,657,458 with the BN + ReLU he
 
 from keras import layers
 
-from tfseg.layers.blocks import _activation, deconv_bn_act as _deconv_bn_act
+from tfseg.layers.blocks import _activation
+from tfseg.layers.blocks import deconv_bn_act as _deconv_bn_act
 from tfseg.layers.downsample import conv_pool_downsample
 from tfseg.layers.factorized import factorized_conv
 from tfseg.layers.init import torch_init

@@ -21,10 +21,9 @@ Follows the PyTorch reference zoo (zh320/realtime-semantic-segmentation-pytorch,
 ``models/fddwnet.py``): bias-free convolutions in the units, no dropout. As in ``esnet``, the last
 layer leaves the logits linear by default, where the reference adds BN + ReLU (a ReLU clips every
 logit at zero); ``output_bn_act=True`` builds the reference's head exactly (38 more parameters with
-19 classes). Kernels start as PyTorch initialises them (``tfseg.layers.init.torch_init`` / ``torch_depthwise_init``; depth-wise kernels
-U(+-1/sqrt(Kh*Kw))), which keeps a fresh model's inference-mode logits small (see ``esnet``); so
-the units use their own depth-wise / 1x1 helpers rather than ``tfseg.layers``' He-normal /
-Glorot ones. BN uses tfseg's epsilon (1e-3); stride-2 layers use Keras' "same" alignment.
+19 classes). Kernels start as PyTorch initialises them (``tfseg.layers.init.torch_init``;
+depth-wise kernels ``torch_depthwise_init``, U(+-1/sqrt(Kh*Kw))), which keeps a fresh model's
+inference-mode logits small (see ``esnet``), rather than tfseg's usual He-normal / Glorot. BN uses tfseg's epsilon (1e-3); stride-2 layers use Keras' "same" alignment.
 
 Parameters with 19 classes: 773,644 (reference 773,682 with the BN + ReLU head; 773,682 with
 ``output_bn_act=True``); 8.58 GMACs at 1x3x512x1024 (reference 8.58).
