@@ -1,17 +1,47 @@
 """Reusable building blocks. Everything here uses ``keras.layers`` / ``keras.ops`` only."""
 
-from tfseg.layers.blocks import bn_act, conv_bn_act, depthwise_bn_act
-from tfseg.layers.misc import ChannelShuffle, CropToInput, StrideGuard, pad_to_multiple
-from tfseg.layers.resize import BilinearUpsample, upsample_bilinear
+from tfseg.layers.blocks import (
+    act,
+    bn_act,
+    conv_bn_act,
+    conv_bn_prelu,
+    deconv_bn_act,
+    depthwise_bn_act,
+    prelu,
+)
+from tfseg.layers.downsample import conv_pool_downsample, strided_depthwise
+from tfseg.layers.factorized import factorized_conv
+from tfseg.layers.init import torch_depthwise_init, torch_init
+from tfseg.layers.misc import (
+    ChannelMean,
+    ChannelShuffle,
+    ChannelSplit,
+    CropToInput,
+    StrideGuard,
+    pad_to_multiple,
+)
+from tfseg.layers.resize import BilinearUpsample, bilinear_downsample, upsample_bilinear
 from tfseg.layers.sampler import GuidedSampler, pixel_grid, regular_grid, sample
 
 __all__ = [
     "conv_bn_act",
     "bn_act",
     "depthwise_bn_act",
+    "conv_bn_prelu",
+    "deconv_bn_act",
+    "prelu",
+    "act",
     "BilinearUpsample",
     "upsample_bilinear",
+    "bilinear_downsample",
     "ChannelShuffle",
+    "ChannelSplit",
+    "ChannelMean",
+    "conv_pool_downsample",
+    "strided_depthwise",
+    "factorized_conv",
+    "torch_init",
+    "torch_depthwise_init",
     "StrideGuard",
     "CropToInput",
     "pad_to_multiple",

@@ -1,7 +1,7 @@
 """Functional helpers that stack Conv/BN/activation with deterministic layer names."""
 
 import keras
-from keras import layers
+from keras import initializers, layers
 
 # The one BatchNorm momentum of tfseg (PyTorch's 0.1). Keras' default 0.99 lags ~100 steps behind
 # fast-changing weights, which made short from-scratch runs collapse at inference (val mIoU 0.03
@@ -27,6 +27,36 @@ def _activation(x, activation, name):
     return layers.Activation(activation, name=name)(x)
 
 
+def prelu(x, *, name):
+    """PReLU with one slope for the whole layer, starting at 0.25: PyTorch's ``nn.PReLU()``.
+
+    (``bn_act(..., "prelu")`` gives one slope per channel, starting at 0.)"""
+    return layers.PReLU(
+        alpha_initializer=initializers.Constant(0.25), shared_axes=[1, 2, 3], name=name
+    )(x)
+
+
+def act(x, activation, *, name):
+    """An activation layer named ``name``, with the PyTorch zoo's conventions.
+
+    ``activation``: ``None`` (``x`` unchanged, no layer), ``"prelu"`` (one slope per layer,
+    ``prelu``), a callable ``f(x, name)`` that adds its own layer, or any Keras activation name
+    (``layers.Activation``).
+    """
+    if activation is None:
+        return x
+    if callable(activation):
+        return activation(x, name)
+    if activation == "prelu":
+        return prelu(x, name=name)
+    return layers.Activation(activation, name=name)(x)
+
+
+def activation_suffix(activation, default="act"):
+    """The layer-name suffix of ``activation``: its name, or ``default`` for a callable."""
+    return activation if isinstance(activation, str) else default
+
+
 def conv_bn_act(
     x,
     filters,
@@ -37,6 +67,7 @@ def conv_bn_act(
     groups=1,
     activation="relu",
     padding="same",
+    kernel_initializer="he_normal",
     name,
 ):
     """Conv2D (no bias) + BatchNorm + activation. ``activation=None`` leaves the output linear."""
@@ -48,10 +79,48 @@ def conv_bn_act(
         dilation_rate=dilation_rate,
         groups=groups,
         use_bias=False,
-        kernel_initializer="he_normal",
+        kernel_initializer=kernel_initializer,
         name=f"{name}_conv",
     )(x)
     return bn_act(x, activation, name=name)
+
+
+def conv_bn_prelu(x, filters, kernel_size, *, prelu_name=None, name, **conv_kwargs):
+    """``conv_bn_act`` (linear) followed by a one-slope PReLU (``prelu``) named ``prelu_name``
+    (default ``{name}_prelu``): layers ``{name}_conv``, ``{name}_bn``, ``{name}_prelu``.
+    ``conv_kwargs``: ``conv_bn_act``'s (strides, dilation_rate, kernel_initializer...)."""
+    x = conv_bn_act(x, filters, kernel_size, activation=None, name=name, **conv_kwargs)
+    return prelu(x, name=prelu_name or f"{name}_prelu")
+
+
+def deconv_bn_act(
+    x,
+    filters,
+    kernel_size=3,
+    *,
+    strides=2,
+    activation="relu",
+    activation_name=None,
+    use_bias=True,
+    kernel_initializer="he_normal",
+    name,
+):
+    """Transposed convolution (``{name}_deconv``, "same", 3x3/2 by default: doubles H and W) +
+    BatchNorm (``{name}_bn``) + activation (``act``; layer ``activation_name``, by default
+    ``{name}_<activation>``; ``None`` leaves the output linear)."""
+    x = layers.Conv2DTranspose(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        use_bias=use_bias,
+        kernel_initializer=kernel_initializer,
+        name=f"{name}_deconv",
+    )(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    if activation is None:
+        return x
+    return act(x, activation, name=activation_name or f"{name}_{activation_suffix(activation)}")
 
 
 def depthwise_bn_act(x, kernel_size=3, *, strides=1, dilation_rate=1, activation="relu", name):

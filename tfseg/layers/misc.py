@@ -1,4 +1,4 @@
-"""Small custom layers: channel shuffle and the input-stride guard."""
+"""Small custom layers: channel shuffle / split / mean and the input-stride guard."""
 
 import keras
 import numpy as np
@@ -33,6 +33,53 @@ class ChannelShuffle(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "groups": self.groups}
+
+
+@keras_serializable
+class ChannelSplit(keras.layers.Layer):
+    """Split NHWC features into ``parts`` equal contiguous channel groups (a list of tensors).
+
+    The channel split of ShuffleNet v2 / LEDNet's SS-nbt unit: static slices, so it works with
+    dynamic H/W and exports to TFLite STRIDED_SLICE / ONNX Slice.
+    """
+
+    def __init__(self, parts=2, **kwargs):
+        super().__init__(**kwargs)
+        self.parts = int(parts)
+        if self.parts < 1:
+            raise ValueError(f"ChannelSplit parts must be a positive integer, got {parts}")
+
+    def _width(self, channels):
+        if channels % self.parts:
+            raise ValueError(
+                f"{self.name}: {channels} channels do not split into {self.parts} equal parts"
+            )
+        return channels // self.parts
+
+    def call(self, x):
+        n = self._width(x.shape[-1])
+        return [x[..., i * n : (i + 1) * n] for i in range(self.parts)]
+
+    def compute_output_shape(self, input_shape):
+        n = self._width(input_shape[-1])
+        return [(*input_shape[:-1], n) for _ in range(self.parts)]
+
+    def get_config(self):
+        return {**super().get_config(), "parts": self.parts}
+
+
+@keras_serializable
+class ChannelMean(keras.layers.Layer):
+    """Mean over the channel axis, keeping it: ``(B, H, W, C) -> (B, H, W, 1)``."""
+
+    def call(self, x):
+        return ops.mean(x, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 1)
+
+    def get_config(self):
+        return super().get_config()  # no options of its own
 
 
 @keras_serializable

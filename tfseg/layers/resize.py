@@ -81,3 +81,27 @@ class BilinearUpsample(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
+
+
+def bilinear_downsample(x, factor, *, name):
+    """Bilinear downsampling of NHWC ``x`` by an integer ``factor`` (half-pixel centres, no
+    antialiasing: ``tf.image.resize(x, size / factor, "bilinear")``), exactly, for sizes that are
+    multiples of ``factor``.
+
+    Output pixel i samples input coordinate f*i + (f - 1)/2: the mean of pixels f*i + f/2 - 1 and
+    f*i + f/2 for an even f (a crop and a 2x2/f average pool), pixel f*i + (f - 1)/2 for an odd f
+    (a crop and a 1x1/f pool). Only cropping and pooling: dynamic H/W, TFLite built-ins, ONNX
+    Slice + AveragePool. Layers ``{name}_crop`` (when the crop is not empty) and ``{name}_pool``.
+    """
+    factor = int(factor)
+    if factor < 1:
+        raise ValueError(f"{name}: factor must be a positive integer, got {factor}")
+    if factor == 1:
+        return x
+    offset = factor // 2 - 1 if factor % 2 == 0 else factor // 2
+    window = 2 if factor % 2 == 0 else 1
+    if offset:
+        x = keras.layers.Cropping2D(((offset, 0), (offset, 0)), name=f"{name}_crop")(x)
+    return keras.layers.AveragePooling2D(
+        window, strides=factor, padding="valid", name=f"{name}_pool"
+    )(x)

@@ -42,52 +42,17 @@ statistics) grows its logits to ~1e29 at inference, beyond float32 parity of any
 >>> model = tfseg.build_model("aglnet", 19, input_shape=(512, 1024, 3))
 """
 
-import keras
 from keras import layers
 
 from tfseg.layers import BilinearUpsample, ChannelShuffle, bn_act
-from tfseg.layers.blocks import keras_serializable
+from tfseg.layers.blocks import deconv_bn_act
+from tfseg.layers.downsample import conv_pool_downsample
+from tfseg.layers.factorized import factorized_conv
+from tfseg.layers.init import torch_init
+from tfseg.layers.misc import ChannelSplit
 from tfseg.registry import MODELS
 
 STAGE3_DILATIONS = (1, 2, 5, 9, 2, 5, 9, 17)
-
-
-def torch_init():
-    """PyTorch's default convolution init (kaiming-uniform, a=sqrt(5)): U(+-1/sqrt(fan_in))."""
-    return keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_in", distribution="uniform")
-
-
-@keras_serializable
-class ChannelSplit(layers.Layer):
-    """Split NHWC features into ``parts`` equal contiguous channel groups (a list of tensors).
-
-    The channel split of ShuffleNet v2 / LEDNet's SS-nbt unit: static slices, so it works with
-    dynamic H/W and exports to TFLite STRIDED_SLICE / ONNX Slice.
-    """
-
-    def __init__(self, parts=2, **kwargs):
-        super().__init__(**kwargs)
-        self.parts = int(parts)
-        if self.parts < 1:
-            raise ValueError(f"ChannelSplit parts must be a positive integer, got {parts}")
-
-    def _width(self, channels):
-        if channels % self.parts:
-            raise ValueError(
-                f"{self.name}: {channels} channels do not split into {self.parts} equal parts"
-            )
-        return channels // self.parts
-
-    def call(self, x):
-        n = self._width(x.shape[-1])
-        return [x[..., i * n : (i + 1) * n] for i in range(self.parts)]
-
-    def compute_output_shape(self, input_shape):
-        n = self._width(input_shape[-1])
-        return [(*input_shape[:-1], n) for _ in range(self.parts)]
-
-    def get_config(self):
-        return {**super().get_config(), "parts": self.parts}
 
 
 def _conv(x, filters, kernel, *, strides=1, dilation=1, use_bias=True, name):
@@ -113,14 +78,7 @@ def _conv_bn_relu(x, filters, kernel, *, strides=1, dilation=1, name):
 
 def downsampling_unit(x, filters, *, name):
     """3x3/2 convolution to ``filters - in`` (+ BN + ReLU) || 3x3/2 max-pool, concatenated."""
-    in_channels = x.shape[-1]
-    if filters <= in_channels:
-        raise ValueError(
-            f"{name}: filters ({filters}) must exceed the input channels ({in_channels})"
-        )
-    conv = _conv_bn_relu(x, filters - in_channels, 3, strides=2, name=f"{name}_conv")
-    pool = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
-    return layers.Concatenate(name=f"{name}_concat")([conv, pool])
+    return conv_pool_downsample(x, filters, kernel_initializer=torch_init, name=name)
 
 
 def ss_nbt_unit(x, *, dilation=1, name):
@@ -129,16 +87,25 @@ def ss_nbt_unit(x, *, dilation=1, name):
     half = channels // 2
     left, right = ChannelSplit(2, name=f"{name}_split")(x)
 
-    def branch(y, first, second, tag):
-        y = _conv(y, half, first, name=f"{name}_{tag}_conv1")
-        y = layers.ReLU(name=f"{name}_{tag}_relu1")(y)
-        y = _conv_bn_relu(y, half, second, name=f"{name}_{tag}_conv2")
-        y = _conv(y, half, first, dilation=dilation, name=f"{name}_{tag}_conv3")
-        y = layers.ReLU(name=f"{name}_{tag}_relu3")(y)
-        return _conv_bn_relu(y, half, second, dilation=dilation, name=f"{name}_{tag}_conv4")
+    def relu(y, layer_name):
+        return layers.ReLU(name=layer_name)(y)
 
-    left = branch(left, (3, 1), (1, 3), "left")
-    right = branch(right, (1, 3), (3, 1), "right")
+    def branch(y, first, tag):
+        p = f"{name}_{tag}"
+        for pair, rate in (("a", 1), ("b", dilation)):
+            c1, c2 = (1, 2) if pair == "a" else (3, 4)
+            y = factorized_conv(
+                y, half, 3, dilation=rate, first=first, activation_between=relu,
+                activation="relu", use_bias=(True, False), kernel_initializer=torch_init,
+                names={"conv1": f"{p}_conv{c1}", "act1": f"{p}_relu{c1}",
+                       "conv2": f"{p}_conv{c2}_conv", "bn2": f"{p}_conv{c2}_bn",
+                       "act2": f"{p}_conv{c2}_relu"},
+                name=f"{p}_{pair}",
+            )
+        return y
+
+    left = branch(left, "kx1", "left")
+    right = branch(right, "1xk", "right")
     y = layers.Concatenate(name=f"{name}_concat")([left, right])
     y = layers.Add(name=f"{name}_add")([x, y])
     y = layers.ReLU(name=f"{name}_relu")(y)
@@ -183,11 +150,7 @@ def gaum(high, low, out_channels, *, name):
     s = layers.Activation("sigmoid", name=f"{name}_sab_sigmoid")(s)
     low = layers.Multiply(name=f"{name}_sab_mul")([low, s])
     # x2 transposed convolution of the high-level features.
-    up = layers.Conv2DTranspose(
-        low_channels, 3, strides=2, padding="same", kernel_initializer=torch_init(),
-        name=f"{name}_up_deconv",
-    )(high)
-    up = bn_act(up, "relu", name=f"{name}_up")
+    up = deconv_bn_act(high, low_channels, kernel_initializer=torch_init(), name=f"{name}_up")
     fused = layers.Multiply(name=f"{name}_fuse_mul")([up, low])
     # Channel attention on the product, applied and then multiplied by the product again.
     c = _global_pool(fused, f"{name}_cab_pool")

@@ -43,78 +43,42 @@ The paper's CFPNet-V1 reports 0.55M parameters; the reference's layout (followed
 >>> model = tfseg.build_model("cfpnet", 19, input_shape=(512, 1024, 3))
 """
 
-from keras import initializers, layers
+from keras import layers
 
 from tfseg.layers import BilinearUpsample
-from tfseg.layers.blocks import bn_act
-from tfseg.models.aglnet import torch_init
+from tfseg.layers.blocks import conv_bn_prelu
+from tfseg.layers.downsample import conv_pool_downsample
+from tfseg.layers.factorized import factorized_conv
+from tfseg.layers.init import torch_init
+from tfseg.layers.resize import bilinear_downsample
 from tfseg.registry import MODELS
 
 K = 4
 DILATIONS = (2, 2, 4, 4, 8, 8, 16, 16)
 
 
-def bilinear_downsample(x, factor, *, name):
-    """Bilinear downsampling of NHWC ``x`` by an integer ``factor`` (half-pixel centres, no
-    antialiasing: ``tf.image.resize(x, size / factor, "bilinear")``), exactly, for sizes that are
-    multiples of ``factor``.
-
-    Output pixel i samples input coordinate f*i + (f - 1)/2: the mean of pixels f*i + f/2 - 1 and
-    f*i + f/2 for an even f (a crop and a 2x2/f average pool), pixel f*i + (f - 1)/2 for an odd f
-    (a crop and a 1x1/f pool). Only cropping and pooling: dynamic H/W, TFLite built-ins, ONNX
-    Slice + AveragePool.
-    """
-    factor = int(factor)
-    if factor < 1:
-        raise ValueError(f"{name}: factor must be a positive integer, got {factor}")
-    if factor == 1:
-        return x
-    offset = factor // 2 - 1 if factor % 2 == 0 else factor // 2
-    window = 2 if factor % 2 == 0 else 1
-    if offset:
-        x = layers.Cropping2D(((offset, 0), (offset, 0)), name=f"{name}_crop")(x)
-    return layers.AveragePooling2D(window, strides=factor, padding="valid", name=f"{name}_pool")(x)
-
-
-def _prelu(x, name):
-    # One slope per layer (nn.PReLU()), starting at 0.25 as in PyTorch.
-    return layers.PReLU(
-        alpha_initializer=initializers.Constant(0.25), shared_axes=[1, 2, 3], name=name
-    )(x)
-
-
 def _conv_bn_prelu(x, filters, kernel, *, strides=1, dilation=1, name):
     """Convolution (no bias) + BN + PReLU (one slope)."""
-    x = layers.Conv2D(
-        filters,
-        kernel,
-        strides=strides,
-        padding="same",
-        dilation_rate=dilation,
-        use_bias=False,
-        kernel_initializer=torch_init(),
-        name=f"{name}_conv",
-    )(x)
-    x = bn_act(x, None, name=name)
-    return _prelu(x, f"{name}_prelu")
+    return conv_bn_prelu(
+        x, filters, kernel, strides=strides, dilation_rate=dilation,
+        kernel_initializer=torch_init(), name=name,
+    )
 
 
 def downsampling_block(x, filters, *, name):
     """3x3/2 convolution to ``filters - in`` (+ BN + PReLU) || 3x3/2 max-pool, concatenated."""
-    in_channels = x.shape[-1]
-    if filters <= in_channels:
-        raise ValueError(
-            f"{name}: filters ({filters}) must exceed the input channels ({in_channels})"
-        )
-    conv = _conv_bn_prelu(x, filters - in_channels, 3, strides=2, name=f"{name}_conv")
-    pool = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
-    return layers.Concatenate(name=f"{name}_concat")([conv, pool])
+    return conv_pool_downsample(
+        x, filters, activation="prelu", kernel_initializer=torch_init, name=name
+    )
 
 
 def factorized_pair(x, filters, *, dilation=1, name):
     """3x1 then 1x3 convolution, each dilated + BN + PReLU (a factorised 3x3)."""
-    x = _conv_bn_prelu(x, filters, (3, 1), dilation=(dilation, 1), name=f"{name}_3x1")
-    return _conv_bn_prelu(x, filters, (1, 3), dilation=(1, dilation), name=f"{name}_1x3")
+    return factorized_conv(
+        x, filters, 3, dilation=dilation, bn_between=True, activation_between="prelu",
+        activation="prelu", kernel_initializer=torch_init,
+        names={"conv1": f"{name}_3x1_conv", "conv2": f"{name}_1x3_conv"}, name=name,
+    )
 
 
 def fp_channel(x, *, dilation, name):

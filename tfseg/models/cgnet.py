@@ -49,11 +49,9 @@ Parameters with 19 classes: 243,805 and 4.38 GMACs at 512x1024, as the reference
 
 from keras import layers
 
-from tfseg.layers import BilinearUpsample, conv_bn_act
-from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM
-from tfseg.models.enet import (
-    _prelu,  # one slope per layer, starting at 0.25 (nn.PReLU())
-)
+from tfseg.layers import BilinearUpsample
+from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM, conv_bn_prelu, prelu
+from tfseg.layers.downsample import strided_depthwise
 from tfseg.registry import MODELS
 
 
@@ -76,9 +74,9 @@ def _strided_dilated_depthwise(x, dilation, *, name):
     """
     if dilation % 2:
         raise ValueError(f"{name}: a strided f_sur needs an even dilation, got {dilation}")
-    x = layers.Cropping2D(((1, 0), (1, 0)), name=f"{name}_crop")(x)
-    x = layers.MaxPooling2D(1, strides=2, name=f"{name}_odd")(x)
-    return _depthwise(x, dilation=dilation // 2, name=name)
+    return strided_depthwise(
+        x, dilation=dilation, alignment="tf", subsample_name=f"{name}_odd", name=name
+    )
 
 
 def cg_block(x, filters, *, strides=1, dilation=2, name):
@@ -98,7 +96,7 @@ def cg_block(x, filters, *, strides=1, dilation=2, name):
         sur = _strided_dilated_depthwise(x, dilation, name=f"{name}_sur")
     x = layers.Concatenate(name=f"{name}_joi")([loc, sur])
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-    x = _prelu(x, f"{name}_prelu")
+    x = prelu(x, name=f"{name}_prelu")
     g = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_glo_pool")(x)
     g = layers.Dense(filters // 8, name=f"{name}_glo_fc1")(g)
     g = layers.Dense(filters, activation="sigmoid", name=f"{name}_glo_fc2")(g)
@@ -109,8 +107,7 @@ def cg_block(x, filters, *, strides=1, dilation=2, name):
 
 
 def _conv_bn_prelu(x, filters, *, strides=1, name):
-    x = conv_bn_act(x, filters, 3, strides=strides, activation=None, name=name)
-    return _prelu(x, f"{name}_prelu")
+    return conv_bn_prelu(x, filters, 3, strides=strides, name=name)
 
 
 def cgnet_encoder(inputs, *, M=3, N=15, name="cgnet"):

@@ -24,43 +24,34 @@ differs from the reference (no parameters change): the final x8 upsampling is ha
 (``BilinearUpsample``), not ``align_corners=True``; pooling pads "same" (TensorFlow's: the average
 leaves the padding out), where PyTorch pads one pixel on each side and counts it.
 
-``factorized_depthwise`` (a 3x1 then a 1x3 depthwise convolution, each + BN + PReLU) is a generic
-asymmetric depthwise pair that other zoo networks (e.g. FDDWNet) need too.
+``factorized_depthwise`` (a 3x1 then a 1x3 depthwise convolution, each + BN + PReLU) is
+``tfseg.layers.factorized.factorized_conv`` with ``depthwise=True``.
 
 >>> model = tfseg.build_model("dabnet", 19, input_shape=(512, 1024, 3))
 """
 
 from keras import layers
 
-from tfseg.layers import BilinearUpsample, conv_bn_act
-from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM
-from tfseg.models.enet import (
-    _prelu,  # one slope per layer, starting at 0.25 (nn.PReLU())
-)
+from tfseg.layers import BilinearUpsample
+from tfseg.layers.blocks import conv_bn_prelu
+from tfseg.layers.downsample import conv_pool_downsample
+from tfseg.layers.factorized import factorized_conv
 from tfseg.registry import MODELS
 
 STAGE2_DILATIONS = (2, 2, 2)
 STAGE3_DILATIONS = (4, 4, 8, 8, 16, 16)
 
 
-def _bn_prelu(x, name):
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-    return _prelu(x, f"{name}_prelu")
-
-
 def _conv_bn_prelu(x, filters, kernel_size=3, *, strides=1, name):
-    x = conv_bn_act(x, filters, kernel_size, strides=strides, activation=None, name=name)
-    return _prelu(x, f"{name}_prelu")
+    return conv_bn_prelu(x, filters, kernel_size, strides=strides, name=name)
 
 
 def factorized_depthwise(x, *, dilation=1, name):
     """A 3x1 then a 1x3 depthwise convolution (dilated along their long axis), each + BN + PReLU."""
-    for kernel, rate, suffix in (((3, 1), (dilation, 1), "3x1"), ((1, 3), (1, dilation), "1x3")):
-        x = layers.DepthwiseConv2D(
-            kernel, padding="same", dilation_rate=rate, use_bias=False, name=f"{name}_{suffix}"
-        )(x)
-        x = _bn_prelu(x, f"{name}_{suffix}")
-    return x
+    return factorized_conv(
+        x, None, 3, dilation=dilation, depthwise=True, bn_between=True,
+        activation_between="prelu", activation="prelu", name=name,
+    )
 
 
 def dab_module(x, *, dilation, name):
@@ -78,14 +69,7 @@ def dab_module(x, *, dilation, name):
 
 def downsampling_block(x, filters, *, name):
     """ENet's initial block: a 3x3/2 convolution to ``filters - in`` || a 3x3/2 max-pool, concat."""
-    in_channels = x.shape[-1]
-    if filters <= in_channels:
-        raise ValueError(
-            f"{name}: filters ({filters}) must exceed the input channels ({in_channels})"
-        )
-    conv = _conv_bn_prelu(x, filters - in_channels, 3, strides=2, name=f"{name}_conv")
-    pool = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
-    return layers.Concatenate(name=f"{name}_concat")([conv, pool])
+    return conv_pool_downsample(x, filters, activation="prelu", name=name)
 
 
 def dabnet_encoder(inputs, *, name="dabnet"):

@@ -29,10 +29,11 @@ stage 3 (``tfseg.decoders.igum.igum_head``).
 >>> model = tfseg.build_model("enet", 19, input_shape=(512, 1024, 3))
 """
 
-from keras import initializers, layers, ops
+from keras import layers, ops
 
 from tfseg.decoders.igum import igum_head
-from tfseg.layers.blocks import keras_serializable
+from tfseg.layers.blocks import keras_serializable, prelu
+from tfseg.layers.downsample import conv_pool_downsample
 from tfseg.models.erfnet import check_decoder
 from tfseg.registry import MODELS
 
@@ -112,9 +113,7 @@ class MaxUnpool2D(layers.Layer):
 
 def _prelu(x, name):
     # One slope per layer, starting at 0.25 as in PyTorch (Keras starts at 0, a plain ReLU).
-    return layers.PReLU(
-        alpha_initializer=initializers.Constant(0.25), shared_axes=[1, 2, 3], name=name
-    )(x)
+    return prelu(x, name=name)
 
 
 def _conv_bn(x, filters, kernel, *, strides=1, dilation=1, activation="prelu", name):
@@ -188,19 +187,9 @@ def bottleneck(x, filters, kind="regular", *, dilation=1, dropout=0.1, switches=
 
 def initial_block(x, *, name):
     """3x3/2 convolution to 13 channels || 2x2 max-pool of the image, concat, BN + PReLU."""
-    conv = layers.Conv2D(
-        13,
-        3,
-        strides=2,
-        padding="same",
-        use_bias=False,
-        kernel_initializer="he_normal",
-        name=f"{name}_conv",
-    )(x)
-    pool = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
-    x = layers.Concatenate(name=f"{name}_concat")([conv, pool])
-    x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
-    return _prelu(x, f"{name}_prelu")
+    return conv_pool_downsample(
+        x, 13 + x.shape[-1], activation="prelu", pool_size=2, normalize="concat", name=name
+    )
 
 
 def enet_encoder(x, *, name="enet"):

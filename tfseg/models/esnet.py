@@ -41,32 +41,22 @@ Parameters with 19 classes: 1,657,420 (reference 1,657,458 with the BN + ReLU he
 >>> model = tfseg.build_model("esnet", 19, input_shape=(512, 1024, 3))
 """
 
-import keras
 from keras import layers
 
-from tfseg.layers import bn_act
 from tfseg.layers.blocks import _activation
+from tfseg.layers.blocks import deconv_bn_act as _deconv_bn_act
+from tfseg.layers.downsample import conv_pool_downsample
+from tfseg.layers.factorized import factorized_conv
+from tfseg.layers.init import torch_init
 from tfseg.registry import MODELS
 
 
-def torch_init():
-    """PyTorch's default convolution / transposed-convolution kernel initialisation,
-    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a=sqrt(5)); Keras computes a transposed
-    kernel's fan-in from its output channels as PyTorch does."""
-    return keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_in", distribution="uniform")
-
-
-def _conv(x, filters, kernel, *, strides=1, dilation=1, name):
-    return layers.Conv2D(
-        filters,
-        kernel,
-        strides=strides,
-        padding="same",
-        dilation_rate=dilation,
-        use_bias=False,
-        kernel_initializer=torch_init(),
-        name=name,
-    )(x)
+def _keras_act(activation):
+    """``tfseg.layers.blocks._activation`` as an ``act`` callable (``"prelu"``: one slope per
+    channel, as ESNet/FDDWNet always had), or ``None``."""
+    if activation is None:
+        return None
+    return lambda y, layer_name: _activation(y, activation, name=layer_name)
 
 
 def initial_block(x, filters, *, activation="relu", name):
@@ -74,28 +64,20 @@ def initial_block(x, filters, *, activation="relu", name):
     max-pool of ``x``, concatenated (no normalisation after the concatenation).
 
     The reference zoo's downsampling unit of ESNet and FDDWNet (``enet.InitialBlock``)."""
-    channels = x.shape[-1]
-    if channels is None or filters <= channels:
-        raise ValueError(f"{name}: filters ({filters}) must exceed the input channels ({channels})")
-    conv = _conv(x, filters - channels, 3, strides=2, name=f"{name}_conv")
-    conv = bn_act(conv, activation, name=name)
-    pool = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
-    return layers.Concatenate(name=f"{name}_concat")([conv, pool])
+    return conv_pool_downsample(
+        x, filters, activation=_keras_act(activation), kernel_initializer=torch_init,
+        branch_name=name, activation_name=f"{name}_{activation}", name=name,
+    )
 
 
 def deconv_bn_act(x, filters, *, activation="relu", name):
     """3x3/2 transposed convolution (with bias) + BN + activation: doubles H and W.
 
     The reference zoo's ``DeConvBNAct`` (``activation=None`` leaves it linear after the BN)."""
-    x = layers.Conv2DTranspose(
-        filters,
-        3,
-        strides=2,
-        padding="same",
-        kernel_initializer=torch_init(),
-        name=f"{name}_deconv",
-    )(x)
-    return bn_act(x, activation, name=name)
+    return _deconv_bn_act(
+        x, filters, activation=_keras_act(activation), activation_name=f"{name}_{activation}",
+        kernel_initializer=torch_init(), name=name,
+    )
 
 
 def output_deconv(x, num_classes, *, bn_activation=None, name):
@@ -116,11 +98,16 @@ def output_deconv(x, num_classes, *, bn_activation=None, name):
 def factorized_pair(x, kernel, *, dilation=1, activation="relu", bn_activation="relu", name):
     """Kx1 -> activation -> 1xK -> BN (-> ``bn_activation``; ``None`` keeps it linear), both
     bias-free and with ``dilation`` along their long axis; keeps the channel count."""
-    channels = x.shape[-1]
-    y = _conv(x, channels, (kernel, 1), dilation=(dilation, 1), name=f"{name}_{kernel}x1")
-    y = _activation(y, activation, name=f"{name}_{kernel}x1_{activation}")
-    y = _conv(y, channels, (1, kernel), dilation=(1, dilation), name=f"{name}_1x{kernel}_conv")
-    return bn_act(y, bn_activation, name=f"{name}_1x{kernel}")
+    return factorized_conv(
+        x, None, kernel, dilation=dilation, activation_between=_keras_act(activation),
+        activation=_keras_act(bn_activation), kernel_initializer=torch_init,
+        names={
+            "act1": f"{name}_{kernel}x1_{activation}",
+            "conv2": f"{name}_1x{kernel}_conv",
+            "act2": f"{name}_1x{kernel}_{bn_activation}",
+        },
+        name=name,
+    )
 
 
 def fcu(x, kernel, *, activation="relu", name):

@@ -31,10 +31,8 @@ convolution linear, where the zoo adds BN + ReLU on the logits; PReLUs have one 
 from keras import layers
 
 from tfseg.decoders.igum import igum_head
-from tfseg.models.enet import (  # conv + BN (eps 1e-3) + PReLU (one slope, 0.25)
-    _conv_bn,
-    _prelu,
-)
+from tfseg.layers.blocks import deconv_bn_act
+from tfseg.models.enet import _conv_bn  # conv + BN (eps 1e-3) + PReLU (one slope, 0.25)
 from tfseg.models.erfnet import check_decoder
 from tfseg.registry import MODELS
 
@@ -42,9 +40,9 @@ K = 5
 
 
 def _deconv_bn(x, filters, *, name):
-    x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"{name}_deconv")(x)
-    x = layers.BatchNormalization(epsilon=1e-3, name=f"{name}_bn")(x)
-    return _prelu(x, f"{name}_prelu")
+    return deconv_bn_act(
+        x, filters, activation="prelu", kernel_initializer="glorot_uniform", name=name
+    )
 
 
 def esp_module(x, filters, *, strides=1, name):

@@ -21,10 +21,9 @@ Follows the PyTorch reference zoo (zh320/realtime-semantic-segmentation-pytorch,
 ``models/fddwnet.py``): bias-free convolutions in the units, no dropout. As in ``esnet``, the last
 layer leaves the logits linear by default, where the reference adds BN + ReLU (a ReLU clips every
 logit at zero); ``output_bn_act=True`` builds the reference's head exactly (38 more parameters with
-19 classes). Kernels start as PyTorch initialises them (``esnet.torch_init``; depth-wise kernels
-U(+-1/sqrt(Kh*Kw))), which keeps a fresh model's inference-mode logits small (see ``esnet``); so
-the units use their own depth-wise / 1x1 helpers rather than ``tfseg.layers``' He-normal /
-Glorot ones. BN uses tfseg's epsilon (1e-3); stride-2 layers use Keras' "same" alignment.
+19 classes). Kernels start as PyTorch initialises them (``tfseg.layers.init.torch_init``;
+depth-wise kernels ``torch_depthwise_init``, U(+-1/sqrt(Kh*Kw))), which keeps a fresh model's
+inference-mode logits small (see ``esnet``), rather than tfseg's usual He-normal / Glorot. BN uses tfseg's epsilon (1e-3); stride-2 layers use Keras' "same" alignment.
 
 Parameters with 19 classes: 773,644 (reference 773,682 with the BN + ReLU head; 773,682 with
 ``output_bn_act=True``); 8.58 GMACs at 1x3x512x1024 (reference 8.58).
@@ -32,32 +31,28 @@ Parameters with 19 classes: 773,644 (reference 773,682 with the BN + ReLU head; 
 >>> model = tfseg.build_model("fddwnet", 19, input_shape=(512, 1024, 3))
 """
 
-import math
-
-import keras
 from keras import layers
 
 from tfseg.layers import bn_act
 from tfseg.layers.blocks import _activation
-from tfseg.models.esnet import deconv_bn_act, initial_block, output_deconv, torch_init
+from tfseg.layers.factorized import factorized_conv
+from tfseg.layers.init import torch_depthwise_init, torch_init
+from tfseg.models.esnet import deconv_bn_act, initial_block, output_deconv
 from tfseg.registry import MODELS
 
 DILATIONS_9_16 = (1, 2, 5, 9, 1, 2, 5, 9)
 DILATIONS_17_24 = (2, 5, 9, 17, 2, 5, 9, 17)
 
 
-def _depthwise_bn(x, kernel, *, dilation, name):
-    """Bias-free depth-wise convolution + BN (no activation)."""
-    bound = 1.0 / math.sqrt(kernel[0] * kernel[1])  # PyTorch's default: fan-in Kh*Kw per channel
-    x = layers.DepthwiseConv2D(
-        kernel,
-        padding="same",
-        dilation_rate=dilation,
-        use_bias=False,
-        depthwise_initializer=keras.initializers.RandomUniform(-bound, bound),
-        name=f"{name}_dwconv",
-    )(x)
-    return bn_act(x, None, name=name)
+def _depthwise_pair(x, ks, *, dilation, name, tag):
+    """Bias-free depth-wise Kx1 -> BN -> depth-wise 1xK -> BN (no activation)."""
+    a, b = f"{name}_dw{ks}x1{tag}", f"{name}_dw1x{ks}{tag}"
+    return factorized_conv(
+        x, None, ks, dilation=dilation, depthwise=True, bn_between=True,
+        kernel_initializer=lambda: torch_depthwise_init((ks, 1)),
+        names={"conv1": f"{a}_dwconv", "bn1": f"{a}_bn", "conv2": f"{b}_dwconv", "bn2": f"{b}_bn"},
+        name=name,
+    )
 
 
 def _pointwise_bn_act(x, activation, *, name):
@@ -71,11 +66,9 @@ def _pointwise_bn_act(x, activation, *, name):
 def eerm_unit(x, ks=3, *, dilation=1, activation="relu", name):
     """EERM unit: two factorised depth-wise separable convolutions (the second dilated), + input,
     activation; keeps the shape of ``x``."""
-    y = _depthwise_bn(x, (ks, 1), dilation=1, name=f"{name}_dw{ks}x1a")
-    y = _depthwise_bn(y, (1, ks), dilation=1, name=f"{name}_dw1x{ks}a")
+    y = _depthwise_pair(x, ks, dilation=1, name=name, tag="a")
     y = _pointwise_bn_act(y, activation, name=f"{name}_pw_a")
-    y = _depthwise_bn(y, (ks, 1), dilation=(dilation, 1), name=f"{name}_dw{ks}x1b")
-    y = _depthwise_bn(y, (1, ks), dilation=(1, dilation), name=f"{name}_dw1x{ks}b")
+    y = _depthwise_pair(y, ks, dilation=dilation, name=name, tag="b")
     y = _pointwise_bn_act(y, None, name=f"{name}_pw_b")
     y = layers.Add(name=f"{name}_add")([x, y])
     return _activation(y, activation, name=f"{name}_out")

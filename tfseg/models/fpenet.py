@@ -42,67 +42,35 @@ Parameters with 19 classes: 361,804 (reference 361,804); 4.230 conv GMACs at 512
 >>> model = tfseg.build_model("fpenet", 19, input_shape=(512, 1024, 3))
 """
 
-from keras import initializers, layers, ops
+from keras import layers
 
 from tfseg.layers import BilinearUpsample, conv_bn_act
-from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM, keras_serializable
+from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM, act
+from tfseg.layers.downsample import strided_depthwise
+from tfseg.layers.misc import ChannelMean
 from tfseg.registry import MODELS
 
 DILATIONS = (1, 2, 4, 8)
 
 
-@keras_serializable
-class ChannelMean(layers.Layer):
-    """Mean over the channel axis, keeping it: ``(B, H, W, C) -> (B, H, W, 1)``."""
-
-    def call(self, x):
-        return ops.mean(x, axis=-1, keepdims=True)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], 1)
-
-    def get_config(self):
-        return super().get_config()  # no options of its own
-
-
-def _act(x, activation, name):
-    if activation is None:
-        return x
-    if activation == "prelu":  # one slope per layer, 0.25 at start, as PyTorch's nn.PReLU()
-        return layers.PReLU(
-            alpha_initializer=initializers.Constant(0.25), shared_axes=[1, 2, 3], name=name
-        )(x)
-    return layers.Activation(activation, name=name)(x)
-
-
 def _conv_bn(x, filters, kernel, *, activation, name, **conv_kw):
     x = conv_bn_act(x, filters, kernel, activation=None, name=name, **conv_kw)
-    return _act(x, activation, f"{name}_act")
+    return act(x, activation, name=f"{name}_act")
 
 
 def _depthwise_bn(x, dilation, stride, *, activation, name):
     """3x3 depthwise convolution (stride 1 or 2, any dilation) + BN + activation; a stride-2 one
     is centred on the even pixels, as PyTorch's."""
-    padding = "same"
-    if stride == 2 and dilation == 1:
-        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-        padding = "valid"
-    elif stride == 2:
-        if dilation % 2:
-            raise ValueError(f"{name}: a strided branch needs an even dilation, got {dilation}")
-        x = layers.AveragePooling2D(1, strides=2, name=f"{name}_subsample")(x)
-        dilation //= 2
-        stride = 1
-    x = layers.DepthwiseConv2D(
-        3,
-        strides=stride,
-        padding=padding,
-        dilation_rate=dilation,
-        use_bias=False,
-        name=f"{name}_dwconv",
-    )(x)
+    if stride == 2:
+        x = strided_depthwise(
+            x, dilation=dilation, alignment="torch", conv_name=f"{name}_dwconv", name=name
+        )
+    else:
+        x = layers.DepthwiseConv2D(
+            3, padding="same", dilation_rate=dilation, use_bias=False, name=f"{name}_dwconv"
+        )(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-    return _act(x, activation, f"{name}_act")
+    return act(x, activation, name=f"{name}_act")
 
 
 def fpe_block(x, filters, *, expansion, stride=1, dilations=DILATIONS, activation="relu", name):

@@ -40,28 +40,19 @@ Parameters with 19 classes: 199,690 (reference 199,690); 2.925 conv GMACs at 512
 >>> model = tfseg.build_model("fssnet", 19, input_shape=(512, 1024, 3))
 """
 
-from keras import initializers, layers
+from keras import layers
 
 from tfseg.layers import BilinearUpsample, conv_bn_act
-from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM
+from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM, act, deconv_bn_act
+from tfseg.layers.downsample import conv_pool_downsample
 from tfseg.registry import MODELS
 
 ENCODER_DILATIONS = (2, 5, 9, 2, 5, 9)
 
 
-def _act(x, activation, name):
-    if activation is None:
-        return x
-    if activation == "prelu":  # one slope per layer, 0.25 at start, as PyTorch's nn.PReLU()
-        return layers.PReLU(
-            alpha_initializer=initializers.Constant(0.25), shared_axes=[1, 2, 3], name=name
-        )(x)
-    return layers.Activation(activation, name=name)(x)
-
-
 def _conv_bn(x, filters, kernel, *, activation, name, **conv_kw):
     x = conv_bn_act(x, filters, kernel, activation=None, name=name, **conv_kw)
-    return _act(x, activation, f"{name}_act")
+    return act(x, activation, name=f"{name}_act")
 
 
 def _conv_bn_last(x, filters, kernel, *, name):
@@ -77,25 +68,21 @@ def _conv_bn_last(x, filters, kernel, *, name):
 
 def _deconv_bn(x, filters, *, activation, name):
     """3x3/2 transposed convolution (with bias, as PyTorch's default) + BN + activation."""
-    x = layers.Conv2DTranspose(
-        filters, 3, strides=2, padding="same", kernel_initializer="he_normal", name=f"{name}_deconv"
-    )(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-    return _act(x, activation, f"{name}_act")
+    return deconv_bn_act(
+        x, filters, activation=activation, activation_name=f"{name}_act", name=name
+    )
 
 
 def _residual_out(branch, shortcut, activation, name):
     x = layers.Add(name=f"{name}_add")([branch, shortcut])
-    return _act(x, activation, f"{name}_out")
+    return act(x, activation, name=f"{name}_out")
 
 
 def initial_block(x, filters=16, *, activation="prelu", name):
     """3x3/2 convolution to ``filters - 3`` channels (+ BN + act) || 3x3/2 max-pool of the image."""
-    conv = _conv_bn(
-        x, filters - x.shape[-1], 3, strides=2, activation=activation, name=f"{name}_conv"
+    return conv_pool_downsample(
+        x, filters, activation=activation, activation_name=f"{name}_conv_act", name=name
     )
-    pool = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
-    return layers.Concatenate(name=f"{name}_concat")([conv, pool])
 
 
 def downsampling_block(x, filters, *, activation="prelu", name):
