@@ -124,7 +124,7 @@ def test_lower_layers_do_not_import_higher_ones():
 
 def test_no_private_keras_attributes_outside_the_graph_rewriting():
     bad = []
-    for name, path in _modules().items():
+    for _name, path in _modules().items():
         if path.endswith(GRAPH_CODE):
             continue
         for i, line in enumerate(open(path), 1):

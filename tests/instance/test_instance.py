@@ -222,7 +222,6 @@ def _hand_made_set(root):
         gt_file = root / f"{image_id}_gtFine_instanceIds.png"
         Image.fromarray(g).save(gt_file)
         gt_files.append(str(gt_file))
-        inst_map = np.zeros(shape, np.int32)
         instances = []
         for k, (mask, label_id, conf) in enumerate(p, 1):
             # overlapping masks cannot share one id map: write each mask file directly

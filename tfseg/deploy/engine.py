@@ -18,11 +18,11 @@ ENGINE_EXTENSIONS = (".engine", ".trt", ".plan")
 def import_tensorrt():
     try:
         import tensorrt as trt
-    except ImportError:
+    except ImportError as e:
         raise RuntimeError(
             "the TensorRT Python bindings are not installed: on a Jetson they come with JetPack "
             "(python3-libnvinfer); on a desktop with an NVIDIA GPU: pip install tensorrt"
-        )
+        ) from e
     return trt
 
 

@@ -50,8 +50,8 @@ def infer_labels(runner, image, stride=32):
 def _frames(path):
     try:
         import cv2
-    except ImportError:
-        raise RuntimeError("reading a video needs OpenCV (python3-opencv on JetPack)")
+    except ImportError as e:
+        raise RuntimeError("reading a video needs OpenCV (python3-opencv on JetPack)") from e
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise RuntimeError(f"cannot open video {path}")
