@@ -63,7 +63,8 @@ def _np_ohem_keep(nll, valid, threshold, min_kept):
 
 @pytest.fixture
 def scene():
-    """Two images 6x7, 4 classes: a vertical boundary, a small square, a stripe and ignore pixels."""
+    """Two images 6x7, 4 classes: a vertical boundary, a small square, a stripe and ignore
+    pixels."""
     lab = np.zeros((2, 6, 7), np.int32)
     lab[0, :, 4:] = 1
     lab[0, 1:3, 1:3] = 2

@@ -42,7 +42,8 @@ def layer_macs(layer):
 
 
 def model_macs(model):
-    """Sum of :func:`layer_macs` over every layer of a functional model with a static input shape."""
+    """Sum of :func:`layer_macs` over every layer of a functional model with a static input
+    shape."""
     for s in model.inputs[0].shape[1:]:
         if s is None:
             raise ValueError(

@@ -1,4 +1,5 @@
-"""Each format end to end through ``run_export``: artifact written, verified against Keras, report."""
+"""Each format end to end through ``run_export``: artifact written, verified against Keras,
+report."""
 
 import json
 import os

@@ -70,7 +70,8 @@ def test_pair_builds_and_runs(decoder, encoder):
 
 # RTSeg Table 1 (1024x512) and Table 3 (640x360), 20 classes: (decoder, encoder, size, GFLOPs,
 # tolerance). The UNet pairs with ResNet18 / ShuffleNet and the Dilation pairs differ more;
-# docs/results.md ("GFLOPs against the paper") explains why, and the Dilation pairs are not asserted.
+# docs/results.md ("GFLOPs against the paper") explains why, and the Dilation pairs are not
+# asserted.
 PAPER_GFLOPS = [
     ("skipnet", "mobilenet", (512, 1024), 13.8, 0.15),
     ("skipnet", "shufflenet", (512, 1024), 4.63, 0.15),

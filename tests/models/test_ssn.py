@@ -1,4 +1,5 @@
-"""SSN: LNB module structure, early downsampling, the ``ssn`` network, save/load and export parity."""
+"""SSN: LNB module structure, early downsampling, the ``ssn`` network, save/load and export
+parity."""
 
 import os
 import sys

@@ -153,7 +153,8 @@ def test_class_path_comes_from_the_recorded_anatomy(mapillary_model):
 
 
 def test_gather_on_label_space_layers_and_init_fill():
-    """A transposed convolution over classes is gathered on both class axes; init keeps fresh rows."""
+    """A transposed convolution over classes is gathered on both class axes; init keeps fresh
+    rows."""
     source = _label_space_model()
     target = retarget(source, 3)
     assert target.get_layer("up").kernel.shape == (4, 4, 3, 3)

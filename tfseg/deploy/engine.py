@@ -2,7 +2,8 @@
 
 Standalone: numpy, the TensorRT Python bindings and one CUDA binding (``pycuda``, as on most
 JetPack installs, or NVIDIA's ``cuda-python``); Python 3.6 syntax. Works with the TensorRT 8.2
-binding API (JetPack 4.6, TX2) and the named-tensor API of TensorRT 8.5+ (JetPack 5.1, Xavier; 10.x).
+binding API (JetPack 4.6, TX2) and the named-tensor API of TensorRT 8.5+ (JetPack 5.1, Xavier;
+10.x).
 
     runner = open_model("model.engine")      # or "model.onnx" (onnxruntime, CPU)
     outputs = runner(x)                      # x: float32 (1, H, W, 3) -> {"logits": ...}
@@ -124,7 +125,8 @@ def _np_dtype(trt, dtype):
 
 
 class TensorRTRunner:
-    """Deserialises an engine and runs it on float32 NHWC batches: ``runner(x) -> {name: array}``."""
+    """Deserialises an engine and runs it on float32 NHWC batches:
+    ``runner(x) -> {name: array}``."""
 
     def __init__(self, path, cuda=None):
         trt = import_tensorrt()
