@@ -126,7 +126,9 @@ def predict_probabilities(
     if not scales or min(scales) <= 0:
         raise ValueError(f"scales must be positive numbers, got {scales}")
     if max_pixels is not None and int(max_pixels) < stride * stride:
-        raise ValueError(f"max_pixels must be at least stride**2 = {stride * stride}, got {max_pixels}")
+        raise ValueError(
+            f"max_pixels must be at least stride**2 = {stride * stride}, got {max_pixels}"
+        )
     total = None
     count = 0
     for s in scales:

@@ -152,7 +152,8 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     print(
-        f"wrote {report['output']} ({report['artifact_bytes']:,} bytes) and {FLAGS.output}.report.json"
+        f"wrote {report['output']} ({report['artifact_bytes']:,} bytes) and "
+        f"{FLAGS.output}.report.json"
     )
 
 

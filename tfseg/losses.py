@@ -143,7 +143,9 @@ def _weights(labels, valid, class_weights):
     return ops.take(ops.convert_to_tensor(class_weights, "float32"), labels) * valid
 
 
-def cross_entropy(y_true, y_pred, *, ignore_label=255, class_weights=None, label_relaxation_kernel=0):
+def cross_entropy(
+    y_true, y_pred, *, ignore_label=255, class_weights=None, label_relaxation_kernel=0
+):
     """Ignore-aware (optionally class-weighted, optionally label-relaxed) mean cross-entropy."""
     ce, labels, valid = pixel_losses(
         y_true, y_pred, ignore_label=ignore_label, label_relaxation_kernel=label_relaxation_kernel

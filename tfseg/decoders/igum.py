@@ -103,7 +103,9 @@ def igum_head(
     return GuidedUpsample(offset_scale, mode, name=f"{name}_sampler")([logits, offsets])
 
 
-@DECODERS.register("igum", encoder_output_stride=8, paper="SSN (Ghazvini et al., 2019), improved guided upsampling")
+@DECODERS.register(
+    "igum", encoder_output_stride=8, paper="SSN (Ghazvini et al., 2019), improved guided upsampling"
+)
 def igum(pyramid, num_classes, *, name="igum", offset_scale=1.0):
     """SSN's decoder-free head: iGUM on the encoder's stride-8 output (P5 of a dilated encoder),
     logits and a guidance-offset table at 1/8, sampled to full resolution."""

@@ -138,8 +138,8 @@ class TensorRTRunner:
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise RuntimeError(
-                f"cannot deserialize {path}: engines only load with the TensorRT version and GPU they "
-                "were built with; rebuild it on this device with build_engine.py"
+                f"cannot deserialize {path}: engines only load with the TensorRT version and GPU "
+                "they were built with; rebuild it on this device with build_engine.py"
             )
         self.context = self.engine.create_execution_context()
         self.cuda = cuda or make_cuda()

@@ -162,7 +162,8 @@ def main(argv=None):
         return 1
     inf = summary["inference"]
     print(
-        "inference {}: median {:.2f} ms, p90 {:.2f} ms, {:.1f} FPS ({} runs after {} warm-up)".format(
+        ("inference {}: median {:.2f} ms, p90 {:.2f} ms, {:.1f} FPS "
+         "({} runs after {} warm-up)").format(
             "x".join(str(d) for d in summary["input_shape"]),
             inf["median_ms"], inf["p90_ms"], inf["fps"], inf["runs"], args.warmup,
         )

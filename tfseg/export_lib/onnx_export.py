@@ -169,7 +169,8 @@ def format_problems(problems, target):
         if layer not in entry:
             entry.append(layer)
     lines = [
-        f"the ONNX graph has ops that target {target!r} ({TARGETS[target]['description']}) cannot run:"
+        f"the ONNX graph has ops that target {target!r} ({TARGETS[target]['description']}) "
+        "cannot run:"
     ]
     for (op, reason), layers in by_op.items():
         shown = ", ".join(layers[:8]) + (f", ... ({len(layers)} layers)" if len(layers) > 8 else "")

@@ -52,7 +52,9 @@ def float_layer_names(model, spec):
     if spec == "scores":
         found = score_layers(model)
         if not found:
-            raise ExportError(f"--int8_float_layers=scores: {model.name!r} has no class-score layers")
+            raise ExportError(
+                f"--int8_float_layers=scores: {model.name!r} has no class-score layers"
+            )
         return found
     names = [layer.name for layer in layers]
     selected = []

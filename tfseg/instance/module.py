@@ -99,7 +99,9 @@ class InstanceUpsample(keras.layers.Layer):
         self.test_mode = test_mode
         for mode in (train_mode, test_mode):
             if mode not in ("bilinear", "nearest"):
-                raise ValueError(f"{self.name}: sampler mode must be bilinear or nearest, not {mode!r}")
+                raise ValueError(
+                    f"{self.name}: sampler mode must be bilinear or nearest, not {mode!r}"
+                )
 
     def call(self, inputs, training=None):
         source, offsets = inputs
