@@ -98,7 +98,8 @@ def measure_network(name, reference, peak):
 
 
 def markdown(rows, cpu, peak):
-    head = (f"CPU: {cpu}; {FLAGS.threads} threads; fp32 matmul peak {peak:.0f} GFLOP/s in this run.\n\n"
+    head = (f"CPU: {cpu}; {FLAGS.threads} threads; fp32 matmul peak {peak:.0f} GFLOP/s "
+            "in this run.\n\n"
             "| network | params | ref params | GFLOPs | ref GFLOPs | Keras ms | LiteRT ms | "
             "onnxruntime ms | best (% of matmul) | val mIoU |\n"
             "|---|---|---|---|---|---|---|---|---|---|")
@@ -127,8 +128,10 @@ def main(argv):
     names = FLAGS.networks or [n for n in MODELS.names() if "reference" in MODELS.info(n).extra]
     unknown = [n for n in names if n not in MODELS or "reference" not in MODELS.info(n).extra]
     if unknown:
-        raise app.UsageError(f"--networks: no zoo network {unknown}; choose from "
-                             f"{[n for n in MODELS.names() if 'reference' in MODELS.info(n).extra]}")
+        raise app.UsageError(
+            f"--networks: no zoo network {unknown}; choose from "
+            f"{[n for n in MODELS.names() if 'reference' in MODELS.info(n).extra]}"
+        )
     peak = matmul_gflops()["best"]
     rows = []
     for name in names:

@@ -91,4 +91,6 @@ def test_gflops_against_rtseg(decoder, encoder, size, paper, tolerance):
     gflops = 2 * model_macs(model) / 1e9
     if size[0] == 352:
         gflops *= 360 / 352
-    assert abs(gflops - paper) / paper <= tolerance, f"{decoder}-{encoder}: {gflops:.2f} vs paper {paper}"
+    assert abs(gflops - paper) / paper <= tolerance, (
+        f"{decoder}-{encoder}: {gflops:.2f} vs paper {paper}"
+    )
