@@ -2,12 +2,13 @@
 
     python experiments/zoo_table.py --out=docs/zoo.md [--train] [--networks=cgnet,fssnet]
 
-Columns: trainable parameters (19 classes) and GFLOPs at 1024x512 against the reference zoo's figures
-(docs/reference/zoo_reference.csv); CPU latency at 512x1024, batch 1, ``--threads`` threads, for Keras,
-LiteRT fp32 and onnxruntime (timed interleaved, median), and the best runtime's achieved GFLOP/s as a
-share of the same run's fp32 matmul peak. With ``--train``, val mIoU after the short recipe below on the
-synthetic scenes, the same for every network (``tfseg.train`` in a subprocess, one run directory each).
-The CPU model and its int8/bf16 flags head the table: figures hold for that CPU only.
+Columns: trainable parameters (19 classes) and GFLOPs at 1024x512 against the reference zoo's
+figures (docs/reference/zoo_reference.csv); CPU latency at 512x1024, batch 1, ``--threads`` threads,
+for Keras, LiteRT fp32 and onnxruntime (timed interleaved, median), and the best runtime's achieved
+GFLOP/s as a share of the same run's fp32 matmul peak. With ``--train``, val mIoU after the short
+recipe below on the synthetic scenes, the same for every network (``tfseg.train`` in a subprocess,
+one run directory each). The CPU model and its int8/bf16 flags head the table: figures hold for that
+CPU only.
 """
 
 import csv
@@ -97,7 +98,8 @@ def measure_network(name, reference, peak):
 
 
 def markdown(rows, cpu, peak):
-    head = (f"CPU: {cpu}; {FLAGS.threads} threads; fp32 matmul peak {peak:.0f} GFLOP/s in this run.\n\n"
+    head = (f"CPU: {cpu}; {FLAGS.threads} threads; fp32 matmul peak {peak:.0f} GFLOP/s "
+            "in this run.\n\n"
             "| network | params | ref params | GFLOPs | ref GFLOPs | Keras ms | LiteRT ms | "
             "onnxruntime ms | best (% of matmul) | val mIoU |\n"
             "|---|---|---|---|---|---|---|---|---|---|")
@@ -126,8 +128,10 @@ def main(argv):
     names = FLAGS.networks or [n for n in MODELS.names() if "reference" in MODELS.info(n).extra]
     unknown = [n for n in names if n not in MODELS or "reference" not in MODELS.info(n).extra]
     if unknown:
-        raise app.UsageError(f"--networks: no zoo network {unknown}; choose from "
-                             f"{[n for n in MODELS.names() if 'reference' in MODELS.info(n).extra]}")
+        raise app.UsageError(
+            f"--networks: no zoo network {unknown}; choose from "
+            f"{[n for n in MODELS.names() if 'reference' in MODELS.info(n).extra]}"
+        )
     peak = matmul_gflops()["best"]
     rows = []
     for name in names:

@@ -10,8 +10,8 @@ import tfseg
 ROOT = os.path.dirname(tfseg.__file__)
 # Lower layers: model code and data. They never import the training, evaluation, export or program
 # layers.
-LOWER = ("layers", "encoders", "decoders", "models", "losses", "metrics", "data", "registry", "files",
-         "flops", "config")
+LOWER = ("layers", "encoders", "decoders", "models", "losses", "metrics", "data", "registry",
+         "files", "flops", "config")
 HIGHER = ("training", "trainer", "tasks", "evaluation", "evaluate", "export", "export_lib", "bench",
           "benchmark", "train", "predict", "search")
 PRIVATE_KERAS = re.compile(r"\._keras_history|\._inbound_nodes|\._outbound_nodes")
@@ -124,7 +124,7 @@ def test_lower_layers_do_not_import_higher_ones():
 
 def test_no_private_keras_attributes_outside_the_graph_rewriting():
     bad = []
-    for name, path in _modules().items():
+    for _name, path in _modules().items():
         if path.endswith(GRAPH_CODE):
             continue
         for i, line in enumerate(open(path), 1):

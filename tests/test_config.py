@@ -31,8 +31,9 @@ def _is_rtseg_pair(cfg):
     return "_" in cfg and decoder in DECODERS.names() and decoder != "rgpnet"
 
 
-# RTSeg pairs only: the rgpnet_*.cfg files follow RGPNet's own recipe (SGD, OHEM), see docs/rgpnet.md;
-# the real-time zoo's <network>.cfg files follow the PyTorch reference zoo's recipe (below).
+# RTSeg pairs only: the rgpnet_*.cfg files follow RGPNet's own recipe (SGD, OHEM), see
+# docs/rgpnet.md; the real-time zoo's <network>.cfg files follow the PyTorch reference zoo's recipe
+# (below).
 @pytest.mark.parametrize("cfg", [f for f in CITYSCAPES_CFGS if _is_rtseg_pair(f)])
 def test_cityscapes_flagfiles_follow_the_paper_recipe(cfg):
     fv = _parse([f"--flagfile=configs/cityscapes/{cfg}", "--class_weights="])

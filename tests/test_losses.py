@@ -28,14 +28,20 @@ def batch():
 
 def test_ce_matches_numpy(batch):
     labels, logits = batch
-    np.testing.assert_allclose(float(cross_entropy(labels, logits)), _np_ce(labels, logits), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(cross_entropy(labels, logits)), _np_ce(labels, logits), rtol=1e-5
+    )
 
 
 def test_ignore_pixels_contribute_nothing(batch):
     labels, logits = batch
     changed = logits.copy()
-    changed[labels == 255] = 1e3 * np.random.default_rng(1).normal(size=changed[labels == 255].shape)
-    assert float(cross_entropy(labels, logits)) == pytest.approx(float(cross_entropy(labels, changed)), rel=1e-6)
+    changed[labels == 255] = 1e3 * np.random.default_rng(1).normal(
+        size=changed[labels == 255].shape
+    )
+    assert float(cross_entropy(labels, logits)) == pytest.approx(
+        float(cross_entropy(labels, changed)), rel=1e-6
+    )
 
 
 def test_weighted_ce_matches_numpy(batch):
@@ -61,7 +67,9 @@ def test_all_ignored_is_zero_not_nan():
 def test_keras_loss_wrapper_and_config(batch):
     labels, logits = batch
     loss = make_loss("weighted_ce", class_weights=[1, 2, 3, 4])
-    assert float(loss(labels, logits)) == pytest.approx(_np_ce(labels, logits, weights=[1, 2, 3, 4]), rel=1e-5)
+    assert float(loss(labels, logits)) == pytest.approx(
+        _np_ce(labels, logits, weights=[1, 2, 3, 4]), rel=1e-5
+    )
     clone = SegmentationCrossEntropy.from_config(loss.get_config())
     assert clone.class_weights == [1.0, 2.0, 3.0, 4.0]
 

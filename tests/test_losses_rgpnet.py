@@ -63,7 +63,8 @@ def _np_ohem_keep(nll, valid, threshold, min_kept):
 
 @pytest.fixture
 def scene():
-    """Two images 6x7, 4 classes: a vertical boundary, a small square, a stripe and ignore pixels."""
+    """Two images 6x7, 4 classes: a vertical boundary, a small square, a stripe and ignore
+    pixels."""
     lab = np.zeros((2, 6, 7), np.int32)
     lab[0, :, 4:] = 1
     lab[0, 1:3, 1:3] = 2
@@ -134,7 +135,9 @@ def test_resized_label_loss_is_the_loss_on_nearest_resized_labels(scene, tmp_pat
     lab = rng.integers(0, 4, (2, 8, 10)).astype(np.int32)
     lab[0, :3, :3] = IGN
     small = rng.normal(size=(2, 4, 5, 4)).astype(np.float32)
-    np.testing.assert_array_equal(np.asarray(resize_labels_nearest(lab, (4, 5))), lab[:, 1::2, 1::2])
+    np.testing.assert_array_equal(
+        np.asarray(resize_labels_nearest(lab, (4, 5))), lab[:, 1::2, 1::2]
+    )
     np.testing.assert_array_equal(np.asarray(resize_labels_nearest(lab, (8, 10))), lab)
     base = make_loss("ohem", ignore_label=IGN, min_kept=5, label_relaxation_kernel=3)
     want = float(base(lab[:, 1::2, 1::2], small))
@@ -145,7 +148,9 @@ def test_resized_label_loss_is_the_loss_on_nearest_resized_labels(scene, tmp_pat
     assert float(again(lab, small)) == pytest.approx(want, rel=1e-6)
 
 
-@pytest.mark.parametrize("threshold,min_kept", [(0.6, 0), (0.6, 5), (0.3, 40), (0.05, 3), (0.6, 500)])
+@pytest.mark.parametrize(
+    "threshold,min_kept", [(0.6, 0), (0.6, 5), (0.3, 40), (0.05, 3), (0.6, 500)]
+)
 def test_ohem_keep_mask_and_loss_match_numpy(scene, threshold, min_kept):
     lab, logits = scene
     nll, valid = _np_pixel_nll(lab, logits, 1)
@@ -169,7 +174,8 @@ def test_ohem_at_least_min_kept_hardest_when_all_are_easy():
     logits[0, 1, 3, 0] = 2.0
     logits[0, 0, 0, 0] = -5.0  # the hardest pixel is an ignore pixel: never kept
     nll, _ = _np_pixel_nll(lab, logits, 1)
-    keep = np.asarray(ohem_keep_mask(nll.astype(np.float32), (lab != IGN).reshape(-1).astype(np.float32),
+    keep = np.asarray(ohem_keep_mask(nll.astype(np.float32),
+                                     (lab != IGN).reshape(-1).astype(np.float32),
                                      threshold=0.6, min_kept=3)) > 0.5
     assert sorted(np.flatnonzero(keep)) == sorted([3 * 5 + 4, 2 * 5 + 1, 1 * 5 + 3])
     got = float(ohem_cross_entropy(lab, logits, threshold=0.6, min_kept=3))
@@ -203,14 +209,18 @@ def test_ohem_class_weights_and_gradient(scene):
 
 def test_loss_objects_registry_and_config_round_trip(scene):
     lab, logits = scene
-    loss = make_loss("ohem", class_weights=[1, 2, 3, 4], threshold=0.7, min_kept=11, label_relaxation_kernel=3)
+    loss = make_loss(
+        "ohem", class_weights=[1, 2, 3, 4], threshold=0.7, min_kept=11, label_relaxation_kernel=3
+    )
     assert isinstance(loss, OhemCrossEntropy)
     clone = OhemCrossEntropy.from_config(loss.get_config())
     assert (clone.threshold, clone.min_kept, clone.label_relaxation_kernel) == (0.7, 11, 3)
     assert float(clone(lab, logits)) == pytest.approx(float(loss(lab, logits)), rel=1e-6)
     ce = make_loss("ce", label_relaxation_kernel=5)
     assert SegmentationCrossEntropy.from_config(ce.get_config()).label_relaxation_kernel == 5
-    old = SegmentationCrossEntropy.from_config({"name": "x", "ignore_label": 255, "class_weights": None})
+    old = SegmentationCrossEntropy.from_config(
+        {"name": "x", "ignore_label": 255, "class_weights": None}
+    )
     assert old.label_relaxation_kernel == 0
 
 

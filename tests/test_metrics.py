@@ -22,7 +22,9 @@ def test_streaming_confusion_matches_numpy():
     for _ in range(4):
         labels = rng.integers(0, n, size=(13, 17))
         labels[rng.random(labels.shape) < 0.1] = 255
-        preds = np.where(rng.random(labels.shape) < 0.6, labels % 255 % n, rng.integers(0, n, labels.shape))
+        preds = np.where(
+            rng.random(labels.shape) < 0.6, labels % 255 % n, rng.integers(0, n, labels.shape)
+        )
         cm.update(labels, preds)
         all_l.append(labels)
         all_p.append(preds)

@@ -1,10 +1,11 @@
-"""Measure a model: ``python -m tfseg.benchmark --model=skipnet --encoder=mobilenet --input_size=512x1024``.
+"""Measure a model:
+``python -m tfseg.benchmark --model=skipnet --encoder=mobilenet --input_size=512x1024``.
 
 Per input size: trainable parameters, GFLOPs (1 MAC = 2 FLOPs; convolutions, transposed
-convolutions and dense layers, see ``tfseg.flops``) and, per runtime, latency at batch 1 (``--warmup``
-untimed runs each, then ``--runs`` rounds in which every runtime is called once in turn:
-median, p90) and FPS (1000 / median ms). Interleaving keeps the comparison fair on a machine shared
-with other work.
+convolutions and dense layers, see ``tfseg.flops``) and, per runtime, latency at batch 1
+(``--warmup`` untimed runs each, then ``--runs`` rounds in which every runtime is called once in
+turn: median, p90) and FPS (1000 / median ms). Interleaving keeps the comparison fair on a machine
+shared with other work.
 
 Runtimes (``--runtimes``, comma-separated):
 
@@ -22,7 +23,8 @@ Runtimes (``--runtimes``, comma-separated):
 ``--threads`` sets the CPU threads of every runtime (TF intra-op, LiteRT, onnxruntime).
 ``--input_size=sweep`` is the papers' sweep: 640x360, 1280x720, 1920x1080, 512x256, 1024x512,
 2048x1024 (W x H). A size that is not a multiple of the model's stride (32) is padded up (360 ->
-384, 720 -> 736, 1080 -> 1088) and the table says so: latency and GFLOPs are those of the padded size.
+384, 720 -> 736, 1080 -> 1088) and the table says so: latency and GFLOPs are those of the padded
+size.
 
 The run also measures this machine's fp32 matrix-multiply throughput (numpy and TF, square sizes
 1024 / 2048, best of a few runs) and prints each runtime's achieved GFLOP/s (model GFLOPs / median

@@ -1,8 +1,10 @@
-"""Evaluate a model: ``python -m tfseg.evaluate --model_path=M --dataset=D --data_dir=P --split=val``.
+"""Evaluate a model:
+``python -m tfseg.evaluate --model_path=M --dataset=D --data_dir=P --split=val``.
 
 Prints the per-class IoU table, mIoU, pixel accuracy, mean class accuracy (and Cityscapes category
-IoU); ``--output_json`` writes them; ``--save_predictions=DIR`` writes label PNGs (Cityscapes labelIds
-named ``<city>_<seq>_<frame>_leftImg8bit.png`` for Cityscapes-format data) and colour images.
+IoU); ``--output_json`` writes them; ``--save_predictions=DIR`` writes label PNGs (Cityscapes
+labelIds named ``<city>_<seq>_<frame>_leftImg8bit.png`` for Cityscapes-format data) and colour
+images.
 """
 
 import json

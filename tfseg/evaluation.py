@@ -47,7 +47,8 @@ _TILE_OVERLAP = 1.0 / 3.0  # neighbouring tiles share a third of a tile (a 2/3 s
 
 
 def _tile_length(length, n, stride):
-    """Tile size (a multiple of ``stride``) for ``n`` tiles overlapping by a third over ``length``."""
+    """Tile size (a multiple of ``stride``) for ``n`` tiles overlapping by a third over
+    ``length``."""
     if n == 1:
         return length
     t = length / (n - (n - 1) * _TILE_OVERLAP)
@@ -61,7 +62,8 @@ def _starts(length, tile, n):
 
 
 def _tile_plan(h, w, max_pixels, stride):
-    """Fewest tiles (th, tw, row starts, column starts) of at most ``max_pixels`` covering (h, w)."""
+    """Fewest tiles (th, tw, row starts, column starts) of at most ``max_pixels`` covering
+    (h, w)."""
     best = None
     for ny in range(1, 33):
         th = _tile_length(h, ny, stride)
@@ -78,7 +80,8 @@ def _tile_plan(h, w, max_pixels, stride):
 
 
 def _tiled_softmax(predict, x, plan):
-    """Softmax of ``x`` predicted in overlapping tiles (``_tile_plan``), averaged where they overlap.
+    """Softmax of ``x`` predicted in overlapping tiles (``_tile_plan``), averaged where they
+    overlap.
 
     Only one tile's activations are alive at a time; the sum lives in one host array of the scaled
     size, updated and normalised in place."""
@@ -103,11 +106,11 @@ def predict_probabilities(
 ):
     """Softmax probabilities ``(B, H, W, C)`` of ``image`` averaged over scales (and flips).
 
-    ``image`` has H, W divisible by ``stride``. Each scale resizes the image to the nearest multiple of
-    ``stride``; each forward pass's softmax is resized back to (H, W) bilinearly (a flipped pass is
-    mirrored back after that: the half-pixel bilinear resize commutes with the mirror) and added to
-    one running sum, then divided by the number of passes. One scale of 1.0 without flip is exactly
-    the single-scale softmax.
+    ``image`` has H, W divisible by ``stride``. Each scale resizes the image to the nearest multiple
+    of ``stride``; each forward pass's softmax is resized back to (H, W) bilinearly (a flipped pass
+    is mirrored back after that: the half-pixel bilinear resize commutes with the mirror) and added
+    to one running sum, then divided by the number of passes. One scale of 1.0 without flip is
+    exactly the single-scale softmax.
 
     Memory: one forward pass at a time; besides the model's activations only the running sum (at
     the input size, updated in place) and one pass's logits and probabilities (at its scale) are
@@ -123,7 +126,9 @@ def predict_probabilities(
     if not scales or min(scales) <= 0:
         raise ValueError(f"scales must be positive numbers, got {scales}")
     if max_pixels is not None and int(max_pixels) < stride * stride:
-        raise ValueError(f"max_pixels must be at least stride**2 = {stride * stride}, got {max_pixels}")
+        raise ValueError(
+            f"max_pixels must be at least stride**2 = {stride * stride}, got {max_pixels}"
+        )
     total = None
     count = 0
     for s in scales:
@@ -169,8 +174,8 @@ def evaluate_model(
 ):
     """Evaluate ``model`` on ``spec``'s ``split`` at full resolution.
 
-    ``scale`` resizes every image (labels nearest) before evaluation, e.g. 0.5 to score Cityscapes at
-    512x1024. Returns a dict with ``miou``, ``per_class_iou`` (name -> IoU), ``pixel_accuracy``,
+    ``scale`` resizes every image (labels nearest) before evaluation, e.g. 0.5 to score Cityscapes
+    at 512x1024. Returns a dict with ``miou``, ``per_class_iou`` (name -> IoU), ``pixel_accuracy``,
     ``mean_class_accuracy``, ``category_iou`` (Cityscapes-style datasets), ``num_images``,
     ``seconds`` and ``confusion_matrix``. ``max_pixels``: tile larger (scaled) images, see
     ``predict_probabilities``.

@@ -3,8 +3,8 @@
 Formats: ``saved_model`` (float and uint8 serving signatures), ``tflite`` (fp32 / fp16 / int8,
 built-in ops only, runs with ai-edge-litert), ``onnx`` (opset and op allow-list of the
 ``--target``), ``tensorrt`` (ONNX -> engine where TensorRT is installed), ``tftrt`` (only on a
-TensorFlow built with TensorRT, i.e. TF <= 2.17 CUDA builds). Writes the artifact at ``--output`` and
-``<output>.report.json`` (op types, opset, BatchNorm folding, verification figures).
+TensorFlow built with TensorRT, i.e. TF <= 2.17 CUDA builds). Writes the artifact at ``--output``
+and ``<output>.report.json`` (op types, opset, BatchNorm folding, verification figures).
 
 Exit status: 0 done; 1 bad input or an export that cannot be done (nothing written at --output);
 2 ``--verify`` below the thresholds (artifact not written, report written with "passed": false).
@@ -96,7 +96,8 @@ def define_flags(fv=FLAGS):
 
 
 def options_from_flags(fv=FLAGS):
-    """The ``ExportOptions`` of the parsed flags (raises ExportError / ValueError for bad values)."""
+    """The ``ExportOptions`` of the parsed flags (raises ExportError / ValueError for bad
+    values)."""
     from tfseg.config import parse_size
     from tfseg.export_lib.pipeline import ExportOptions
 
@@ -151,7 +152,8 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     print(
-        f"wrote {report['output']} ({report['artifact_bytes']:,} bytes) and {FLAGS.output}.report.json"
+        f"wrote {report['output']} ({report['artifact_bytes']:,} bytes) and "
+        f"{FLAGS.output}.report.json"
     )
 
 

@@ -1,4 +1,5 @@
-"""Atomic file writes: a killed or failed write never leaves a half-written file that looks valid."""
+"""Atomic file writes: a killed or failed write never leaves a half-written file that looks
+valid."""
 
 import contextlib
 import json
@@ -11,8 +12,8 @@ import tempfile
 def atomic_path(path, suffix=""):
     """Yield a temporary path next to ``path``; on success it replaces ``path`` in one rename.
 
-    On error the temporary file (or folder) is removed and ``path`` is left untouched, so a killed or
-    failed write never leaves a half-written file that looks valid.
+    On error the temporary file (or folder) is removed and ``path`` is left untouched, so a killed
+    or failed write never leaves a half-written file that looks valid.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))

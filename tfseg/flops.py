@@ -29,7 +29,9 @@ def layer_macs(layer):
         h, w, cout = _shape(layer.output)
         cin = _shape(layer.input)[-1]
         kh, kw = layer.kernel_size
-        return h * w * (kh * kw * cin * layer.depth_multiplier + cin * layer.depth_multiplier * cout)
+        return (
+            h * w * (kh * kw * cin * layer.depth_multiplier + cin * layer.depth_multiplier * cout)
+        )
     if isinstance(layer, keras.layers.Conv2D):
         h, w, cout = _shape(layer.output)
         cin = _shape(layer.input)[-1]
@@ -42,11 +44,13 @@ def layer_macs(layer):
 
 
 def model_macs(model):
-    """Sum of :func:`layer_macs` over every layer of a functional model with a static input shape."""
+    """Sum of :func:`layer_macs` over every layer of a functional model with a static input
+    shape."""
     for s in model.inputs[0].shape[1:]:
         if s is None:
             raise ValueError(
-                f"model {model.name!r} has a dynamic input shape; build it at a fixed size to count MACs"
+                f"model {model.name!r} has a dynamic input shape; build it at a fixed size to "
+                "count MACs"
             )
     return int(sum(layer_macs(layer) for layer in model.layers))
 

@@ -18,7 +18,8 @@ of them (0 or 1 = off; otherwise odd k >= 3): a valid pixel is a *border* pixel 
 window (centred, clipped at the image edge) holds more than one class; ignore pixels add no class.
 Its target set ``N`` is the set of classes in the window (one-hot labels max-pooled with stride 1
 and kernel k) and its loss is ``-log sum_{C in N} P(C)``. Every other valid pixel keeps the
-ordinary CE (the same formula with ``N = {label}``). OHEM then ranks pixels by ``sum_{C in N} P(C)``.
+ordinary CE (the same formula with ``N = {label}``). OHEM then ranks pixels by
+``sum_{C in N} P(C)``.
 
 ``y_true`` is the label map ``(B, H, W)``; the multi-hot targets are built here, on the device.
 
@@ -142,7 +143,9 @@ def _weights(labels, valid, class_weights):
     return ops.take(ops.convert_to_tensor(class_weights, "float32"), labels) * valid
 
 
-def cross_entropy(y_true, y_pred, *, ignore_label=255, class_weights=None, label_relaxation_kernel=0):
+def cross_entropy(
+    y_true, y_pred, *, ignore_label=255, class_weights=None, label_relaxation_kernel=0
+):
     """Ignore-aware (optionally class-weighted, optionally label-relaxed) mean cross-entropy."""
     ce, labels, valid = pixel_losses(
         y_true, y_pred, ignore_label=ignore_label, label_relaxation_kernel=label_relaxation_kernel

@@ -12,7 +12,8 @@ from keras import ops
 
 
 class ConfusionMatrix:
-    """``matrix[t, p]`` counts pixels of true class ``t`` predicted as ``p``; ignored pixels skipped."""
+    """``matrix[t, p]`` counts pixels of true class ``t`` predicted as ``p``; ignored pixels
+    skipped."""
 
     def __init__(self, num_classes, ignore_label=255):
         self.num_classes = int(num_classes)
@@ -59,7 +60,8 @@ def scores_from_confusion(matrix):
 
 
 def category_iou(matrix, categories):
-    """IoU of groups of classes (e.g. Cityscapes categories): ``categories`` maps name -> class ids."""
+    """IoU of groups of classes (e.g. Cityscapes categories): ``categories`` maps name -> class
+    ids."""
     m = np.asarray(matrix, dtype=np.float64)
     names = list(categories)
     k = len(names)

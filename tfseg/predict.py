@@ -1,4 +1,5 @@
-"""Predict label maps: ``python -m tfseg.predict --model_path=M --input=FILE|DIR|GLOB --output=DIR``.
+"""Predict label maps:
+``python -m tfseg.predict --model_path=M --input=FILE|DIR|GLOB --output=DIR``.
 
 For every input image writes ``<stem>_labels.png`` (train ids), ``<stem>_color.png`` (palette) and
 ``<stem>_overlay.png`` (colour blended over the image). Any input size: the image is padded to the

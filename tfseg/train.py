@@ -1,4 +1,5 @@
-"""Train a segmentation model: ``python -m tfseg.train --flagfile=configs/quickstart.cfg [--flag=v]``.
+"""Train a segmentation model:
+``python -m tfseg.train --flagfile=configs/quickstart.cfg [--flag=v]``.
 
 Writes into ``--run_dir``: ``config.json`` (the resolved config), ``checkpoints/last.keras`` and
 ``checkpoints/best.keras`` (written atomically; ``--resume`` continues epoch count, optimizer and

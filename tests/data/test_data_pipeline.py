@@ -167,7 +167,8 @@ def test_determinism(coded):
 @pytest.mark.parametrize("kind", ["semantic", "progressive", "instance"])
 def test_cache_gives_the_same_batches(tiny_synthetic, kind):
     """cache=True decodes once and keeps the images in memory; over two epochs every batch is the
-    one the uncached pipeline gives (the cache sits before the shuffle, so order and seeds match)."""
+    one the uncached pipeline gives (the cache sits before the shuffle, so order and seeds
+    match)."""
     from tfseg.instance.data import make_instance_train_dataset
 
     make = make_instance_train_dataset if kind == "instance" else make_train_dataset

@@ -68,11 +68,21 @@ def test_plan_scales_crop_and_batch_and_keeps_images_per_epoch():
     assert [p.steps_per_epoch * p.batch_size for p in plans] == [16, 16, 16]
     assert total_steps(plans) == 2 * 2 + 1 * 8 + 2 * 8
     # crops are rounded to the stride multiple; no schedule = one full-size stage
-    assert plan((), epochs=3, batch_size=2, steps_per_epoch=4, crop_size=(100, 90))[0].crop_size == (100, 90)
-    odd = plan(parse_schedule("0:0.3,1:1"), epochs=2, batch_size=1, steps_per_epoch=1, crop_size=(100, 90))
+    assert plan(
+        (), epochs=3, batch_size=2, steps_per_epoch=4, crop_size=(100, 90)
+    )[0].crop_size == (100, 90)
+    odd = plan(
+        parse_schedule("0:0.3,1:1"), epochs=2, batch_size=1, steps_per_epoch=1, crop_size=(100, 90)
+    )
     assert odd[0].crop_size == (32, 32)
     with pytest.raises(ValueError, match="after the last epoch"):
-        plan(parse_schedule("0:0.5,5:1"), epochs=5, batch_size=2, steps_per_epoch=4, crop_size=(64, 64))
+        plan(
+            parse_schedule("0:0.5,5:1"),
+            epochs=5,
+            batch_size=2,
+            steps_per_epoch=4,
+            crop_size=(64, 64),
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -157,7 +167,13 @@ def progressive_run(tmp_path_factory):
     def fit(self, x, **kw):
         image, label = next(iter(x))
         calls.append(
-            (kw["initial_epoch"], kw["epochs"], kw["steps_per_epoch"], tuple(image.shape), tuple(label.shape))
+            (
+                kw["initial_epoch"],
+                kw["epochs"],
+                kw["steps_per_epoch"],
+                tuple(image.shape),
+                tuple(label.shape),
+            )
         )
         return original_fit(self, x, **kw)
 
@@ -221,7 +237,12 @@ def test_new_flags_parse_into_config_and_round_trip():
     )
     assert c.loss.label_relaxation_kernel == 0
     c = _parse(
-        ["--loss=ohem", "--ohem_threshold=0.7", "--ohem_min_kept=100", "--label_relaxation_kernel=5"]
+        [
+            "--loss=ohem",
+            "--ohem_threshold=0.7",
+            "--ohem_min_kept=100",
+            "--label_relaxation_kernel=5",
+        ]
     )
     lc = c.loss
     assert (lc.ohem_threshold, lc.ohem_min_kept, lc.label_relaxation_kernel) == (0.7, 100, 5)

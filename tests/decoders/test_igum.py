@@ -1,4 +1,5 @@
-"""iGUM / GUM heads and decoders: shapes at odd sizes, zero offsets = bilinear, offset units, errors."""
+"""iGUM / GUM heads and decoders: shapes at odd sizes, zero offsets = bilinear, offset units,
+errors."""
 
 import keras
 import numpy as np

@@ -1,4 +1,5 @@
-"""RGPNet decoder: structure (eq. 1-3), parameter counts, the downsampling ablation, sizes, .keras."""
+"""RGPNet decoder: structure (eq. 1-3), parameter counts, the downsampling ablation, sizes,
+.keras."""
 
 import keras
 import numpy as np

@@ -1,4 +1,5 @@
-"""The standalone Jetson builder/runner: Python 3.6 syntax, no tfseg/TF imports, tfseg's processing."""
+"""The standalone Jetson builder/runner: Python 3.6 syntax, no tfseg/TF imports, tfseg's
+processing."""
 
 import ast
 import os

@@ -1,4 +1,5 @@
-"""Encoder weights: legacy keras-applications .h5, Keras 3 .weights.h5 round trip, error messages."""
+"""Encoder weights: legacy keras-applications .h5, Keras 3 .weights.h5 round trip, error
+messages."""
 
 import importlib.util
 import os

@@ -1,4 +1,5 @@
-"""Shared fixtures of the export tests: a tiny synthetic dataset and a small trained-looking model."""
+"""Shared fixtures of the export tests: a tiny synthetic dataset and a small trained-looking
+model."""
 
 import pytest
 from export_helpers import small_model

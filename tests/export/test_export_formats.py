@@ -1,4 +1,5 @@
-"""Each format end to end through ``run_export``: artifact written, verified against Keras, report."""
+"""Each format end to end through ``run_export``: artifact written, verified against Keras,
+report."""
 
 import json
 import os
@@ -215,7 +216,9 @@ def test_int8_float_layers_bad_values(export_options, tmp_path):
                            int8_float_layers="skipnet_score_*,no_such_layer*"),
             **QUIET,
         )  # fmt: skip
-    with pytest.raises(ExportError, match="--int8_float_layers is for --format=tflite --precision=int8"):
+    with pytest.raises(
+        ExportError, match="--int8_float_layers is for --format=tflite --precision=int8"
+    ):
         run_export(
             export_options(output=out, format="tflite", precision="fp16", input_size=(64, 128),
                            int8_float_layers="scores"),

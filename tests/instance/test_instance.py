@@ -124,7 +124,8 @@ def test_postprocess_quantises_filters_small_instances_and_votes_the_class():
     h, w = 10, 12
     semantic = np.zeros((h, w), np.int32)  # road everywhere
     centres = np.zeros((h, w, 2), np.float32)
-    # instance A: 24 pixels, centres jitter around (8, 4) (bin (2, 1)); 20 car (13) + 4 truck (14) pixels
+    # instance A: 24 pixels, centres jitter around (8, 4) (bin (2, 1)); 20 car (13) + 4 truck (14)
+    # pixels
     semantic[0:4, 0:6] = 13
     semantic[0, 0:4] = 14
     centres[0:4, 0:6] = [8.0, 4.0] + np.random.default_rng(0).uniform(-0.9, 0.9, (4, 6, 2))
@@ -153,7 +154,8 @@ def test_postprocess_quantises_filters_small_instances_and_votes_the_class():
     # confidence: mean probability of the voted class (0.7 on the 20 car pixels, 0.01 on trucks)
     assert instances[0]["confidence"] == pytest.approx((20 * 0.7 + 4 * 0.01) / 24, rel=1e-5)
     assert instances[1]["confidence"] == pytest.approx(0.9, rel=1e-5)
-    # without probabilities: the class purity; per_class splits the truck pixels off (4 < 5: dropped)
+    # without probabilities: the class purity; per_class splits the truck pixels off (4 < 5:
+    # dropped)
     _, plain = centres_to_instances(centres, semantic, quantization=4.0, min_area=5)
     assert plain[0]["confidence"] == pytest.approx(20 / 24)
     _, split = centres_to_instances(centres, semantic, quantization=4.0, min_area=3, per_class=True)
@@ -222,7 +224,6 @@ def _hand_made_set(root):
         gt_file = root / f"{image_id}_gtFine_instanceIds.png"
         Image.fromarray(g).save(gt_file)
         gt_files.append(str(gt_file))
-        inst_map = np.zeros(shape, np.int32)
         instances = []
         for k, (mask, label_id, conf) in enumerate(p, 1):
             # overlapping masks cannot share one id map: write each mask file directly

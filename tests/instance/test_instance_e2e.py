@@ -23,7 +23,8 @@ def _config(tmp, *extra):
     train_prog.define_flags(fv)
     fv([
         "train", "--model=skipnet", "--encoder=mobilenet", '--encoder_kwargs={"alpha": 0.25}',
-        "--dataset=synthetic", f"--data_dir={tmp / 'data'}", f"--dataset_options={json.dumps(SYNTH)}",
+        "--dataset=synthetic", f"--data_dir={tmp / 'data'}",
+        f"--dataset_options={json.dumps(SYNTH)}",
         "--crop_size=64x64", "--batch_size=2", "--epochs=1", f"--run_dir={tmp / 'run'}",
         "--task=instance", "--instance_iterations=5", "--instance_loss=smooth_l1",
         "--instance_loss_weight=0.5", "--min_instance_area=5", *extra,

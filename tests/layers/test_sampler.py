@@ -73,7 +73,9 @@ def test_regular_grid_is_half_pixel_resize():
     got = keras.ops.convert_to_numpy(sample(source, grid))
     ref = tf.image.resize(source, (12, 20), method="bilinear").numpy()
     np.testing.assert_allclose(got, ref, atol=1e-5)
-    np.testing.assert_allclose(got, keras.ops.convert_to_numpy(upsample_bilinear(source, 4)), atol=1e-5)
+    np.testing.assert_allclose(
+        got, keras.ops.convert_to_numpy(upsample_bilinear(source, 4)), atol=1e-5
+    )
     ident = keras.ops.convert_to_numpy(sample(source, pixel_grid(2, 3, 5)))
     np.testing.assert_allclose(ident, source, atol=1e-6)
 

@@ -1,4 +1,5 @@
-"""ERFNet, ENet and ESPNet with their own decoders and with the iGUM head (SSN Table 1 baselines)."""
+"""ERFNet, ENet and ESPNet with their own decoders and with the iGUM head (SSN Table 1
+baselines)."""
 
 import functools
 import os

@@ -1,5 +1,6 @@
 """The model contract (tests/model_contract.py) for every decoder and every network outside the zoo
-table (the zoo's networks, ENet, ERFNet and ESPNet among them, run it in test_zoo.py): small encoders keep each case to a few seconds."""
+table (the zoo's networks, ENet, ERFNet and ESPNet among them, run it in test_zoo.py): small
+encoders keep each case to a few seconds."""
 
 import keras
 import pytest

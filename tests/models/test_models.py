@@ -70,7 +70,8 @@ def test_pair_builds_and_runs(decoder, encoder):
 
 # RTSeg Table 1 (1024x512) and Table 3 (640x360), 20 classes: (decoder, encoder, size, GFLOPs,
 # tolerance). The UNet pairs with ResNet18 / ShuffleNet and the Dilation pairs differ more;
-# docs/results.md ("GFLOPs against the paper") explains why, and the Dilation pairs are not asserted.
+# docs/results.md ("GFLOPs against the paper") explains why, and the Dilation pairs are not
+# asserted.
 PAPER_GFLOPS = [
     ("skipnet", "mobilenet", (512, 1024), 13.8, 0.15),
     ("skipnet", "shufflenet", (512, 1024), 4.63, 0.15),
@@ -90,4 +91,6 @@ def test_gflops_against_rtseg(decoder, encoder, size, paper, tolerance):
     gflops = 2 * model_macs(model) / 1e9
     if size[0] == 352:
         gflops *= 360 / 352
-    assert abs(gflops - paper) / paper <= tolerance, f"{decoder}-{encoder}: {gflops:.2f} vs paper {paper}"
+    assert abs(gflops - paper) / paper <= tolerance, (
+        f"{decoder}-{encoder}: {gflops:.2f} vs paper {paper}"
+    )

@@ -1,4 +1,5 @@
-"""SSN: LNB module structure, early downsampling, the ``ssn`` network, save/load and export parity."""
+"""SSN: LNB module structure, early downsampling, the ``ssn`` network, save/load and export
+parity."""
 
 import os
 import sys
@@ -38,7 +39,7 @@ def test_lnb_module_structure(ssn_model):
     layers = {layer.name: layer for layer in ssn_model.layers}
     modules = STAGE2 + STAGE3
     assert len(modules) == 13
-    for i, (dilation, rate) in enumerate(modules, start=1):
+    for i, (dilation, _rate) in enumerate(modules, start=1):
         p = f"ssn_lnb{i}"
         convs = [layers[f"{p}_{k}"] for k in ("conv1x1a", "conv3x1", "conv1x3", "conv1x1b")]
         assert [tuple(c.kernel_size) for c in convs] == [(1, 1), (3, 1), (1, 3), (1, 1)]

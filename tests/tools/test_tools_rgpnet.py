@@ -153,7 +153,8 @@ def test_class_path_comes_from_the_recorded_anatomy(mapillary_model):
 
 
 def test_gather_on_label_space_layers_and_init_fill():
-    """A transposed convolution over classes is gathered on both class axes; init keeps fresh rows."""
+    """A transposed convolution over classes is gathered on both class axes; init keeps fresh
+    rows."""
     source = _label_space_model()
     target = retarget(source, 3)
     assert target.get_layer("up").kernel.shape == (4, 4, 3, 3)
@@ -262,7 +263,9 @@ def test_entropy_diff_maps_and_summary(tmp_path):
     assert heat.shape[1] == 50 and heat.shape[0] > 40  # the map plus the colour bar
     assert tuple(heat[20, 25]) == (59, 76, 192)  # fully negative: the blue end
     assert np.load(out / "im1_entropy_a.npy").shape == (64, 64)
-    assert json.loads((out / "entropy_diff.json").read_text())["images"][1]["image"].endswith("im1.png")
+    assert json.loads((out / "entropy_diff.json").read_text())["images"][1]["image"].endswith(
+        "im1.png"
+    )
     # Same model twice: no difference anywhere, white map.
     same = ed.run(_flags(ed, [
         f"--model_a={paths['u']}", f"--model_b={paths['u']}", f"--input={images / 'im1.png'}",
@@ -286,10 +289,14 @@ def test_entropy_diff_errors(tmp_path):
     with pytest.raises(ed.EntropyDiffError, match="--model_b not found: .*missing.keras"):
         ed.run(_flags(ed, [f"--model_a={a}", f"--model_b={tmp_path / 'missing.keras'}", img, out]))
     with pytest.raises(FileNotFoundError, match="no images found"):
-        ed.run(_flags(ed, [f"--model_a={a}", f"--model_b={a}", f"--input={tmp_path / '*.jpg'}", out]))
+        ed.run(_flags(ed, [
+            f"--model_a={a}", f"--model_b={a}", f"--input={tmp_path / '*.jpg'}", out,
+        ]))
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ed.EntropyDiffError, match="cannot read image .*broken.png"):
-        ed.run(_flags(ed, [f"--model_a={a}", f"--model_b={a}", f"--input={tmp_path / 'broken.png'}", out]))
+        ed.run(_flags(ed, [
+            f"--model_a={a}", f"--model_b={a}", f"--input={tmp_path / 'broken.png'}", out,
+        ]))
     with pytest.raises(ed.EntropyDiffError, match="--range must be > 0"):
         ed.run(_flags(ed, [f"--model_a={a}", f"--model_b={a}", img, out, "--range=-1"]))
 
@@ -357,9 +364,12 @@ def test_green_ai_table_speedups_against_theory():
     green_ai = _tool("green_ai", "experiments")
 
     def run(train, after, wall, cpu, miou, switches=()):
-        stages = [{"stage": 0}] + [{"stage": i + 1, "switch_seconds": s} for i, s in enumerate(switches)]
-        return {"train_seconds": train, "train_seconds_after_first_trace": after, "wall_seconds": wall,
-                "cpu_seconds": cpu, "val_miou": miou, "stages": stages, "command": "python -m tfseg.train"}  # fmt: skip
+        stages = [{"stage": 0}] + [
+            {"stage": i + 1, "switch_seconds": s} for i, s in enumerate(switches)
+        ]
+        return {"train_seconds": train, "train_seconds_after_first_trace": after,
+                "wall_seconds": wall, "cpu_seconds": cpu, "val_miou": miou, "stages": stages,
+                "command": "python -m tfseg.train"}  # fmt: skip
 
     result = {
         "model": "skipnet+mobilenet", "epochs": 30, "schedule": "0:0.25,18:0.5,24:1.0",
@@ -369,7 +379,9 @@ def test_green_ai_table_speedups_against_theory():
                      "pr_lr": run(1000, 1000, 1200, 2000, 0.69, switches=(1.5, 2.0))},
     }  # fmt: skip
     table = green_ai._table(result)
-    lines = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    lines = {
+        line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")
+    }
     pr = [c.strip() for c in lines["PR with LR"].split("|")[1:-1]]
     assert pr[5] == "3.00x / 2.90x / 2.58x / 3.00x"
     assert pr[6] == f"{2.9 / (1 / 0.2875):.2f}"  # measured / theoretical, after the first trace

@@ -1,4 +1,5 @@
-"""--init_model: every weight copied from a .keras file of the same architecture; mismatches named."""
+"""--init_model: every weight copied from a .keras file of the same architecture; mismatches
+named."""
 
 import numpy as np
 import pytest

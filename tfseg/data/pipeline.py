@@ -132,7 +132,8 @@ def _join_values(values):
 
 
 def make_loader(spec, examples):
-    """A tf.data-side reader for ``examples`` of ``spec`` (labels decoded as the first one's format):
+    """A tf.data-side reader for ``examples`` of ``spec`` (labels decoded as the first one's
+    format):
     ``load(image path, label path) -> (uint8 image (H, W, 3), uint8 train-id label (H, W))``, with
     the checks of the module docstring."""
     decode_label = _label_decoder(examples)

@@ -1,7 +1,7 @@
 """Progressive resizing (RGPNet section 3.2): train on small images first, full size at the end.
 
-A schedule is a list of stages, written ``"epoch:scale[:batch_mult],..."``, e.g. the paper's green-AI
-run over 15 epochs (1/4 size for epochs 1-9, 1/2 for 10-12, full size for 13-15)::
+A schedule is a list of stages, written ``"epoch:scale[:batch_mult],..."``, e.g. the paper's
+green-AI run over 15 epochs (1/4 size for epochs 1-9, 1/2 for 10-12, full size for 13-15)::
 
     --progressive_schedule=0:0.25,9:0.5,12:1.0
 

@@ -7,7 +7,8 @@ from tfseg.layers.init import BilinearKernel
 
 
 def label_upsample(x, num_classes, factor, *, name):
-    """Learned x``factor`` upsampling in label space: transposed conv (kernel 2*factor), bilinear init."""
+    """Learned x``factor`` upsampling in label space: transposed conv (kernel 2*factor), bilinear
+    init."""
     return layers.Conv2DTranspose(
         num_classes,
         2 * factor,

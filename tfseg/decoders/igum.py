@@ -3,11 +3,11 @@ GUM (Mazzini, BMVC 2018) for comparison.
 
 iGUM: two 1x1 branches on the low-resolution encoder output, class logits (C channels) and a
 *Guidance Offsets Table* (2 channels, tanh into [-1, 1]). The table is upsampled bilinearly by the
-factor ``f`` to the output resolution and shifts the regular sampling grid; the low-resolution logits
-are sampled at the shifted positions (``GuidedUpsample``). Offsets are ``(dy, dx)`` in units of
-``offset_scale`` low-resolution (source) pixels, 1.0 by default: a boundary can move up to the next
-low-resolution pixel, which is the range of the paper's Figure 3. The offset branch starts at zero
-(zero kernel and bias), so an untrained iGUM is exactly bilinear upsampling.
+factor ``f`` to the output resolution and shifts the regular sampling grid; the low-resolution
+logits are sampled at the shifted positions (``GuidedUpsample``). Offsets are ``(dy, dx)`` in units
+of ``offset_scale`` low-resolution (source) pixels, 1.0 by default: a boundary can move up to the
+next low-resolution pixel, which is the range of the paper's Figure 3. The offset branch starts at
+zero (zero kernel and bias), so an untrained iGUM is exactly bilinear upsampling.
 
 GUM: the same sampler, but the offsets are predicted at full resolution by a guidance branch that
 reads higher-resolution encoder features (here P1, stride 2) fused with the deep features.
@@ -29,7 +29,8 @@ GUIDANCE = ("igum", "gum", "bilinear")
 
 
 def _offsets(x, *, kernel_size=1, name):
-    """2-channel guidance offsets (dy, dx) in [-1, 1]; zero-initialised (starts as plain upsampling)."""
+    """2-channel guidance offsets (dy, dx) in [-1, 1]; zero-initialised (starts as plain
+    upsampling)."""
     x = layers.Conv2D(
         2,
         kernel_size,
@@ -102,7 +103,9 @@ def igum_head(
     return GuidedUpsample(offset_scale, mode, name=f"{name}_sampler")([logits, offsets])
 
 
-@DECODERS.register("igum", encoder_output_stride=8, paper="SSN (Ghazvini et al., 2019), improved guided upsampling")
+@DECODERS.register(
+    "igum", encoder_output_stride=8, paper="SSN (Ghazvini et al., 2019), improved guided upsampling"
+)
 def igum(pyramid, num_classes, *, name="igum", offset_scale=1.0):
     """SSN's decoder-free head: iGUM on the encoder's stride-8 output (P5 of a dilated encoder),
     logits and a guidance-offset table at 1/8, sampled to full resolution."""

@@ -1,4 +1,5 @@
-"""RGPNet decoder (Arani et al., "RGPNet: a real-time general purpose semantic segmentation", sec. 3.1).
+"""RGPNet decoder (Arani et al., "RGPNet: a real-time general purpose semantic segmentation",
+sec. 3.1).
 
 An asymmetric encoder-decoder with an *adaptor* between them. Per level ``s`` of the encoder pyramid
 (P2..P5, strides 4..32):
@@ -10,7 +11,8 @@ An asymmetric encoder-decoder with an *adaptor* between them. Per level ``s`` of
   coarser decoder output, both producing the level's width (P5 has no ``U``, P2 no ``D``);
 - decoder block ``F`` (eq. 3): a basic residual block whose two 3x3 convolutions are one shared
   layer (same weights, separate BatchNorms): ``relu(x + bn2(conv(relu(bn1(conv(x))))))``;
-- a 1x1 classifier on the P2 decoder output (stride 4) and a x4 bilinear upsampling to the input size.
+- a 1x1 classifier on the P2 decoder output (stride 4) and a x4 bilinear upsampling to the input
+  size.
 
 Widths: the paper reduces ResNet50/101's 256/512/1024/2048 channels by four, i.e. 64/128/256/512;
 these widths are the default for every encoder. With ResNet18 (whose levels already have

@@ -91,7 +91,8 @@ def _parse_size(text):
 def build_engine(onnx_path, engine_path, precision="fp16", workspace_mb=1024, calib_images=None,
                  calib_cache=None, calib_count=100, timing_cache=None, input_size=None, stride=32,
                  verbose=False):  # fmt: skip
-    """Parse ``onnx_path``, build an engine and write it to ``engine_path``; returns a summary dict."""
+    """Parse ``onnx_path``, build an engine and write it to ``engine_path``; returns a summary
+    dict."""
     trt = engine_lib.import_tensorrt()
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")

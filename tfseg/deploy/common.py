@@ -136,7 +136,8 @@ def overlay(image, color, alpha=0.5):
 
 
 def find_inputs(path):
-    """``("images", [files])`` for an image or a folder of images, ``("video", [file])`` for a video."""
+    """``("images", [files])`` for an image or a folder of images, ``("video", [file])`` for a
+    video."""
     if os.path.isdir(path):
         files = sorted(
             os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS)

@@ -2,7 +2,8 @@
 
 Standalone: numpy, the TensorRT Python bindings and one CUDA binding (``pycuda``, as on most
 JetPack installs, or NVIDIA's ``cuda-python``); Python 3.6 syntax. Works with the TensorRT 8.2
-binding API (JetPack 4.6, TX2) and the named-tensor API of TensorRT 8.5+ (JetPack 5.1, Xavier; 10.x).
+binding API (JetPack 4.6, TX2) and the named-tensor API of TensorRT 8.5+ (JetPack 5.1, Xavier;
+10.x).
 
     runner = open_model("model.engine")      # or "model.onnx" (onnxruntime, CPU)
     outputs = runner(x)                      # x: float32 (1, H, W, 3) -> {"logits": ...}
@@ -18,11 +19,11 @@ ENGINE_EXTENSIONS = (".engine", ".trt", ".plan")
 def import_tensorrt():
     try:
         import tensorrt as trt
-    except ImportError:
+    except ImportError as e:
         raise RuntimeError(
             "the TensorRT Python bindings are not installed: on a Jetson they come with JetPack "
             "(python3-libnvinfer); on a desktop with an NVIDIA GPU: pip install tensorrt"
-        )
+        ) from e
     return trt
 
 
@@ -124,7 +125,8 @@ def _np_dtype(trt, dtype):
 
 
 class TensorRTRunner:
-    """Deserialises an engine and runs it on float32 NHWC batches: ``runner(x) -> {name: array}``."""
+    """Deserialises an engine and runs it on float32 NHWC batches:
+    ``runner(x) -> {name: array}``."""
 
     def __init__(self, path, cuda=None):
         trt = import_tensorrt()
@@ -136,8 +138,8 @@ class TensorRTRunner:
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise RuntimeError(
-                f"cannot deserialize {path}: engines only load with the TensorRT version and GPU they "
-                "were built with; rebuild it on this device with build_engine.py"
+                f"cannot deserialize {path}: engines only load with the TensorRT version and GPU "
+                "they were built with; rebuild it on this device with build_engine.py"
             )
         self.context = self.engine.create_execution_context()
         self.cuda = cuda or make_cuda()

@@ -50,8 +50,8 @@ def infer_labels(runner, image, stride=32):
 def _frames(path):
     try:
         import cv2
-    except ImportError:
-        raise RuntimeError("reading a video needs OpenCV (python3-opencv on JetPack)")
+    except ImportError as e:
+        raise RuntimeError("reading a video needs OpenCV (python3-opencv on JetPack)") from e
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise RuntimeError(f"cannot open video {path}")
@@ -162,7 +162,8 @@ def main(argv=None):
         return 1
     inf = summary["inference"]
     print(
-        "inference {}: median {:.2f} ms, p90 {:.2f} ms, {:.1f} FPS ({} runs after {} warm-up)".format(
+        ("inference {}: median {:.2f} ms, p90 {:.2f} ms, {:.1f} FPS "
+         "({} runs after {} warm-up)").format(
             "x".join(str(d) for d in summary["input_shape"]),
             inf["median_ms"], inf["p90_ms"], inf["fps"], inf["runs"], args.warmup,
         )

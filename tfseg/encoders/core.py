@@ -9,14 +9,15 @@ PYRAMID_KEYS = ("P1", "P2", "P3", "P4", "P5")
 
 
 class StrideSchedule:
-    """Turns the downsamplings beyond ``output_stride`` into dilation (the RTSeg "Dilation frontend").
+    """Turns the downsamplings beyond ``output_stride`` into dilation (the RTSeg "Dilation
+    frontend").
 
-    An encoder calls :meth:`down` at each of its five downsamplings (to stride 2, 4, ..., 32) and gets
-    the stride and the dilation for the layer that downsampled; layers after it use :attr:`dilation`.
-    With ``output_stride=8`` the downsamplings to 16 and 32 get stride 1, and the layers after them
-    dilation 2 and 4. The formerly strided layer itself keeps the dilation of the layers before it,
-    which keeps every receptive field exactly as in the stride-32 network (as torchvision's
-    ``replace_stride_with_dilation`` and DeepLab do).
+    An encoder calls :meth:`down` at each of its five downsamplings (to stride 2, 4, ..., 32) and
+    gets the stride and the dilation for the layer that downsampled; layers after it use
+    :attr:`dilation`. With ``output_stride=8`` the downsamplings to 16 and 32 get stride 1, and the
+    layers after them dilation 2 and 4. The formerly strided layer itself keeps the dilation of the
+    layers before it, which keeps every receptive field exactly as in the stride-32 network (as
+    torchvision's ``replace_stride_with_dilation`` and DeepLab do).
 
     >>> s = StrideSchedule(8)
     >>> [s.down() for _ in range(5)], s.stride, s.dilation
@@ -60,7 +61,8 @@ def build_encoder_model(
       input_shape: ``(H, W, 3)``; ``None`` dims accept any size divisible by 32.
       output_stride: 32, or 8 for the dilated variant (P4 and P5 at stride 8).
       prefix: layer-name prefix (default ``name``), as ``build_model`` uses it inside full models.
-      **kwargs: encoder hyper-parameters (``alpha`` for mobilenet, ``groups``/``scale`` for shufflenet).
+      **kwargs: encoder hyper-parameters (``alpha`` for mobilenet, ``groups``/``scale`` for
+      shufflenet).
 
     Returns:
       A model whose output is the dict ``{"P1": .., "P5": ..}``, P_k at stride ``2**k``.

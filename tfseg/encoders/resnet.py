@@ -3,8 +3,8 @@
 - ``resnet18``: basic blocks [2, 2, 2, 2], torchvision layout (7x7/2 stem, 3x3/2 max-pool, stride on
   the first 3x3 convolution of a stage, 1x1 projection shortcuts, no conv bias). Strided layers pad
   explicitly and symmetrically (``ZeroPadding2D`` + "valid") as torchvision does.
-- ``resnet50``, ``resnet101``: bottleneck blocks, layer for layer as ``keras.applications.ResNet50`` /
-  ``ResNet101`` (v1: stride on the first 1x1 convolution, conv bias + BatchNorm with epsilon
+- ``resnet50``, ``resnet101``: bottleneck blocks, layer for layer as ``keras.applications.ResNet50``
+  / ``ResNet101`` (v1: stride on the first 1x1 convolution, conv bias + BatchNorm with epsilon
   1.001e-5), so the keras-applications ImageNet weights load.
 
 Layer names follow keras-applications behind the prefix: ``f"{name}_conv3_block2_1_conv"``.
@@ -26,7 +26,8 @@ _KERAS_BN_EPSILON = 1.001e-5
 
 
 def _strided_conv_bn_act(x, filters, kernel_size, strides, dilation, activation, *, name):
-    """A convolution that pads symmetrically when strided (torchvision) and uses "same" otherwise."""
+    """A convolution that pads symmetrically when strided (torchvision) and uses "same"
+    otherwise."""
     if strides == 1:
         return conv_bn_act(
             x, filters, kernel_size, dilation_rate=dilation, activation=activation, name=name

@@ -1,9 +1,9 @@
 """ShuffleNet v1 encoder (Zhang et al., CVPR 2018, arXiv:1707.01083), Table 1 of the paper.
 
 Stem: 3x3/2 convolution (24 channels) + 3x3/2 max-pool; stages 2-4 with [4, 8, 4] units. A unit is
-1x1 group conv + BN + ReLU -> channel shuffle -> 3x3 depthwise conv + BN -> 1x1 group conv + BN, added
-to the input (stride 1) or concatenated with a 3x3/2 average-pooled input (stride 2), then ReLU.
-The first 1x1 convolution of stage 2 is not grouped (only 24 input channels), as in the paper.
+1x1 group conv + BN + ReLU -> channel shuffle -> 3x3 depthwise conv + BN -> 1x1 group conv + BN,
+added to the input (stride 1) or concatenated with a 3x3/2 average-pooled input (stride 2), then
+ReLU. The first 1x1 convolution of stage 2 is not grouped (only 24 input channels), as in the paper.
 Bottleneck width is a quarter of the unit's output channels.
 
 The ``scale`` factor ("ShuffleNet s x") multiplies every width; widths are rounded to multiples of

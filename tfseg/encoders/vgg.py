@@ -16,11 +16,12 @@ _BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 
 @ENCODERS.register("vgg16")
 def vgg16(inputs, *, output_stride=32, name="vgg16"):
-    """VGG16 encoder. Returns ``{"P1": .., "P5": ..}``; P_k is the output of block k (after its pool).
+    """VGG16 encoder. Returns ``{"P1": .., "P5": ..}``; P_k is the output of block k (after its
+    pool).
 
-    With ``output_stride=8`` the pools of blocks 4 and 5 are removed (P4/P5 are then the block's last
-    convolution, stride 8) and block 5 uses dilation 2; there is no layer after the last pool, so
-    dilation 4 has nothing to apply to (the Dilation frontend's fc6 belongs to the decoder).
+    With ``output_stride=8`` the pools of blocks 4 and 5 are removed (P4/P5 are then the block's
+    last convolution, stride 8) and block 5 uses dilation 2; there is no layer after the last pool,
+    so dilation 4 has nothing to apply to (the Dilation frontend's fc6 belongs to the decoder).
     """
     schedule = StrideSchedule(output_stride)
     x = inputs

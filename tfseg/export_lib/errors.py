@@ -12,7 +12,8 @@ class ExportError(ValueError):
 
 
 class VerificationError(ExportError):
-    """The artifact was built but its outputs differ from the Keras model's beyond the thresholds."""
+    """The artifact was built but its outputs differ from the Keras model's beyond the
+    thresholds."""
 
     def __init__(self, message, report=None):
         super().__init__(message)
@@ -22,8 +23,8 @@ class VerificationError(ExportError):
 @contextlib.contextmanager
 def quiet_absl(level=logging.ERROR):
     """Raise the ``absl`` and ``tensorflow`` loggers' level for a block: the converters and
-    ``tf.saved_model.save`` log many INFO/WARNING lines (signature renames, sharding, deprecated-path
-    notes) that say nothing to a user."""
+    ``tf.saved_model.save`` log many INFO/WARNING lines (signature renames, sharding,
+    deprecated-path notes) that say nothing to a user."""
     loggers = [logging.getLogger(name) for name in ("absl", "tensorflow")]
     old = [logger.level for logger in loggers]
     for logger in loggers:

@@ -20,9 +20,9 @@ per-channel multiply-add).
 
 ``grouped_conv="native"`` also replaces grouped ``Conv2D`` layers (ShuffleNet) by a variant that
 emits a plain TF ``Conv2D`` op: Keras wraps grouped convolutions in an XLA-compiled nested function
-on TF (TF's CPU kernel lacks groups), which tf2onnx cannot convert (``StatefulPartitionedCall``). The
-plain op converts to ONNX ``Conv`` with ``group``. Such a copy is only for tracing/conversion: TF
-itself cannot run it on CPU.
+on TF (TF's CPU kernel lacks groups), which tf2onnx cannot convert (``StatefulPartitionedCall``).
+The plain op converts to ONNX ``Conv`` with ``group``. Such a copy is only for tracing/conversion:
+TF itself cannot run it on CPU.
 """
 
 import re
@@ -291,8 +291,9 @@ def inference_model(
     """Copy of functional ``model`` for export: BN folded, some layers rewritten.
 
     ``subpixel_min_stride``: transposed convolutions with at least this stride that
-    ``subpixel_eligible`` accepts become dense convolutions + depth-to-space (``_SubPixelConvTranspose``;
-    None: none); ``subpixel_quadrants=False`` keeps the 3x3 form at stride 2 too.
+    ``subpixel_eligible`` accepts become dense convolutions + depth-to-space
+    (``_SubPixelConvTranspose``; None: none); ``subpixel_quadrants=False`` keeps the 3x3 form at
+    stride 2 too.
     Returns ``(new_model, info)``; ``info`` = ``{"batchnorm_layers": int, "folded": [bn names],
     "unfolded": {bn name: reason}, "native_grouped_convs": int, "subpixel_deconvs": [names]}``.
     Layer names are kept, so op names in converted graphs still point at the original layers.
@@ -393,9 +394,9 @@ def layer_for_op(op_name, layer_names):
 # artifact outputs
 # --------------------------------------------------------------------------------------------------
 
-# Output names of every artifact, in this order: ``logits`` (B, H, W, C) and, for a model trained with
-# ``--task=instance``, ``instance``: the predicted instance centre (y, x) of every pixel, in input
-# pixels (B, H, W, 2), nearest-upsampled as at test time (``tfseg.instance.module``).
+# Output names of every artifact, in this order: ``logits`` (B, H, W, C) and, for a model trained
+# with ``--task=instance``, ``instance``: the predicted instance centre (y, x) of every pixel, in
+# input pixels (B, H, W, 2), nearest-upsampled as at test time (``tfseg.instance.module``).
 LOGITS = "logits"
 INSTANCE = "instance"
 OUTPUT_NAMES = (LOGITS, INSTANCE)

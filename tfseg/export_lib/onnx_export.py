@@ -3,8 +3,9 @@
 The graph is traced from a ``tf.function`` that calls the (BN-folded) Keras model, and converted
 with ``tf2onnx.convert.from_function`` at the target's opset. Input ``images`` (NHWC float32,
 normalised as ``tfseg.data.normalize``), output ``logits`` (NHWC), and ``instance`` (NHWC, the
-centre (y, x) of every pixel's instance in input pixels) for a ``--task=instance`` model. tf2onnx keeps the TF op names
-(``<model>_1/<layer>_1/<op>``), which is how offending nodes are traced back to Keras layers.
+centre (y, x) of every pixel's instance in input pixels) for a ``--task=instance`` model. tf2onnx
+keeps the TF op names (``<model>_1/<layer>_1/<op>``), which is how offending nodes are traced back
+to Keras layers.
 """
 
 import collections
@@ -24,7 +25,8 @@ OUTPUT_NAME = LOGITS
 
 
 def convert_onnx(model, *, opset, input_shape):
-    """``onnx.ModelProto`` of ``model`` for inputs of ``input_shape`` = (batch, H, W), None = dynamic."""
+    """``onnx.ModelProto`` of ``model`` for inputs of ``input_shape`` = (batch, H, W), None =
+    dynamic."""
     import tensorflow as tf
     import tf2onnx
 
@@ -167,7 +169,8 @@ def format_problems(problems, target):
         if layer not in entry:
             entry.append(layer)
     lines = [
-        f"the ONNX graph has ops that target {target!r} ({TARGETS[target]['description']}) cannot run:"
+        f"the ONNX graph has ops that target {target!r} ({TARGETS[target]['description']}) "
+        "cannot run:"
     ]
     for (op, reason), layers in by_op.items():
         shown = ", ".join(layers[:8]) + (f", ... ({len(layers)} layers)" if len(layers) > 8 else "")

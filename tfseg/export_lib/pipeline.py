@@ -123,7 +123,8 @@ def check_runtime(o):
                 "machine (pip install tensorrt; on a Jetson they come with JetPack). Engines are "
                 "specific to the TensorRT version and GPU: for a Jetson, export --format=onnx "
                 f"--target={o.target if o.target != 'generic' else 'xavier'} here and build the "
-                "engine on the board with tfseg/deploy/build_engine.py (see tfseg/deploy/README.md)."
+                "engine on the board with tfseg/deploy/build_engine.py "
+                "(see tfseg/deploy/README.md)."
             ) from None
     if o.format == "tftrt":
         from tfseg.export_lib.tftrt import require_tftrt
@@ -209,7 +210,8 @@ def run_export(o, log=print):
     log(
         f"{model.name}: stride {stride}, input "
         f"{'dynamic' if size[0] is None else f'{size[0]}x{size[1]}'}; "
-        f"BatchNorm folded into convolutions: {len(bn_info['folded'])} of {bn_info['batchnorm_layers']}; "
+        f"BatchNorm folded into convolutions: {len(bn_info['folded'])} of "
+        f"{bn_info['batchnorm_layers']}; "
         f"transposed convolutions as sub-pixel convolutions: {len(bn_info['subpixel_deconvs'])}"
     )
     spec = None
@@ -352,7 +354,9 @@ def _build_saved_model(o, model, tmp, *, size, batch, stride, spec, report, log)
     ops = runner.op_types()
     report["saved_model"] = {
         "signatures": {
-            "serving_default": "images float32 [B,H,W,3] (normalised) -> logits float32, labels int32",
+            "serving_default": (
+                "images float32 [B,H,W,3] (normalised) -> logits float32, labels int32"
+            ),
             "serving_uint8": "images uint8 [B,H,W,3] RGB -> labels int32"
             + (" (padded to the stride and cropped back)" if size[0] is None else ""),
         },

@@ -4,9 +4,9 @@
   (H, W multiples of the model's stride) -> ``logits`` float32 ``[B, H, W, C]`` and ``labels``
   int32 ``[B, H, W]`` (argmax).
 - ``serving_uint8``: ``images`` uint8 ``[B, H, W, 3]`` RGB as decoded from a file -> ``labels``
-  int32 ``[B, H, W]``. Normalisation happens in the graph; with dynamic H/W the batch is padded at the
-  bottom/right to the stride (with the mean colour, as ``make_eval_dataset`` does) and the labels
-  are cropped back, so any image size works.
+  int32 ``[B, H, W]``. Normalisation happens in the graph; with dynamic H/W the batch is padded at
+  the bottom/right to the stride (with the mean colour, as ``make_eval_dataset`` does) and the
+  labels are cropped back, so any image size works.
 
 A ``--task=instance`` model adds ``instance`` float32 ``[B, H, W, 2]`` to both signatures: the
 centre (y, x) of every pixel's instance in input pixels (cropped back like the labels).

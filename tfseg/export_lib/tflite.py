@@ -52,7 +52,9 @@ def float_layer_names(model, spec):
     if spec == "scores":
         found = score_layers(model)
         if not found:
-            raise ExportError(f"--int8_float_layers=scores: {model.name!r} has no class-score layers")
+            raise ExportError(
+                f"--int8_float_layers=scores: {model.name!r} has no class-score layers"
+            )
         return found
     names = [layer.name for layer in layers]
     selected = []
@@ -83,7 +85,8 @@ def score_layers(model):
 def convert_tflite(
     model, *, input_size, precision="fp32", representative=None, float_layers=(), info=None
 ):
-    """TFLite flatbuffer (bytes) of ``model`` at batch 1 and ``input_size`` = (H, W) (None: dynamic).
+    """TFLite flatbuffer (bytes) of ``model`` at batch 1 and ``input_size`` = (H, W)
+    (None: dynamic).
 
     ``float_layers``: Keras layer names kept in float32 in an int8 model (``float_layer_names``).
     ``info`` (a dict, optional) receives ``float_ops``: the op types left in float, with counts.
@@ -274,7 +277,8 @@ def _output_indices(interpreter):
 
 class LiteRTRunner:
     """Runs a TFLite model with ``ai-edge-litert`` (XNNPACK): ``runner(x) -> logits``, numpy;
-    ``runner.outputs(x) -> {name: array}`` with every output (``instance`` too, if the model has it).
+    ``runner.outputs(x) -> {name: array}`` with every output (``instance`` too, if the model has
+    it).
 
     Dynamic-size models are resized to each input's shape; int8/uint8 inputs and outputs (if a
     model has them) are (de)quantised with the tensor's scale and zero point.

@@ -1,8 +1,8 @@
 """SavedModel -> TF-TRT (``tfseg.export --format=tftrt``).
 
-TF-TRT exists only where TensorFlow ships it: NVIDIA's TensorFlow builds for Jetson (JetPack) and its
-GPU containers, and CUDA wheels up to TF 2.17. The pinned TF 2.21 wheels are built without it, so
-there the export is refused up front with the ONNX -> TensorRT route (``--format=onnx``, then
+TF-TRT exists only where TensorFlow ships it: NVIDIA's TensorFlow builds for Jetson (JetPack) and
+its GPU containers, and CUDA wheels up to TF 2.17. The pinned TF 2.21 wheels are built without it,
+so there the export is refused up front with the ONNX -> TensorRT route (``--format=onnx``, then
 ``--format=tensorrt`` or ``tfseg/deploy/build_engine.py`` on the board).
 """
 

@@ -53,7 +53,9 @@ def match_image(gt_ids, predictions, *, label_ids=THING_LABEL_IDS):
     for i, c in zip(ids, counts):
         label = int(i) // 1000 if i >= 1000 else int(i)
         if label in label_ids:
-            gt_by_label.setdefault(label, []).append({"id": int(i), "pixels": int(c), "matches": []})
+            gt_by_label.setdefault(label, []).append(
+                {"id": int(i), "pixels": int(c), "matches": []}
+            )
     for label in label_ids:
         result[label] = {"gt": gt_by_label.get(label, []), "pred": []}
     for mask, label_id, confidence in predictions:
@@ -117,7 +119,9 @@ def average_precisions(matches, *, label_ids=THING_LABEL_IDS, overlaps=OVERLAPS,
             have_gt = have_pred = False
             for image in matches:
                 gts = [
-                    g for g in image[label]["gt"] if g["id"] >= 1000 and g["pixels"] >= min_region_size
+                    g
+                    for g in image[label]["gt"]
+                    if g["id"] >= 1000 and g["pixels"] >= min_region_size
                 ]
                 preds = image[label]["pred"]
                 have_gt |= bool(gts)
@@ -134,7 +138,9 @@ def average_precisions(matches, *, label_ids=THING_LABEL_IDS, overlaps=OVERLAPS,
                     y_true += [1.0] + [0.0] * (len(scores) - 1)  # duplicates are false positives
                     y_score += [scores[-1]] + scores[:-1]
                 for p in preds:
-                    if any(inter / (gp + p["pixels"] - inter) > th for _, gp, inter in p["overlaps"]):
+                    if any(
+                        inter / (gp + p["pixels"] - inter) > th for _, gp, inter in p["overlaps"]
+                    ):
                         continue
                     ignored = p["void"]
                     for gid, gp, inter in p["overlaps"]:
@@ -178,7 +184,10 @@ def summarize(ap, *, names=THING_NAMES, overlaps=OVERLAPS):
 
 
 def format_ap_table(result, title="instance evaluation"):
-    lines = [f"{title}: {result.get('num_images', '?')} images", f"{'class':<14}{'AP':>8}{'AP50':>8}"]
+    lines = [
+        f"{title}: {result.get('num_images', '?')} images",
+        f"{'class':<14}{'AP':>8}{'AP50':>8}",
+    ]
     lines.append("-" * 30)
 
     def pct(v):
@@ -223,7 +232,9 @@ def read_cityscapes_predictions(txt_path):
             if not parts:
                 continue
             if len(parts) != 3:
-                raise ValueError(f"{txt_path}:{n}: expected 'mask.png labelId confidence', got {line!r}")
+                raise ValueError(
+                    f"{txt_path}:{n}: expected 'mask.png labelId confidence', got {line!r}"
+                )
             with Image.open(os.path.join(base, parts[0])) as im:
                 mask = np.asarray(im.convert("L")) != 0
             out.append((mask, int(float(parts[1])), float(parts[2])))
@@ -234,7 +245,8 @@ def evaluate_files(prediction_txts, gt_instance_pngs):
     """AP over official-format prediction files and their instanceIds ground truth (same order)."""
     if len(prediction_txts) != len(gt_instance_pngs):
         raise ValueError(
-            f"{len(prediction_txts)} prediction files but {len(gt_instance_pngs)} ground-truth files"
+            f"{len(prediction_txts)} prediction files but {len(gt_instance_pngs)} "
+            "ground-truth files"
         )
     from tfseg.instance.data import read_instance_ids
 

@@ -1,11 +1,12 @@
 """Two-output models: semantic logits + instance centres.
 
 ``build_instance_model`` is ``build_model(..., heads=("instance",))``: any registered network with
-the instance module (``tfseg.models.heads``) on its stride-``s`` feature map (default 8). Outputs, in
-this order:
+the instance module (``tfseg.models.heads``) on its stride-``s`` feature map (default 8). Outputs,
+in this order:
 
 - ``logits`` (B, H, W, num_classes): the semantic logits (unchanged contract);
-- ``instance`` (B, H, W, 2): the predicted instance centre ``(y, x)`` of every pixel, in input pixels.
+- ``instance`` (B, H, W, 2): the predicted instance centre ``(y, x)`` of every pixel, in input
+  pixels.
 """
 
 from tfseg.models import build_model, get_anatomy

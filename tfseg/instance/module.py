@@ -1,7 +1,7 @@
 """Instance Segmentation Module of the SSN paper (sec. 4): instance centres by iterative sampling.
 
-A *Guidance Module* predicts a Guidance Offsets Table ``o`` (2 channels, tanh into [-1, 1], one unit =
-``offset_scale`` pixels of the module's resolution). A fixed regular grid ``G`` (each pixel's own
+A *Guidance Module* predicts a Guidance Offsets Table ``o`` (2 channels, tanh into [-1, 1], one unit
+= ``offset_scale`` pixels of the module's resolution). A fixed regular grid ``G`` (each pixel's own
 coordinates) is sampled ``t`` times with the same table::
 
     V_0 = G,    V_k = sample(V_{k-1}, G + o)        (bilinear, k = 1..t)
@@ -9,8 +9,8 @@ coordinates) is sampled ``t`` times with the same table::
 so each pixel follows the vector field for ``t`` steps and ends up holding the coordinates of the
 point it reached: the centre of its instance once the table points there. The loss is put on
 ``V_t``; the gradient flows back through every sampling step into ``o`` but not into ``G`` (a
-constant, ``stop_gradient``). The module runs at the feature resolution (stride ``s``); its output is
-converted to input-pixel coordinates and upsampled to the input resolution by a guided sampler
+constant, ``stop_gradient``). The module runs at the feature resolution (stride ``s``); its output
+is converted to input-pixel coordinates and upsampled to the input resolution by a guided sampler
 (:class:`InstanceUpsample`): bilinear while training (differentiable w.r.t. its offsets), nearest at
 test time (it must copy centre values, not blend two instances' centres).
 
@@ -28,7 +28,8 @@ INSTANCE_LOSSES = ("l2", "l1", "smooth_l1")
 
 
 def iterative_sampling(grid, offsets, iterations, offset_scale=1.0):
-    """``V_t`` of the module: ``grid`` (B, h, w, 2) sampled ``iterations`` times at ``grid + offsets``.
+    """``V_t`` of the module: ``grid`` (B, h, w, 2) sampled ``iterations`` times at
+    ``grid + offsets``.
 
     ``grid`` holds ``(y, x)`` pixel positions (pixel centres at integers, the sampler's convention);
     ``offsets`` (B, h, w, 2) in units of ``offset_scale`` pixels. No gradient reaches ``grid``. With
@@ -49,9 +50,10 @@ def iterative_sampling(grid, offsets, iterations, offset_scale=1.0):
 class InstanceSampling(keras.layers.Layer):
     """The iterative sampler as a layer: offsets in [-1, 1] (B, h, w, 2) -> centres (B, h, w, 2).
 
-    The output is in *input-image* pixel coordinates: the module runs at ``stride`` and low-resolution
-    position ``i`` covers input pixels ``s*i .. s*i + s - 1``, whose centre is ``s * (i + 0.5) - 0.5``.
-    (Bilinear sampling preserves affine maps, so converting after the iterations is exact.)
+    The output is in *input-image* pixel coordinates: the module runs at ``stride`` and
+    low-resolution position ``i`` covers input pixels ``s*i .. s*i + s - 1``, whose centre is
+    ``s * (i + 0.5) - 0.5``. (Bilinear sampling preserves affine maps, so converting after the
+    iterations is exact.)
     """
 
     def __init__(self, iterations=30, offset_scale=1.0, stride=8, **kwargs):
@@ -97,7 +99,9 @@ class InstanceUpsample(keras.layers.Layer):
         self.test_mode = test_mode
         for mode in (train_mode, test_mode):
             if mode not in ("bilinear", "nearest"):
-                raise ValueError(f"{self.name}: sampler mode must be bilinear or nearest, not {mode!r}")
+                raise ValueError(
+                    f"{self.name}: sampler mode must be bilinear or nearest, not {mode!r}"
+                )
 
     def call(self, inputs, training=None):
         source, offsets = inputs

@@ -59,7 +59,8 @@ def centres_to_instances(
         )
     if probabilities is not None and np.shape(probabilities)[:2] != semantic.shape:
         raise ValueError(
-            f"probabilities {np.shape(probabilities)} do not match the semantic map {semantic.shape}"
+            f"probabilities {np.shape(probabilities)} do not match the semantic map "
+            f"{semantic.shape}"
         )
     if not quantization > 0:
         raise ValueError(f"quantization must be > 0, got {quantization}")
@@ -78,7 +79,9 @@ def centres_to_instances(
     inverse = inverse.reshape(-1)
     n = counts.size
     num_classes = int(cls.max()) + 1
-    votes = np.bincount(inverse * num_classes + cls, minlength=n * num_classes).reshape(n, num_classes)
+    votes = np.bincount(inverse * num_classes + cls, minlength=n * num_classes).reshape(
+        n, num_classes
+    )
     majority = np.argmax(votes, axis=1)
     purity = votes[np.arange(n), majority] / counts
     if probabilities is not None:

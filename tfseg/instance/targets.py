@@ -14,7 +14,9 @@ from cityscapesscripts.helpers import labels as _cs
 
 # Thing classes evaluated by Cityscapes (hasInstances and not ignoreInEval): person, rider, car,
 # truck, bus, train, motorcycle, bicycle. Caravan and trailer have instances but are not evaluated.
-THING_LABEL_IDS = tuple(sorted(lab.id for lab in _cs.labels if lab.hasInstances and not lab.ignoreInEval))
+THING_LABEL_IDS = tuple(
+    sorted(lab.id for lab in _cs.labels if lab.hasInstances and not lab.ignoreInEval)
+)
 THING_TRAIN_IDS = tuple(
     sorted(lab.trainId for lab in _cs.labels if lab.hasInstances and not lab.ignoreInEval)
 )

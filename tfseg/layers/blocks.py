@@ -5,7 +5,8 @@ from keras import initializers, layers
 
 # The one BatchNorm momentum of tfseg (PyTorch's 0.1). Keras' default 0.99 lags ~100 steps behind
 # fast-changing weights, which made short from-scratch runs collapse at inference (val mIoU 0.03
-# against 0.30 with recalibrated statistics, measured on the quickstart). ``build_model(bn_momentum=)``
+# against 0.30 with recalibrated statistics, measured on the quickstart).
+# ``build_model(bn_momentum=)``
 # overrides it per model; it is not a weight, so pretrained files still load.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-3

@@ -149,7 +149,8 @@ def _static_hw(x):
 
 
 def pad_to_multiple(x, stride):
-    """Zero-pad NHWC ``x`` at the bottom and right to a multiple of ``stride`` (no-op if it fits)."""
+    """Zero-pad NHWC ``x`` at the bottom and right to a multiple of ``stride``
+    (no-op if it fits)."""
     h, w = _static_hw(x)
     if h is not None and w is not None:
         ph, pw = -h % stride, -w % stride

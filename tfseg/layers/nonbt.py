@@ -1,4 +1,5 @@
-"""SSN building blocks: the Lightweight Non-Bottleneck-1D module (LNB, SSN paper Figure 5 and Table 3)
+"""SSN building blocks: the Lightweight Non-Bottleneck-1D module (LNB, SSN paper Figure 5 and
+Table 3)
 and the early downsampling block (ERFNet/ENet style).
 
 LNB, derived from ERFNet's Non-bt-1D (3x1, 1x3, 3x1 dilated, 1x3 dilated) by the paper's ablation:

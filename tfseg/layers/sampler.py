@@ -12,9 +12,11 @@ Conventions (every caller relies on them):
   ``source`` and ``coords``; ``mode="nearest"`` reads the pixel at ``floor(coord + 0.5)`` (eq. 1 of
   the SSN paper), differentiable with respect to ``source`` only.
 
-The implementation flattens ``source`` to ``(B * Hs * Ws, C)`` rows (bilinear: ``4C`` rows holding the
+The implementation flattens ``source`` to ``(B * Hs * Ws, C)`` rows
+(bilinear: ``4C`` rows holding the
 four neighbours) and reads them with ``keras.ops.take`` (``tf.gather``): it traces with unknown
-B/H/W, converts to TFLite built-ins (GATHER) and to a plain ONNX ``Gather`` that TensorRT 8.2 accepts
+B/H/W, converts to TFLite built-ins (GATHER) and to a plain ONNX ``Gather`` that TensorRT 8.2
+accepts
 (no GridSample, no tensorflow-addons). ``keras.ops.take`` also wraps negative indices, which adds a
 few integer ops (Less/Select) per gather; the indices here are never negative.
 """
@@ -43,7 +45,8 @@ def regular_grid(batch, height, width, out_height, out_width, dtype="float32"):
     """Sampling coordinates of a regular ``out_height x out_width`` grid over a ``height x width``
     source, ``(batch, out_height, out_width, 2)`` holding ``(y, x)`` in source pixel units.
 
-    Half-pixel convention (``align_corners=False``, as ``tf.image.resize`` and PyTorch): output pixel
+    Half-pixel convention (``align_corners=False``, as ``tf.image.resize`` and PyTorch):
+    output pixel
     ``i`` covers the same area of the image as the source, so its centre maps to
     ``(i + 0.5) * height / out_height - 0.5``. Sampling ``source`` bilinearly at this grid equals
     half-pixel bilinear resizing (and ``BilinearUpsample`` for an integer factor). Any argument may
@@ -83,7 +86,8 @@ def sample(source, coords, mode="bilinear"):
 
 
 def _sample_yx(source, y, x, mode):
-    """``sample`` with the coordinates as two (B, H, W) tensors ``y`` and ``x`` of the same shape."""
+    """``sample`` with the coordinates as two (B, H, W) tensors ``y`` and ``x`` of the same
+    shape."""
     dtype = source.dtype
     src_shape = ops.shape(source)
     batch, hs, ws, channels = src_shape[0], src_shape[1], src_shape[2], src_shape[3]
@@ -156,8 +160,9 @@ class GuidedUpsample(keras.layers.Layer):
     ``source`` (B, Hs, Ws, C) is sampled on the regular half-pixel grid of the output size (the
     spatial size of ``offsets``, (B, H, W, 2)), shifted by ``offset_scale * offsets``: the offsets
     are ``(dy, dx)`` and one unit moves the sampling point by ``offset_scale`` **source** pixels
-    (offsets squashed with tanh into [-1, 1] thus move a point by at most ``offset_scale`` low-resolution
-    pixels, i.e. up to the neighbouring source pixel for the default 1.0). With zero offsets the layer
+    (offsets squashed with tanh into [-1, 1] thus move a point by at most ``offset_scale``
+    low-resolution pixels, i.e. up to the neighbouring source pixel for the default 1.0). With zero
+    offsets the layer
     is plain half-pixel bilinear resizing (``mode="bilinear"``) or nearest resizing.
     """
 

@@ -1,19 +1,21 @@
-"""Model assembly: ``build_model`` joins a registered encoder and decoder, or builds a complete network.
+"""Model assembly: ``build_model`` joins a registered encoder and decoder, or builds a complete
+network.
 
 Contract (DESIGN.md §4): the returned ``keras.Model`` maps an NHWC float image batch (normalised as
 by ``tfseg.data.normalize``) to logits (no softmax), NHWC, at the input resolution; extra heads
 (``heads=``) come as further outputs after the logits.
 
 Registries (``tfseg.registry``; registration carries metadata, read with ``REGISTRY.info(name)``):
-- ``ENCODERS[name](inputs, *, output_stride=32, name=..., **kw) -> {"P1": .., "P5": ..}``; ``P_k`` has
-  stride ``2**k`` for ``output_stride=32``. With ``output_stride=8`` the last two downsamplings are
-  replaced by dilation 2 and 4, so P4 and P5 keep stride 8.
+- ``ENCODERS[name](inputs, *, output_stride=32, name=..., **kw) -> {"P1": .., "P5": ..}``; ``P_k``
+  has stride ``2**k`` for ``output_stride=32``. With ``output_stride=8`` the last two downsamplings
+  are replaced by dilation 2 and 4, so P4 and P5 keep stride 8.
 - ``DECODERS[name](pyramid, num_classes, *, name=..., **kw) -> logits``, registered with
   ``encoder_output_stride`` (default 32) saying what it asks of the encoder.
 - ``MODELS[name](inputs, num_classes, **kw) -> logits`` (or ``{"logits": .., "aux": [..]}``) for
   complete networks, registered with ``stride`` (the input-size multiple they need; default 32),
   ``features`` and ``heads``.
-- ``HEADS[name](parts, num_classes, **kw) -> tensor``: heads that attach to any model (``instance``).
+- ``HEADS[name](parts, num_classes, **kw) -> tensor``: heads that attach to any model
+  (``instance``).
 
 ``tfseg.models.anatomy`` records what each built model is made of (``get_anatomy(model)``).
 """

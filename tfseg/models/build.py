@@ -43,7 +43,8 @@ class Parts:
 
 
 def list_models():
-    """Every name ``build_model`` accepts: decoders (which need ``encoder=``) and complete networks."""
+    """Every name ``build_model`` accepts: decoders (which need ``encoder=``) and complete
+    networks."""
     return sorted(set(DECODERS.names()) | set(MODELS.names()))
 
 
@@ -73,8 +74,8 @@ def build_model(
     """Build a segmentation model.
 
     Args:
-      name: a decoder (``skipnet``, ``unet``, ``dilation``, ...) used with ``encoder``, or a complete
-        network from ``list_models()``.
+      name: a decoder (``skipnet``, ``unet``, ``dilation``, ...) used with ``encoder``, or a
+        complete network from ``list_models()``.
       num_classes: number of output channels (logits).
       encoder: encoder name from ``list_encoders()``; required for decoders. Complete networks that
         are built on an ImageNet encoder take it too.

@@ -3,7 +3,8 @@
 Layout (stride 8 encoder, light decoder), as in the PyTorch reference zoo whose parameter count
 tfseg matches (365,100 there, 366,152 here with 19 classes):
 
-- initial block: 3x3/2 convolution (13 channels) || 2x2 max-pool of the image -> concat -> BN + PReLU;
+- initial block: 3x3/2 convolution (13 channels) || 2x2 max-pool of the image -> concat ->
+  BN + PReLU;
 - stage 1: downsampling bottleneck to 64 channels + 4 regular bottlenecks (dropout 0.01);
 - stages 2 and 3 (128 channels, dropout 0.1): regular, dilated 2, asymmetric 5, dilated 4, regular,
   dilated 8, asymmetric 5, dilated 16; stage 2 starts with a downsampling bottleneck;
@@ -12,7 +13,8 @@ tfseg matches (365,100 there, 366,152 here with 19 classes):
 
 A bottleneck: 1x1 (or 3x3/2 when downsampling) projection to ``in/4`` channels, the main
 convolution (3x3, dilated 3x3, 5x1 + 1x5, or a 3x3/2 transposed convolution when upsampling), a 1x1
-expansion, spatial dropout, added to the shortcut, PReLU. The downsampling shortcut is a 2x2 max-pool
+expansion, spatial dropout, added to the shortcut, PReLU.
+The downsampling shortcut is a 2x2 max-pool
 followed by a 1x1 convolution + BN to the new width (the paper zero-pads the channels instead); the
 upsampling shortcut is a 1x1 convolution + BN followed by max-unpooling with the switches of the
 matching max-pool. PReLUs have one slope per layer (as in the reference zoo).
@@ -193,7 +195,8 @@ def initial_block(x, *, name):
 
 
 def enet_encoder(x, *, name="enet"):
-    """Initial block and stages 1-3: ``(features at stride 8 with 128 channels, [switches1, 2])``."""
+    """Initial block and stages 1-3:
+    ``(features at stride 8 with 128 channels, [switches1, 2])``."""
     x = initial_block(x, name=f"{name}_initial")
     x, switches1 = bottleneck(x, 64, "downsampling", dropout=0.01, name=f"{name}_b1_0")
     for i in range(4):
@@ -206,7 +209,8 @@ def enet_encoder(x, *, name="enet"):
 
 
 def enet_decoder(x, switches, num_classes, *, name="enet"):
-    """Stages 4 and 5 (unpooling with the encoder's switches) and the final transposed convolution."""
+    """Stages 4 and 5 (unpooling with the encoder's switches) and the final transposed
+    convolution."""
     switches1, switches2 = switches
     x = bottleneck(x, 64, "upsampling", switches=switches2, name=f"{name}_b4_0")
     for i in range(2):

@@ -4,7 +4,8 @@ Encoder: three downsampler blocks (a 3x3/2 convolution with ``filters - in`` out
 with a 2x2 max-pool of the input, then BN + ReLU) around non-bottleneck-1D blocks: 5 at 64 channels
 (stride 4, dropout 0.03) and 8 at 128 channels (stride 8, dilations 2, 4, 8, 16 twice, dropout 0.3).
 A non-bottleneck-1D block is a residual block of four factorised convolutions
-3x1 -> ReLU -> 1x3 -> BN -> ReLU -> 3x1 (dilated) -> ReLU -> 1x3 (dilated) -> BN -> dropout, + input, ReLU.
+3x1 -> ReLU -> 1x3 -> BN -> ReLU -> 3x1 (dilated) -> ReLU -> 1x3 (dilated) -> BN -> dropout,
++ input, ReLU.
 
 Original decoder: 3x3/2 transposed convolution to 64 (+ BN + ReLU), 2 blocks, transposed convolution
 to 16, 2 blocks, and a 2x2/2 transposed convolution to the classes (the authors' code).

@@ -1,7 +1,8 @@
 """ESPNet (Mehta et al., ECCV 2018): Efficient Spatial Pyramid of dilated convolutions.
 
 ESP module (K = 5): *reduce* with 1x1 convolutions (stride 2 when downsampling) to ``d = out // K``
-channels (and ``out - 4d`` for the first branch when ``out`` is not a multiple of K), *split-transform*
+channels (and ``out - 4d`` for the first branch when ``out`` is not a multiple of K),
+*split-transform*
 with five 3x3 convolutions (+ BN + PReLU) of dilation 1, 2, 4, 8, 16, *merge* with hierarchical
 feature fusion (each branch adds the previous sum; the first branch joins the sums only when the
 widths agree), concatenate, and add the input when the shape is kept.

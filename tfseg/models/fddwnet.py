@@ -23,7 +23,8 @@ layer leaves the logits linear by default, where the reference adds BN + ReLU (a
 logit at zero); ``output_bn_act=True`` builds the reference's head exactly (38 more parameters with
 19 classes). Kernels start as PyTorch initialises them (``tfseg.layers.init.torch_init``;
 depth-wise kernels ``torch_depthwise_init``, U(+-1/sqrt(Kh*Kw))), which keeps a fresh model's
-inference-mode logits small (see ``esnet``), rather than tfseg's usual He-normal / Glorot. BN uses tfseg's epsilon (1e-3); stride-2 layers use Keras' "same" alignment.
+inference-mode logits small (see ``esnet``), rather than tfseg's usual He-normal / Glorot.
+BN uses tfseg's epsilon (1e-3); stride-2 layers use Keras' "same" alignment.
 
 Parameters with 19 classes: 773,644 (reference 773,682 with the BN + ReLU head; 773,682 with
 ``output_bn_act=True``); 8.58 GMACs at 1x3x512x1024 (reference 8.58).

@@ -52,8 +52,12 @@ def ssn_encoder(inputs, *, widths=(16, 64, 128), activation="prelu", name="ssn")
     return x
 
 
-@MODELS.register("ssn", stride=8, paper="SSN (Ghazvini et al., 2019)", features={8: "ssn_lnb13_out"})
-def ssn(inputs, num_classes, *, widths=(16, 64, 128), activation="prelu", name="ssn", **igum_kwargs):
+@MODELS.register(
+    "ssn", stride=8, paper="SSN (Ghazvini et al., 2019)", features={8: "ssn_lnb13_out"}
+)
+def ssn(
+    inputs, num_classes, *, widths=(16, 64, 128), activation="prelu", name="ssn", **igum_kwargs
+):
     """SSN for semantic segmentation: LNB encoder (stride 8) + iGUM as the whole decoder.
 
     Args:

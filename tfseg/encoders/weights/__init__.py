@@ -80,8 +80,8 @@ def load_encoder_weights(
       model: a full tfseg model, a standalone encoder (``build_encoder_model``), or any model that
         holds the encoder's layers (nested models are searched too).
       encoder_name: registered encoder name (``tfseg.list_encoders()``).
-      path: ``*.weights.h5`` (Keras 3, standalone encoder), ``*.h5`` (legacy keras-applications file,
-        vgg16/resnet50/resnet101/mobilenet) or ``"imagenet"`` (download into the Keras cache).
+      path: ``*.weights.h5`` (Keras 3, standalone encoder), ``*.h5`` (legacy keras-applications
+        file, vgg16/resnet50/resnet101/mobilenet) or ``"imagenet"`` (download into the Keras cache).
       prefix: layer-name prefix of the encoder inside ``model`` (default ``encoder_name``, which is
         what ``build_model`` uses).
       adapt_input: for keras-applications weights, rewrite the first convolution so that it takes

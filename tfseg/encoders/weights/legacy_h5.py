@@ -13,7 +13,8 @@ from tfseg.encoders.weights.by_name import WeightCopyError, copy_weights_by_name
 from tfseg.encoders.weights.common import IMAGENET_MEAN, IMAGENET_STD, encoder_layers, shape_error
 
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-# encoder -> (preprocessing mode of its keras-applications weights, first-conv layer, its BN or None)
+# encoder -> (preprocessing mode of its keras-applications weights, first-conv layer, its BN or
+# None)
 LEGACY_ENCODERS = {
     "vgg16": ("caffe", "block1_conv1", None),
     "resnet50": ("caffe", "conv1_conv", None),
@@ -57,7 +58,8 @@ def _h5_string_list(group, name):
 def read_legacy_h5(path):
     """``{layer_name: [arrays]}`` (file order, layers with weights only) of a legacy Keras h5 file.
 
-    Reads both ``model.save_weights("x.h5")`` files and full-model ``.h5`` files (``model_weights``).
+    Reads both ``model.save_weights("x.h5")`` files and full-model ``.h5`` files
+    (``model_weights``).
     """
     try:
         f = h5py.File(path, "r")
