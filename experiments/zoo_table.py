@@ -1,14 +1,14 @@
 """The zoo table of docs/zoo.md: every network registered with a reference row, measured in one run.
 
-    python experiments/zoo_table.py --out=docs/zoo.md [--train] [--networks=cgnet,fssnet]
+    python experiments/zoo_table.py --out=docs/zoo.md [--miou=train] [--networks=cgnet,fssnet]
 
 Columns: trainable parameters (19 classes) and GFLOPs at 1024x512 against the reference zoo's
 figures (docs/reference/zoo_reference.csv); CPU latency at 512x1024, batch 1, ``--threads`` threads,
 for Keras, LiteRT fp32 and onnxruntime (timed interleaved, median), and the best runtime's achieved
-GFLOP/s as a share of the same run's fp32 matmul peak. With ``--train``, val mIoU after the short
-recipe below on the synthetic scenes, the same for every network (``tfseg.train`` in a subprocess,
-one run directory each). The CPU model and its int8/bf16 flags head the table: figures hold for that
-CPU only.
+GFLOP/s as a share of the same run's fp32 matmul peak (``--nolatency`` leaves these out). With
+``--miou=train`` (``read``: finished runs only), val mIoU after the short recipe below on the
+synthetic scenes, the same for every network (``tfseg.train`` in a subprocess, one run directory
+each). The CPU model and its int8/bf16 flags head the table: figures hold for that CPU only.
 """
 
 import csv
@@ -29,7 +29,12 @@ flags.DEFINE_list("networks", [], "Networks to measure (default: every one with 
 flags.DEFINE_integer("threads", 2, "CPU threads for every runtime.")
 flags.DEFINE_integer("runs", 10, "Timed runs per runtime.")
 flags.DEFINE_integer("warmup", 3, "Untimed runs per runtime.")
-flags.DEFINE_bool("train", False, "Also train each network with the short recipe (slow).")
+flags.DEFINE_enum(
+    "miou", "off", ["off", "read", "train"],
+    "val mIoU column: off; read (finished runs under --run_root only); train (run the short "
+    "recipe where no finished run exists: slow).",
+)
+flags.DEFINE_bool("latency", True, "Time the runtimes (--nolatency: params, GFLOPs and mIoU only).")
 flags.DEFINE_string("run_root", "runs/zoo", "Run directories of --train.")
 flags.DEFINE_string("data_dir", "data/synthetic", "Synthetic scenes for --train.")
 
@@ -73,6 +78,8 @@ def train_miou(name):
     ``--run_root`` (its metrics.json exists) is read, not repeated: the runs are deterministic."""
     run_dir = os.path.join(FLAGS.run_root, name)
     if not os.path.exists(os.path.join(run_dir, "metrics.json")):
+        if FLAGS.miou == "read":
+            return None
         subprocess.run(train_command(name), check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(run_dir, "metrics.json")) as f:
         return json.load(f)["val"]["miou"]
@@ -81,25 +88,31 @@ def train_miou(name):
 def measure_network(name, reference, peak):
     from tfseg.bench.measure import measure
 
-    row = measure(name, None, 19, SIZE, runtimes=RUNTIMES, warmup=FLAGS.warmup, runs=FLAGS.runs,
+    runtimes = RUNTIMES if FLAGS.latency else ("none",)
+    row = measure(name, None, 19, SIZE, runtimes=runtimes, warmup=FLAGS.warmup, runs=FLAGS.runs,
                   threads=FLAGS.threads, peak_gflops=peak)
     timed = {r: row[r]["median_ms"] for r in RUNTIMES if "median_ms" in row.get(r, {})}
-    best = min(timed, key=timed.get)
+    best = min(timed, key=timed.get) if timed else None
     out = {
         "network": name, "params": row["params"], "gflops": row["gflops"],
         "ref_params": int(reference["trainable_params"]),
         "ref_gflops": 2 * float(reference["gmacs_1x512x1024"]),
         **{f"{r}_ms": timed.get(r) for r in RUNTIMES},
-        "best": best, "best_share_of_matmul": row[best].get("fraction_of_matmul"),
+        "best": best,
+        "best_share_of_matmul": row[best].get("fraction_of_matmul") if best else None,
     }
-    if FLAGS.train:
+    if FLAGS.miou != "off":
         out["miou"] = train_miou(name)
     return out
 
 
 def markdown(rows, cpu, peak):
-    head = (f"CPU: {cpu}; {FLAGS.threads} threads; fp32 matmul peak {peak:.0f} GFLOP/s "
-            "in this run.\n\n"
+    timing = (
+        f"; {FLAGS.threads} threads; fp32 matmul peak {peak:.0f} GFLOP/s in this run"
+        if peak
+        else "; latency not measured in this run (--nolatency)"
+    )
+    head = (f"CPU: {cpu}{timing}.\n\n"
             "| network | params | ref params | GFLOPs | ref GFLOPs | Keras ms | LiteRT ms | "
             "onnxruntime ms | best (% of matmul) | val mIoU |\n"
             "|---|---|---|---|---|---|---|---|---|---|")
@@ -107,10 +120,10 @@ def markdown(rows, cpu, peak):
     for r in rows:
         ms = [f"{r[f'{k}_ms']:.0f}" if r.get(f"{k}_ms") else "-" for k in RUNTIMES]
         share = r["best_share_of_matmul"]
-        miou = f"{100 * r['miou']:.1f}" if "miou" in r else "-"
+        miou = f"{100 * r['miou']:.1f}" if r.get("miou") is not None else "-"
         lines.append(
             f"| `{r['network']}` | {r['params']:,} | {r['ref_params']:,} | {r['gflops']:.2f} | "
-            f"{r['ref_gflops']:.2f} | {' | '.join(ms)} | {r['best']}"
+            f"{r['ref_gflops']:.2f} | {' | '.join(ms)} | {r['best'] or '-'}"
             f"{f' ({100 * share:.0f} %)' if share else ''} | {miou} |"
         )
     return "\n".join(lines) + "\n"
@@ -128,11 +141,9 @@ def main(argv):
     names = FLAGS.networks or [n for n in MODELS.names() if "reference" in MODELS.info(n).extra]
     unknown = [n for n in names if n not in MODELS or "reference" not in MODELS.info(n).extra]
     if unknown:
-        raise app.UsageError(
-            f"--networks: no zoo network {unknown}; choose from "
-            f"{[n for n in MODELS.names() if 'reference' in MODELS.info(n).extra]}"
-        )
-    peak = matmul_gflops()["best"]
+        raise app.UsageError(f"--networks: no zoo network {unknown}; choose from "
+                             f"{[n for n in MODELS.names() if 'reference' in MODELS.info(n).extra]}")
+    peak = matmul_gflops()["best"] if FLAGS.latency else None
     rows = []
     for name in names:
         rows.append(measure_network(name, references[MODELS.info(name).extra["reference"]], peak))
