@@ -141,8 +141,8 @@ def main(argv):
     names = FLAGS.networks or [n for n in MODELS.names() if "reference" in MODELS.info(n).extra]
     unknown = [n for n in names if n not in MODELS or "reference" not in MODELS.info(n).extra]
     if unknown:
-        raise app.UsageError(f"--networks: no zoo network {unknown}; choose from "
-                             f"{[n for n in MODELS.names() if 'reference' in MODELS.info(n).extra]}")
+        zoo = [n for n in MODELS.names() if "reference" in MODELS.info(n).extra]
+        raise app.UsageError(f"--networks: no zoo network {unknown}; choose from {zoo}")
     peak = matmul_gflops()["best"] if FLAGS.latency else None
     rows = []
     for name in names:
