@@ -82,6 +82,7 @@ class InstanceTask(SemanticTask):
     options = InstanceConfig
 
     def check_config(self, config):
+        """The semantic checks, and a dataset with instanceIds ground truth."""
         from tfseg.data import list_datasets
 
         super().check_config(config)
@@ -93,6 +94,7 @@ class InstanceTask(SemanticTask):
             )
 
     def head_kwargs(self, config):
+        """The instance head's options from ``config.instance``."""
         ic = config.instance
         return {
             "instance": dict(
@@ -101,11 +103,13 @@ class InstanceTask(SemanticTask):
         }
 
     def extra_targets(self, config):
+        """The centre targets made from the instanceIds maps."""
         from tfseg.instance.data import instance_centre_target
 
         return (instance_centre_target(),)
 
     def train_dataset(self, config, spec, stage, *, output_kinds, static_shape=True):
+        """The semantic pipeline with centre targets (every image must have its instanceIds)."""
         from tfseg.instance.data import instance_examples
 
         instance_examples(spec, config.data.train_split)  # every image has its instanceIds file
@@ -114,9 +118,11 @@ class InstanceTask(SemanticTask):
         )
 
     def logits_weight(self, config):
+        """``--semantic_loss_weight``."""
         return float(config.instance.semantic_loss_weight)
 
     def head_loss(self, kind, config):
+        """The centre loss and ``--instance_loss_weight`` for the ``instance`` output."""
         from tfseg.instance.module import InstanceCentreLoss
 
         if kind != "instance":
@@ -133,6 +139,7 @@ class InstanceTask(SemanticTask):
         return {"val_instance": result}
 
     def evaluate(self, model, spec, options, task_options=None):
+        """AP / AP50 at full resolution with the post-processing of ``task_options``."""
         from tfseg.instance.evaluation import evaluate_instances
         from tfseg.instance.model import require_instance_head
 
@@ -152,6 +159,7 @@ class InstanceTask(SemanticTask):
         )
 
     def report(self, result, title):
+        """The AP table and the network / post-processing times."""
         from tfseg.instance.evaluation import format_ap_table
 
         return (
@@ -161,5 +169,6 @@ class InstanceTask(SemanticTask):
         )
 
     def prediction_writer(self, model, task_options=None):
+        """An ``InstanceOverlayWriter`` with the post-processing of ``task_options``."""
         return InstanceOverlayWriter(model, **_postprocess(task_options or InstanceConfig()))
 

@@ -79,6 +79,7 @@ class SemanticTask(Task):
     target_kinds = ()  # targets the pipeline yields after the label (``ExtraTarget`` kinds)
 
     def check_config(self, config):
+        """``--heads`` the task trains; ``--aux_weights`` only with aux heads."""
         allowed = [k for k in self.trainable_kinds if k != "logits" and k not in self.heads]
         wrong = [h for h in config.model.heads if h not in allowed]
         if wrong:
@@ -94,6 +95,7 @@ class SemanticTask(Task):
         return {}
 
     def build_model(self, config, num_classes, input_shape=(None, None, 3)):
+        """``build_model`` with the configured heads, then the task's own."""
         from tfseg.models import build_model
 
         mc = config.model
@@ -113,6 +115,7 @@ class SemanticTask(Task):
         return ()
 
     def train_dataset(self, config, spec, stage, *, output_kinds, static_shape=True):
+        """The stage's augmented pipeline with the task's extra targets; one target per output."""
         from tfseg.data import make_train_dataset
 
         dc = config.data
@@ -141,6 +144,8 @@ class SemanticTask(Task):
         raise ValueError(f"--task={self.name} has no loss for {kind!r} outputs")
 
     def losses(self, config, model, *, ignore_label, class_weights=None):
+        """By output kind: logits and aux get the semantic loss (aux on resized labels), others
+        ``head_loss``."""
         from tfseg.losses import ResizedLabelLoss
         from tfseg.models.outputs import output_kinds
 
@@ -162,6 +167,7 @@ class SemanticTask(Task):
         return pairs
 
     def evaluate(self, model, spec, options, task_options=None):
+        """mIoU of the main logits (multi-scale, flip, tiles as ``options`` say)."""
         from tfseg.evaluation import evaluate_model
         from tfseg.models.outputs import logits_view
 
@@ -179,11 +185,13 @@ class SemanticTask(Task):
         )
 
     def report(self, result, title):
+        """The per-class IoU table and the speed."""
         from tfseg.evaluation import format_table
 
         rate = result["num_images"] / max(result["seconds"], 1e-9)
         return f"{format_table(result, title=title)}\n{result['seconds']:.1f}s, {rate:.2f} images/s"
 
     def prediction_writer(self, model, task_options=None):
+        """A ``LabelWriter`` (no files of its own)."""
         return LabelWriter(model)
 
