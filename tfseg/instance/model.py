@@ -33,11 +33,13 @@ def build_instance_model(
 
 
 def has_instance_head(model):
-    """True for a model with an ``instance`` output (``heads=("instance",)``)."""
+    """True for a model with an ``instance`` output (``heads=("instance",)``): recorded in its
+    anatomy and still one of its outputs (a view built from its tensors may have dropped it)."""
     try:
-        return INSTANCE_OUTPUT in get_anatomy(model).output_names
+        recorded = INSTANCE_OUTPUT in get_anatomy(model).output_names
     except ValueError:
         return False
+    return recorded and INSTANCE_OUTPUT in list(model.output_names)
 
 
 def require_instance_head(model, what="model"):
