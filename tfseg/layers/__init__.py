@@ -7,7 +7,10 @@ from tfseg.layers.blocks import (
     conv_bn_prelu,
     deconv_bn_act,
     depthwise_bn_act,
+    pointwise_bn_act,
     prelu,
+    seg_head,
+    separable_bn_act,
 )
 from tfseg.layers.downsample import conv_pool_downsample, strided_depthwise
 from tfseg.layers.factorized import factorized_conv
@@ -22,11 +25,15 @@ from tfseg.layers.misc import (
 )
 from tfseg.layers.resize import BilinearUpsample, bilinear_downsample, upsample_bilinear
 from tfseg.layers.sampler import GuidedSampler, pixel_grid, regular_grid, sample
+from tfseg.layers.unpool import MaxUnpool2D, PoolSwitches, max_pool_with_switches
 
 __all__ = [
     "conv_bn_act",
     "bn_act",
     "depthwise_bn_act",
+    "pointwise_bn_act",
+    "separable_bn_act",
+    "seg_head",
     "conv_bn_prelu",
     "deconv_bn_act",
     "prelu",
@@ -45,6 +52,9 @@ __all__ = [
     "StrideGuard",
     "CropToInput",
     "pad_to_multiple",
+    "MaxUnpool2D",
+    "PoolSwitches",
+    "max_pool_with_switches",
     "GuidedSampler",
     "sample",
     "regular_grid",

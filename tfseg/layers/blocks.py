@@ -137,6 +137,58 @@ def depthwise_bn_act(x, kernel_size=3, *, strides=1, dilation_rate=1, activation
     return bn_act(x, activation, name=f"{name}_dw")
 
 
+def pointwise_bn_act(x, filters, *, activation="relu", use_bias=True, name):
+    """1x1 convolution (``{name}_conv``, with a bias by default, as the reference zoo's
+    ``PWConvBNAct``) + BatchNorm (``{name}_bn``) + activation (``act``: ``{name}_act``)."""
+    x = layers.Conv2D(
+        filters, 1, use_bias=use_bias, kernel_initializer="he_normal", name=f"{name}_conv"
+    )(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    return act(x, activation, name=f"{name}_act")
+
+
+def separable_bn_act(
+    x,
+    filters,
+    kernel_size=3,
+    *,
+    strides=1,
+    dilation_rate=1,
+    activation="relu",
+    pointwise_bias=True,
+    name,
+):
+    """Depthwise-separable convolution as the reference zoo's ``DSConvBNAct``: depthwise
+    ``kernel_size`` (no bias) + BN + activation (``{name}_dw_*``), then ``pointwise_bn_act``
+    (``{name}_pw_*``). ``activation`` follows ``act`` ("prelu": one slope per layer)."""
+    x = layers.DepthwiseConv2D(
+        kernel_size,
+        strides=strides,
+        padding="same",
+        dilation_rate=dilation_rate,
+        use_bias=False,
+        name=f"{name}_dw_conv",
+    )(x)
+    x = layers.BatchNormalization(
+        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_dw_bn"
+    )(x)
+    x = act(x, activation, name=f"{name}_dw_act")
+    return pointwise_bn_act(
+        x, filters, activation=activation, use_bias=pointwise_bias, name=f"{name}_pw"
+    )
+
+
+def seg_head(x, num_classes, *, hidden=128, activation="relu", name):
+    """The reference zoo's ``SegHead``: 3x3 convolution + BN + activation to ``hidden`` channels
+    (``{name}_conv``, ``{name}_bn``, ``{name}_act``), then a 1x1 convolution to the classes without
+    bias (``{name}_cls``), at the input's stride. Used for main and auxiliary logits."""
+    x = conv_bn_act(x, hidden, 3, activation=None, name=name)
+    x = act(x, activation, name=f"{name}_act")
+    return layers.Conv2D(
+        num_classes, 1, use_bias=False, kernel_initializer="he_normal", name=f"{name}_cls"
+    )(x)
+
+
 def classifier(x, num_classes, *, name):
     """1x1 convolution to class logits (with bias, no normalisation)."""
     return layers.Conv2D(num_classes, 1, padding="same", name=name)(x)

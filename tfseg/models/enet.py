@@ -19,11 +19,8 @@ followed by a 1x1 convolution + BN to the new width (the paper zero-pads the cha
 upsampling shortcut is a 1x1 convolution + BN followed by max-unpooling with the switches of the
 matching max-pool. PReLUs have one slope per layer (as in the reference zoo).
 
-Max-unpooling: ``PoolSwitches`` records which of the four pixels of each 2x2 window held the maximum
-(the first one on ties, row-major, like the indices of PyTorch's ``max_pool2d``) as a code 0..3;
-``MaxUnpool2D`` writes each value back at that position and zeros elsewhere. Both use only strided
-slicing, comparisons, ``where``, stacking and reshapes, so they run with dynamic H/W and convert to
-TFLite built-ins and ONNX. They have no weights.
+Max-unpooling: ``tfseg.layers.unpool`` (``PoolSwitches`` and ``MaxUnpool2D``, shared with SegNet),
+exact and exportable with dynamic sizes.
 
 ``decoder="igum"`` replaces the decoder by the SSN iGUM head on the 128-channel stride-8 output of
 stage 3 (``tfseg.decoders.igum.igum_head``).
@@ -31,11 +28,12 @@ stage 3 (``tfseg.decoders.igum.igum_head``).
 >>> model = tfseg.build_model("enet", 19, input_shape=(512, 1024, 3))
 """
 
-from keras import layers, ops
+from keras import layers
 
 from tfseg.decoders.igum import igum_head
-from tfseg.layers.blocks import keras_serializable, prelu
+from tfseg.layers.blocks import prelu
 from tfseg.layers.downsample import conv_pool_downsample
+from tfseg.layers.unpool import MaxUnpool2D, PoolSwitches  # noqa: F401  (re-exported)
 from tfseg.models.erfnet import check_decoder
 from tfseg.registry import MODELS
 
@@ -50,67 +48,6 @@ _STAGE23 = (
     ("asymmetric", 1),
     ("dilated", 16),
 )
-
-
-def _windows(x):
-    """The four pixels of every 2x2 window: top-left, top-right, bottom-left, bottom-right."""
-    return x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2]
-
-
-def _interleave(a, b, axis):
-    """Alternate rows (axis 1) or columns (axis 2) of ``a`` and ``b``: a0 b0 a1 b1 ..."""
-    y = ops.stack([a, b], axis=axis + 1)
-    shape = ops.shape(a)
-    if axis == 1:
-        return ops.reshape(y, (-1, shape[1] * 2, shape[2], shape[3]))
-    return ops.reshape(y, (-1, shape[1], shape[2] * 2, shape[3]))
-
-
-@keras_serializable
-class PoolSwitches(layers.Layer):
-    """Position (0..3, row-major) of the maximum of each 2x2/2 max-pool window, as a float code.
-
-    The output has the pooled shape ``(B, H/2, W/2, C)``; ties go to the first position. No gradient
-    flows through it (the switches are a routing decision).
-    """
-
-    def call(self, x):
-        a, b, c, d = _windows(x)
-        m = ops.maximum(ops.maximum(a, b), ops.maximum(c, d))
-        zero = ops.zeros_like(m)
-        code = ops.where(
-            ops.equal(a, m),
-            zero,
-            ops.where(
-                ops.equal(b, m), zero + 1.0, ops.where(ops.equal(c, m), zero + 2.0, zero + 3.0)
-            ),
-        )
-        return ops.stop_gradient(code)
-
-    def compute_output_shape(self, input_shape):
-        b, h, w, c = input_shape
-        return (b, None if h is None else h // 2, None if w is None else w // 2, c)
-
-
-@keras_serializable
-class MaxUnpool2D(layers.Layer):
-    """Inverse of a 2x2/2 max-pool: ``[values, switches] -> (B, 2h, 2w, C)``.
-
-    Each value goes to the window position its ``PoolSwitches`` code names; the other three
-    positions are zero (``nn.MaxUnpool2d(2, 2)`` with the pool's indices).
-    """
-
-    def call(self, inputs):
-        values, switches = inputs
-        switches = ops.cast(switches, values.dtype)
-        parts = [values * ops.cast(ops.equal(switches, float(k)), values.dtype) for k in range(4)]
-        top = _interleave(parts[0], parts[1], axis=2)
-        bottom = _interleave(parts[2], parts[3], axis=2)
-        return _interleave(top, bottom, axis=1)
-
-    def compute_output_shape(self, input_shapes):
-        b, h, w, c = input_shapes[0]
-        return (b, None if h is None else h * 2, None if w is None else w * 2, c)
 
 
 def _prelu(x, name):
