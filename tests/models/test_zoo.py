@@ -64,6 +64,23 @@ def test_params_and_macs_match_the_reference(name, reference):
     )
 
 
+AUX = [n for n, _ in ZOO if "reference_aux_params" in MODELS.info(n).extra]
+
+
+@pytest.mark.parametrize("name", AUX)
+def test_params_with_auxiliary_heads_match_the_reference(name):
+    """Networks registered with ``reference_aux_params=``: the count with ``heads=("aux",)``
+    (every auxiliary head the reference trains with) within 1 % of the reference's."""
+    want = int(MODELS.info(name).extra["reference_aux_params"])
+    model = tfseg.build_model(name, 19, input_shape=(512, 1024, 3), heads=("aux",))
+    params = count_params(model)
+    keras.backend.clear_session()
+    assert len(model.outputs) > 1, f"{name}: heads=('aux',) added no output"
+    assert abs(params - want) / want <= PARAM_TOLERANCE, (
+        f"{name}: {params:,} trainable parameters with aux heads, reference {want:,}"
+    )
+
+
 @pytest.mark.parametrize("name", [n for n, _ in ZOO])
 def test_model_contract(name, tmp_path):
     check_model_contract(name, tmp_path, export=True)
