@@ -23,6 +23,7 @@ from tfseg.layers.misc import (
     StrideGuard,
     pad_to_multiple,
 )
+from tfseg.layers.pooling import AdaptiveAvgPool2D, ResizeLike, pyramid_pooling
 from tfseg.layers.resize import BilinearUpsample, bilinear_downsample, upsample_bilinear
 from tfseg.layers.sampler import GuidedSampler, pixel_grid, regular_grid, sample
 from tfseg.layers.unpool import MaxUnpool2D, PoolSwitches, max_pool_with_switches
@@ -52,6 +53,9 @@ __all__ = [
     "StrideGuard",
     "CropToInput",
     "pad_to_multiple",
+    "AdaptiveAvgPool2D",
+    "ResizeLike",
+    "pyramid_pooling",
     "MaxUnpool2D",
     "PoolSwitches",
     "max_pool_with_switches",
