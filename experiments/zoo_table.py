@@ -11,6 +11,13 @@ synthetic scenes, the same for every network (``tfseg.train`` in a subprocess, o
 each). The CPU model and its int8/bf16 flags head the table: figures hold for that CPU only.
 """
 
+# ruff: noqa: E402  (the path line must come before the tfseg imports)
+import os as _os
+import sys as _sys
+
+# Run as a script from anywhere: the repository root goes on the path.
+_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
+
 import csv
 import json
 import os
@@ -35,8 +42,13 @@ flags.DEFINE_enum(
     "recipe where no finished run exists: slow).",
 )
 flags.DEFINE_bool("latency", True, "Time the runtimes (--nolatency: params, GFLOPs and mIoU only).")
-flags.DEFINE_string("run_root", "runs/zoo", "Run directories of --train.")
-flags.DEFINE_string("data_dir", "data/synthetic", "Synthetic scenes for --train.")
+flags.DEFINE_bool(
+    "merge", False,
+    "Keep the rows of OUT.json for networks not measured in this run (each row keeps the CPU and "
+    "matmul peak of its own run), so the table can be measured a few networks at a time.",
+)
+flags.DEFINE_string("run_root", "runs/zoo", "Run directories of --miou=train.")
+flags.DEFINE_string("data_dir", "data/synthetic", "Synthetic scenes for --miou=train.")
 
 RUNTIMES = ("keras", "tflite", "onnxruntime")
 START, END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
@@ -100,24 +112,26 @@ def measure_network(name, reference, peak):
         **{f"{r}_ms": timed.get(r) for r in RUNTIMES},
         "best": best,
         "best_share_of_matmul": row[best].get("fraction_of_matmul") if best else None,
+        "peak_gflops": peak,
     }
     if FLAGS.miou != "off":
         out["miou"] = train_miou(name)
     return out
 
 
-def markdown(rows, cpu, peak):
-    timing = (
-        f"; {FLAGS.threads} threads; fp32 matmul peak {peak:.0f} GFLOP/s in this run"
-        if peak
-        else "; latency not measured in this run (--nolatency)"
-    )
+def markdown(rows, cpu):
+    peaks = sorted({round(r["peak_gflops"]) for r in rows if r.get("peak_gflops")})
+    if not peaks:
+        timing = "; latency not measured in this run (--nolatency)"
+    else:
+        spread = f"{peaks[0]}" if len(peaks) == 1 else f"{peaks[0]}-{peaks[-1]} (runs differ)"
+        timing = f"; {FLAGS.threads} threads; fp32 matmul peak {spread} GFLOP/s"
     head = (f"CPU: {cpu}{timing}.\n\n"
             "| network | params | ref params | GFLOPs | ref GFLOPs | Keras ms | LiteRT ms | "
             "onnxruntime ms | best (% of matmul) | val mIoU |\n"
             "|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r["network"]):
         ms = [f"{r[f'{k}_ms']:.0f}" if r.get(f"{k}_ms") else "-" for k in RUNTIMES]
         share = r["best_share_of_matmul"]
         miou = f"{100 * r['miou']:.1f}" if r.get("miou") is not None else "-"
@@ -127,6 +141,31 @@ def markdown(rows, cpu, peak):
             f"{f' ({100 * share:.0f} %)' if share else ''} | {miou} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def merged(rows, cpu):
+    """``rows`` completed from ``OUT.json`` (same CPU only): its rows of networks not measured now,
+    and, for the networks measured now, its values of what this run left out (``--nolatency``,
+    ``--miou=off``)."""
+    path = FLAGS.out + ".json"
+    if not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        old = json.load(f)
+    if old.get("cpu") != cpu:
+        raise app.UsageError(f"--merge: {path} was measured on {old.get('cpu')}, this is {cpu}")
+    previous = {r["network"]: {"peak_gflops": old.get("peak_gflops"), **r} for r in old["rows"]}
+    out = []
+    for r in rows:
+        before = previous.pop(r["network"], {})
+        latency = ("keras_ms", "tflite_ms", "onnxruntime_ms", "best", "best_share_of_matmul",
+                   "peak_gflops")
+        if r.get("peak_gflops") is None:
+            r.update({k: before.get(k) for k in latency})
+        if r.get("miou") is None and before.get("miou") is not None:
+            r["miou"] = before["miou"]
+        out.append(r)
+    return out + list(previous.values())
 
 
 def main(argv):
@@ -149,8 +188,10 @@ def main(argv):
         rows.append(measure_network(name, references[MODELS.info(name).extra["reference"]], peak))
         print(json.dumps(rows[-1]), flush=True)
     cpu = cpu_description()
-    write_json_atomic(FLAGS.out + ".json", {"cpu": cpu, "peak_gflops": peak, "rows": rows})
-    table = markdown(rows, cpu, peak)
+    if FLAGS.merge:
+        rows = merged(rows, cpu)
+    write_json_atomic(FLAGS.out + ".json", {"cpu": cpu, "rows": rows})
+    table = markdown(rows, cpu)
     if os.path.exists(FLAGS.out):
         with open(FLAGS.out) as f:
             text = f.read()
