@@ -75,8 +75,10 @@ class TrainConfig:
     learning_rate: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    lr_schedule: str = "poly"
+    lr_schedule: str = "poly"  # constant|poly|cosine|linear|onecycle (tfseg.training.schedules)
     poly_power: float = 0.9
+    warmup_epochs: float = 0.0  # linear warm-up (onecycle: its rising phase), as a share of epochs
+    clip_norm: Optional[float] = None  # global-norm gradient clipping
     seed: int = 0
     resume: bool = False
     val_every: int = 1

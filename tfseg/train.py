@@ -19,6 +19,7 @@ from tfseg.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfi
 from tfseg.data.progressive import DEFAULT_RELAXATION_KERNEL
 from tfseg.models import list_models, needs_encoder
 from tfseg.registry import DATASETS, ENCODERS, TASKS
+from tfseg.training.schedules import KINDS as SCHEDULES
 
 FLAGS = flags.FLAGS
 
@@ -114,7 +115,10 @@ def define_flags(fv=FLAGS):
         lower_bound=1,
         flag_values=fv,
     )
-    flags.DEFINE_enum("optimizer", t.optimizer, ["adam", "sgd"], "Optimizer.", flag_values=fv)
+    flags.DEFINE_enum(
+        "optimizer", t.optimizer, ["adam", "adamw", "sgd"],
+        "Optimizer (weight decay decoupled in all three).", flag_values=fv,
+    )
     flags.DEFINE_float(
         "learning_rate", t.learning_rate, "Initial learning rate.", lower_bound=0.0, flag_values=fv
     )
@@ -125,11 +129,21 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_enum(
         "lr_schedule",
         t.lr_schedule,
-        ["constant", "poly"],
-        "LR schedule (per step).",
+        list(SCHEDULES),
+        "LR schedule, stepped per iteration (tfseg.training.schedules): onecycle is PyTorch's "
+        "OneCycleLR, the reference zoo's cos_warmup with --warmup_epochs=3.",
         flag_values=fv,
     )
     flags.DEFINE_float("poly_power", t.poly_power, "Power of the poly schedule.", flag_values=fv)
+    flags.DEFINE_float(
+        "warmup_epochs", t.warmup_epochs,
+        "Epochs of warm-up (linear from ~0; onecycle: its rising phase).", lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "clip_norm", t.clip_norm, "Clip gradients to this global norm (default: off).",
+        lower_bound=0.0, flag_values=fv,
+    )
     flags.DEFINE_integer(
         "seed", t.seed, "Random seed (data order, augmentation, init).", flag_values=fv
     )
@@ -377,6 +391,8 @@ def _train_config(fv, stages):
         weight_decay=fv.weight_decay,
         lr_schedule=fv.lr_schedule,
         poly_power=fv.poly_power,
+        warmup_epochs=fv.warmup_epochs,
+        clip_norm=fv.clip_norm or None,
         seed=fv.seed,
         resume=fv.resume,
         val_every=fv.val_every,
