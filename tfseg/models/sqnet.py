@@ -33,9 +33,6 @@ Departures from the reference:
 - the reference's transposed convolutions (3x3, stride 2, padding 1, output padding 1) are Keras
   "same" transposed convolutions here, and its 3x3/2 max-pools (padding 1) pool "same": both have
   the same shapes, parameters and MACs, but their windows sit one pixel from PyTorch's;
-- the paper's encoder is pre-trained on ImageNet and its decoder upsamples with unpooling-free
-  transposed convolutions without BN; the reference (and tfseg) train from scratch with BN after
-  every convolution;
 - BatchNorm epsilon 1e-3 (tfseg's) instead of 1e-5.
 
 Parameters with 19 classes: 4,808,976 (reference 4,808,976); 36.79 conv GMACs at 512x1024
