@@ -42,6 +42,8 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     fddwnet,
     fpenet,
     fssnet,
+    segnet,
+    sqnet,
     ssn,  # noqa: E402,F401
 )
 from tfseg.models.anatomy import Anatomy, get_anatomy, model_stride
