@@ -30,10 +30,12 @@ import tfseg.models.heads  # noqa: E402,F401
 from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401
     adscnet,
     aglnet,
+    bisenetv2,
     cfpnet,
     cgnet,
     contextnet,
     dabnet,
+    ddrnet,
     edanet,
     enet,
     erfnet,
