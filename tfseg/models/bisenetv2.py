@@ -180,7 +180,5 @@ def bisenetv2(inputs, num_classes, *, name="bisenetv2"):
     x = guided_aggregation(detail, semantic, BGA_CHANNELS, name=f"{name}_bga")
     x = seg_head(x, num_classes, name=f"{name}_head")
     logits = BilinearUpsample(8, name=f"{name}_upsample")(x)
-    aux = [
-        seg_head(t, num_classes, name=f"{name}_aux{i + 2}") for i, t in enumerate(stages)
-    ]
+    aux = [seg_head(t, num_classes, name=f"{name}_aux{i + 2}") for i, t in enumerate(stages)]
     return {"logits": logits, "aux": aux}
