@@ -31,14 +31,13 @@ Auxiliary head (``heads=("aux",)``): a SegHead on the high branch after stage 4 
 
 Departures from the reference (no parameters or MACs change):
 
-- fixed-factor upsampling is half-pixel bilinear (``BilinearUpsample``), not
-  ``align_corners=True``; strided convolutions and pools pad "same" (Keras'), and the DAPPM's
-  average pools leave the padding out of the mean (PyTorch counts it);
-- the DAPPM's pooled maps (``ceil(h / s)`` pixels for a map of ``h``, as in PyTorch) are upsampled
-  by their pooling stride ``s`` and cropped to ``h``: exact bilinear upsampling when ``s`` divides
-  ``h`` (inputs that are multiples of 512, e.g. 512x1024 and 1024x2048: then the crop is empty),
-  the resize's first ``h`` pixels of ``s * ceil(h / s)`` otherwise; the reference resizes to ``h``
-  exactly for any size. The 1/64 low branch makes the stride 64.
+- upsampling is half-pixel bilinear, not ``align_corners=True``: ``BilinearUpsample`` for the
+  fixed factors, ``ResizeLike`` for the DAPPM's pooled maps (``ceil(h / s)`` pixels for a map of
+  ``h`` and a pool of stride ``s``, resized back to ``h`` as the reference does, for any size);
+- strided convolutions and pools pad "same" (Keras'), and the DAPPM's average pools leave the
+  padding out of the mean (PyTorch counts it);
+- the 1/64 low branch is upsampled x8 by a fixed factor, so inputs must be multiples of 64 (the
+  reference resizes to the high branch's size for any input).
 
 Initialisation is tfseg's He-normal, without zero-init residuals: the untrained logits reach a
 standard deviation of ~350 on N(0, 1) images (128x192), and export parity still holds.
@@ -51,7 +50,7 @@ Parameters with 19 classes: 5,542,624 (reference 5,542,624), 5,619,040 with the 
 
 from keras import layers
 
-from tfseg.layers import BilinearUpsample, CropToInput, conv_bn_act, seg_head
+from tfseg.layers import BilinearUpsample, ResizeLike, conv_bn_act, seg_head
 from tfseg.registry import MODELS
 
 # arch: (base width c, blocks of stage 2, stage 3, stage 4, stage 4's second round, stage 5,
@@ -113,7 +112,8 @@ def bilateral_fusion(low, high, *, factor, name):
 
 
 def _pooled(x, filters, pool, *, name):
-    """The DAPPM's pooled context at ``x``'s size: average pool, 1x1 conv (no bias), upsampling."""
+    """The DAPPM's pooled context at ``x``'s size: average pool, 1x1 conv (no bias), bilinear
+    resize to ``x``'s size (``ceil(h / stride)`` does not divide ``h`` for every input size)."""
     if pool is None:
         y = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
     else:
@@ -124,8 +124,7 @@ def _pooled(x, filters, pool, *, name):
     )(y)
     if pool is None:
         return y  # 1x1: broadcast by the addition
-    y = BilinearUpsample(pool[1], name=f"{name}_up")(y)
-    return CropToInput(name=f"{name}_crop")([y, x])
+    return ResizeLike(name=f"{name}_up")([y, x])
 
 
 def dappm(x, filters, *, name):
