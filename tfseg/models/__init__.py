@@ -41,6 +41,8 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     erfnet,
     esnet,
     espnet,
+    espnetv2,
+    fastscnn,
     fddwnet,
     fpenet,
     fssnet,
