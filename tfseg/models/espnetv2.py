@@ -9,8 +9,8 @@ count tfseg matches; every PReLU has one slope per layer (PyTorch's ``nn.PReLU()
 - the image is average-pooled (3x3/2, padding 1) to 1/4, 1/8 and 1/16;
 - level 1 (stride 2): a 3x3/2 convolution to 32 channels (+ BN + PReLU);
 - level 2 (stride 4): a strided EESP unit to 64 channels;
-- level 3 (stride 8): a strided EESP unit to 128 channels and 3 EESP units;
-- level 4 (stride 16): a strided EESP unit to 256 channels and 7 EESP units;
+- level 3 (stride 8): a strided EESP unit to 128 channels and ``alpha3 = 3`` EESP units;
+- level 4 (stride 16): a strided EESP unit to 256 channels and ``alpha4 = 7`` EESP units;
 - decoder: level 4 upsampled x2, a 1x1 convolution to 128 (+ BN + ReLU, the reference's default
   activation there), concatenated with level 3 (256 channels); the pyramid pooling module (average
   pooling to 1, 2, 4 and 6 cells, 1x1 convolutions to 64, resized back and concatenated with the
@@ -72,8 +72,6 @@ from tfseg.layers.downsample import strided_depthwise
 from tfseg.registry import MODELS
 
 BRANCHES = 4  # K: branches (and groups of the grouped 1x1 convolutions) of an EESP unit
-LEVEL3_UNITS = 3  # alpha3: EESP units after the strided one at stride 8
-LEVEL4_UNITS = 7  # alpha4: EESP units after the strided one at stride 16
 
 
 def avg_pool_down(x, *, name):
@@ -147,13 +145,18 @@ def eesp_unit(x, image=None, *, strides=1, activation="prelu", name):
     paper="ESPNetv2 (Mehta et al., 2019)",
     reference="ESPNetv2",
     features={8: "espnetv2_ppm_fuse_act"},
+    # The contract test builds one EESP unit of each kind per level (the same layers and ops):
+    # tf2onnx's time grows with the graph (1,064 ONNX nodes at the full depth).
+    contract_kwargs={"alpha3": 1, "alpha4": 1},
 )
-def espnetv2(inputs, num_classes, *, activation="prelu", name="espnetv2"):
+def espnetv2(inputs, num_classes, *, alpha3=3, alpha4=7, activation="prelu", name="espnetv2"):
     """ESPNetv2 logits at the input resolution.
 
     Args:
       inputs: (B, H, W, 3) image tensor; H and W multiples of 16.
       num_classes: logit channels.
+      alpha3: EESP units after the strided one at stride 8 (the reference's ``alpha3``).
+      alpha4: EESP units after the strided one at stride 16 (the reference's ``alpha4``).
       activation: activation of the EESP units, the first convolution, the pyramid pooling module
         and the head (``"prelu"``: one slope per layer, as the reference; or any Keras activation
         name such as ``"relu"``).
@@ -169,11 +172,11 @@ def espnetv2(inputs, num_classes, *, activation="prelu", name="espnetv2"):
     x = act(x, activation, name=f"{name}_l1_act")
     x = eesp_unit(x, image4, strides=2, name=f"{name}_l2", **kw)
     x = eesp_unit(x, image8, strides=2, name=f"{name}_l3_1", **kw)
-    for i in range(LEVEL3_UNITS):
+    for i in range(alpha3):
         x = eesp_unit(x, name=f"{name}_l3_{i + 2}", **kw)
     level3 = x
     x = eesp_unit(x, image16, strides=2, name=f"{name}_l4_1", **kw)
-    for i in range(LEVEL4_UNITS):
+    for i in range(alpha4):
         x = eesp_unit(x, name=f"{name}_l4_{i + 2}", **kw)
 
     x = BilinearUpsample(2, name=f"{name}_l4_up")(x)
