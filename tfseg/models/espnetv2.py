@@ -50,7 +50,7 @@ Departures from the reference:
   the EESP unit with BN + PReLU, uses 5 average-pooled image inputs per level and a different
   decoder); the reference's layout is the one kept, with its counts.
 
-Parameters with 19 classes: 862,032 (reference 862,032); 4.82 conv GMACs at 512x1024
+Parameters with 19 classes: 862,032 (reference 862,032); 4.815 conv GMACs at 512x1024
 (reference 4.82).
 
 >>> model = tfseg.build_model("espnetv2", 19, input_shape=(512, 1024, 3))

@@ -29,11 +29,11 @@ Departures from the reference (no parameters or MACs are involved):
   factors (``BilinearUpsample``), so H and W must be multiples of 32; the pyramid pooling module
   resizes back half-pixel too (``tfseg.layers.pyramid_pooling``, exact adaptive pooling bins);
 - the reference ends with 1x1 convolution + BN + **ReLU** on the logits; here the logits are linear
-  (1x1 convolution + BN): a ReLU would clamp every negative logit to zero. The count is unchanged.
+  (1x1 convolution + BN): a ReLU would clamp every negative logit to zero. The count is unchanged;
 - the paper's fusion uses a dilated (x4) depthwise convolution without activation; the reference's
   (dilation 1, + BN + ReLU) is kept.
 
-Parameters with 19 classes: 1,023,769 (reference 1,023,769); 1.620 conv GMACs at 512x1024
+Parameters with 19 classes: 1,023,769 (reference 1,023,769); 1.618 conv GMACs at 512x1024
 (reference 1.62).
 
 >>> model = tfseg.build_model("fastscnn", 19, input_shape=(512, 1024, 3))
