@@ -44,6 +44,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     fddwnet,
     fpenet,
     fssnet,
+    mininet,
     segnet,
     sqnet,
     ssn,  # noqa: E402,F401
