@@ -45,6 +45,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     fpenet,
     fssnet,
     mininet,
+    mininetv2,
     segnet,
     sqnet,
     ssn,  # noqa: E402,F401
