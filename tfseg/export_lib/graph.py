@@ -19,8 +19,9 @@ folded and what was left (a BN after an addition or a concatenation cannot be fo
 per-channel multiply-add).
 
 ``grouped_conv="native"`` also replaces grouped ``Conv2D`` layers, subclasses included (ShuffleNet;
-RegSeg's ``PerGroupConv2D``), by a variant that emits a plain TF ``Conv2D`` op: Keras wraps grouped convolutions in an XLA-compiled nested function
-on TF (TF's CPU kernel lacks groups), which tf2onnx cannot convert (``StatefulPartitionedCall``).
+RegSeg's ``PerGroupConv2D``), by a variant that emits a plain TF ``Conv2D`` op: Keras wraps
+grouped convolutions in an XLA-compiled nested function on TF (TF's CPU kernel lacks groups),
+which tf2onnx cannot convert (``StatefulPartitionedCall``).
 The plain op converts to ONNX ``Conv`` with ``group``. Such a copy is only for tracing/conversion:
 TF itself cannot run it on CPU.
 """
