@@ -18,9 +18,10 @@ Folding once in Keras makes every artifact folded the same way; the export repor
 folded and what was left (a BN after an addition or a concatenation cannot be folded and stays as a
 per-channel multiply-add).
 
-``grouped_conv="native"`` also replaces grouped ``Conv2D`` layers (ShuffleNet) by a variant that
-emits a plain TF ``Conv2D`` op: Keras wraps grouped convolutions in an XLA-compiled nested function
-on TF (TF's CPU kernel lacks groups), which tf2onnx cannot convert (``StatefulPartitionedCall``).
+``grouped_conv="native"`` also replaces grouped ``Conv2D`` layers, subclasses included (ShuffleNet;
+RegSeg's ``PerGroupConv2D``), by a variant that emits a plain TF ``Conv2D`` op: Keras wraps
+grouped convolutions in an XLA-compiled nested function on TF (TF's CPU kernel lacks groups),
+which tf2onnx cannot convert (``StatefulPartitionedCall``).
 The plain op converts to ONNX ``Conv`` with ``group``. Such a copy is only for tracing/conversion:
 TF itself cannot run it on CPU.
 """
@@ -331,7 +332,7 @@ def inference_model(
             )
         if (
             grouped_conv == "native"
-            and type(layer) is keras.layers.Conv2D
+            and isinstance(layer, keras.layers.Conv2D)
             and getattr(layer, "groups", 1) > 1
         ):
             native.append(layer.name)

@@ -46,6 +46,9 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     fddwnet,
     fpenet,
     fssnet,
+    mininet,
+    mininetv2,
+    regseg,
     segnet,
     sqnet,
     ssn,  # noqa: E402,F401
