@@ -12,6 +12,7 @@ from tfseg.layers.blocks import (
     seg_head,
     separable_bn_act,
 )
+from tfseg.layers.conv import PerGroupConv2D
 from tfseg.layers.downsample import conv_pool_downsample, strided_depthwise
 from tfseg.layers.factorized import factorized_conv
 from tfseg.layers.init import torch_depthwise_init, torch_init
@@ -56,6 +57,7 @@ __all__ = [
     "AdaptiveAvgPool2D",
     "ResizeLike",
     "pyramid_pooling",
+    "PerGroupConv2D",
     "MaxUnpool2D",
     "PoolSwitches",
     "max_pool_with_switches",

@@ -30,11 +30,11 @@ EESP unit on C channels (K = 4 branches of C/4 channels):
 
 Departures from the reference:
 
-- each grouped 1x1 convolution is one convolution per group of channels (the same parameters and
-  MACs; ``grouped_pointwise``; the expansion's groups are the branches themselves, so it is one
-  convolution per branch before the concatenation): TensorFlow runs a grouped ``Conv2D`` through
-  XLA on CPU, where its gradient is ~10x slower (measured: 0.25 s against 0.025 s on a 2x16x20x256
-  map), and the export needs a rewrite for it;
+- each grouped 1x1 convolution runs as one convolution per group of channels (the same weights,
+  parameters and MACs: ``tfseg.layers.PerGroupConv2D`` for the reduction; the expansion's groups
+  are the branches themselves, so it is one convolution per branch before the concatenation):
+  TensorFlow runs a grouped ``Conv2D`` through XLA on CPU, where its gradient is ~10x slower
+  (measured: 0.25 s against 0.025 s on a 2x16x20x256 map);
 - a 3x3 depthwise convolution with stride 2 and dilation 2, 4 or 8 (Keras does not combine stride
   and dilation) is computed exactly as an even-pixel subsampling followed by the convolution with
   half the dilation (``tfseg.layers.downsample.strided_depthwise``);
@@ -60,7 +60,7 @@ from keras import layers
 
 from tfseg.layers import (
     BilinearUpsample,
-    ChannelSplit,
+    PerGroupConv2D,
     conv_bn_act,
     pointwise_bn_act,
     pyramid_pooling,
@@ -86,17 +86,6 @@ def _pointwise(x, filters, *, name):
     return layers.Conv2D(filters, 1, use_bias=False, kernel_initializer="he_normal", name=name)(x)
 
 
-def grouped_pointwise(x, filters, groups, *, name):
-    """1x1 convolution in ``groups`` groups (PyTorch's ``Conv2d(..., 1, groups=groups)``, no
-    bias), as one convolution per group of channels: ``{name}_split``, ``{name}{g}`` (g = 1 ..
-    groups), ``{name}_concat``. The same parameters and MACs as a grouped ``Conv2D``, whose
-    gradient TensorFlow computes ~10x slower on CPU; exports as slices, 1x1 convolutions and a
-    concatenation."""
-    parts = ChannelSplit(groups, name=f"{name}_split")(x)
-    parts = [_pointwise(p, filters // groups, name=f"{name}{g + 1}") for g, p in enumerate(parts)]
-    return layers.Concatenate(name=f"{name}_concat")(parts)
-
-
 def _branch(x, dilation, strides, *, activation, name):
     """The zoo's ``DSConvBNAct`` with the unit's stride and ``dilation``: 3x3 depthwise + BN + act,
     1x1 with bias + BN + act. A strided branch samples the even pixels (``strided_depthwise``)."""
@@ -120,7 +109,10 @@ def eesp_unit(x, image=None, *, strides=1, activation="prelu", name):
         raise ValueError(f"{name}: {channels} channels do not split into {BRANCHES} branches")
     if strides != 1 and image is None:
         raise ValueError(f"{name}: a strided EESP unit needs the image at its output stride")
-    y = grouped_pointwise(x, channels // BRANCHES, BRANCHES, name=f"{name}_reduce")
+    y = PerGroupConv2D(
+        channels // BRANCHES, 1, groups=BRANCHES, use_bias=False, kernel_initializer="he_normal",
+        name=f"{name}_reduce",
+    )(x)
     merged, expanded = None, []
     for k in range(BRANCHES):
         b = _branch(y, 2**k, strides, activation=activation, name=f"{name}_branch{k + 1}")

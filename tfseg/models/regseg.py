@@ -53,10 +53,9 @@ Parameters with 19 classes: 3,367,132 (reference 3,367,132); 9.17 conv GMACs at 
 >>> model = tfseg.build_model("regseg", 19, input_shape=(512, 1024, 3))
 """
 
-from keras import layers, ops
+from keras import layers
 
-from tfseg.layers import BilinearUpsample, ChannelSplit, bn_act, conv_bn_act
-from tfseg.layers.blocks import keras_serializable
+from tfseg.layers import BilinearUpsample, ChannelSplit, PerGroupConv2D, bn_act, conv_bn_act
 from tfseg.registry import MODELS
 
 # (r1, r2) of the twelve stride-1 blocks of the 1/16 stage and of the last block (the reference's).
@@ -66,39 +65,6 @@ DILATIONS = (
 )  # fmt: skip
 GROUP_WIDTH = 16
 SE_RATIO = 0.25
-
-
-@keras_serializable
-class PerGroupConv2D(layers.Conv2D):
-    """A grouped ``Conv2D`` computed as one convolution per group, concatenated.
-
-    Same weights (kernel ``(kh, kw, C_in / groups, C_out)``), configuration, function and MACs as
-    ``keras.layers.Conv2D(groups=g)``. Why: on the TensorFlow backend Keras runs every grouped
-    convolution through a ``tf.function(jit_compile=True)`` that it creates anew at each call, so
-    each eager call recompiles it with XLA (RegSeg at 64x96: ~10 s per eager forward pass under
-    load, against well under a second here). Plain convolutions have no such path. Exports as one
-    convolution per group (LiteRT ``CONV_2D``, ONNX ``Conv``) plus a concatenation.
-    """
-
-    def convolution_op(self, inputs, kernel):
-        if self.groups == 1:
-            return super().convolution_op(inputs, kernel)
-        axis = -1 if self.data_format == "channels_last" else 1
-        parts = [
-            ops.conv(
-                x,
-                k,
-                strides=list(self.strides),
-                padding=self.padding,
-                dilation_rate=self.dilation_rate,
-                data_format=self.data_format,
-            )
-            for x, k in zip(
-                ops.split(inputs, self.groups, axis=axis),
-                ops.split(kernel, self.groups, axis=-1),
-            )
-        ]
-        return ops.concatenate(parts, axis=axis)
 
 
 def grouped_conv_bn_relu(x, filters, *, groups, strides=1, dilation_rate=1, name):
