@@ -44,6 +44,8 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     fddwnet,
     fpenet,
     fssnet,
+    lednet,
+    lite_hrnet,
     segnet,
     sqnet,
     ssn,  # noqa: E402,F401
