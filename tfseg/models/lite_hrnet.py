@@ -145,7 +145,7 @@ def fusion(feats, channels, *, out_names, name):
     return outs
 
 
-def stage(feats, *, base_channels, stage_index, modules, repeat, extra_branch, name):
+def stage(feats, *, base_channels, modules, repeat, extra_branch, name):
     """``modules`` Lite-HRNet modules over ``len(feats)`` branches; with ``extra_branch`` the last
     fusion adds the next (half-resolution) branch."""
     for i in range(modules):
@@ -180,7 +180,7 @@ def lite_hrnet_backbone(
     feats = [x, x2]
     for s, modules in enumerate(ARCHS[arch], start=2):
         feats = stage(
-            feats, base_channels=base_channels, stage_index=s, modules=modules, repeat=repeat,
+            feats, base_channels=base_channels, modules=modules, repeat=repeat,
             extra_branch=s != 4, name=f"{name}_stage{s}",
         )
     return feats
