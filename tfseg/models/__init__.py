@@ -46,6 +46,8 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     fddwnet,
     fpenet,
     fssnet,
+    lednet,
+    lite_hrnet,
     mininet,
     mininetv2,
     regseg,

@@ -184,11 +184,12 @@ def score_layers(model, num_classes, g=None):
         for parent, _ in refs:
             if name not in consumers[parent]:
                 consumers[parent].append(name)
+    by_name = {layer.name: layer for layer in model.layers}  # get_layer is linear in the layers
     score = set()
     for name in reversed(order):
         if name in inputs:
             continue
-        out = model.get_layer(name).output
+        out = by_name[name].output
         outs = out if isinstance(out, (list, tuple)) else [out]
         if not all(len(o.shape) == 4 and o.shape[-1] == num_classes for o in outs):
             continue
