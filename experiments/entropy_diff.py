@@ -13,13 +13,6 @@ per image, the mean entropies, the mean difference, and the mean difference on t
 of model A's prediction (a 3x3 window holding more than one class) and off them.
 """
 
-# ruff: noqa: E402  (the path line must come before the tfseg imports)
-import os as _os
-import sys as _sys
-
-# Run as a script from anywhere: the repository root goes on the path.
-_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
-
 import os
 import sys
 

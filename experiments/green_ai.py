@@ -31,13 +31,6 @@ the schedule's scales (nearest neighbour, as the pipeline does), overall and per
 
 """
 
-# ruff: noqa: E402  (the path line must come before the tfseg imports)
-import os as _os
-import sys as _sys
-
-# Run as a script from anywhere: the repository root goes on the path.
-_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
-
 import json
 import os
 import resource

@@ -13,13 +13,6 @@ trained with ``--train_iterations`` (30) is evaluated at every t, i.e. t is an i
 setting of that model. Prints a markdown table.
 """
 
-# ruff: noqa: E402  (the path line must come before the tfseg imports)
-import os as _os
-import sys as _sys
-
-# Run as a script from anywhere: the repository root goes on the path.
-_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
-
 import argparse
 import json
 import os

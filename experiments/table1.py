@@ -19,13 +19,6 @@ With ``--train_epochs=N`` each model is also trained by ``python -m tfseg.train`
 The paper's own figures (Cityscapes val mIoU and Titan Xp FPS) are printed next to them.
 """
 
-# ruff: noqa: E402  (the path line must come before the tfseg imports)
-import os as _os
-import sys as _sys
-
-# Run as a script from anywhere: the repository root goes on the path.
-_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
-
 import json
 import os
 import subprocess

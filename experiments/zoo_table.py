@@ -1,6 +1,6 @@
 """The zoo table of docs/zoo.md: every network registered with a reference row, measured in one run.
 
-    python experiments/zoo_table.py --out=docs/zoo.md [--miou=train] [--networks=cgnet,fssnet]
+    PYTHONPATH=. python experiments/zoo_table.py --out=docs/zoo.md [--miou=train] [--networks=cgnet,fssnet]
 
 Columns: trainable parameters (19 classes) and GFLOPs at 1024x512 against the reference zoo's
 figures (docs/reference/zoo_reference.csv); CPU latency at 512x1024, batch 1, ``--threads`` threads,
@@ -10,13 +10,6 @@ GFLOP/s as a share of the same run's fp32 matmul peak (``--nolatency`` leaves th
 synthetic scenes, the same for every network (``tfseg.train`` in a subprocess, one run directory
 each). The CPU model and its int8/bf16 flags head the table: figures hold for that CPU only.
 """
-
-# ruff: noqa: E402  (the path line must come before the tfseg imports)
-import os as _os
-import sys as _sys
-
-# Run as a script from anywhere: the repository root goes on the path.
-_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
 
 import csv
 import json

@@ -8,13 +8,6 @@ temporary file renamed into place); ``python -m tfseg.train --class_weights=weig
 ``w_c = 1 / ln(c + p_c)`` with ``p_c`` the class's share of the split's labelled pixels.
 """
 
-# ruff: noqa: E402  (the path line must come before the tfseg imports)
-import os as _os
-import sys as _sys
-
-# Run as a script from anywhere: the repository root goes on the path.
-_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
-
 import json
 import sys
 

@@ -11,13 +11,6 @@ training run from it::
 (next to the model file) when there is one. The output is written atomically.
 """
 
-# ruff: noqa: E402  (the path line must come before the tfseg imports)
-import os as _os
-import sys as _sys
-
-# Run as a script from anywhere: the repository root goes on the path.
-_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
-
 import json
 import os
 

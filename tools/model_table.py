@@ -5,16 +5,9 @@
     python tools/model_table.py --check    # fail if the README's rows do not name the registered
                                            # models with their kind, stride and paper (no build)
 
-Like the other tools and experiments it puts the repository root on ``sys.path`` first, so it runs
-from a checkout without ``pip install -e .``.
+Like the other tools it imports the installed package (``pip install -e .``, or run it from the
+repository root with ``PYTHONPATH=.``).
 """
-
-# ruff: noqa: E402  (the path line must come before the tfseg imports)
-import os as _os
-import sys as _sys
-
-# Run as a script from anywhere: the repository root goes on the path.
-_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
 
 import argparse
 import os

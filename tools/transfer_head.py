@@ -24,13 +24,6 @@ class count; a model whose features happen to have exactly that many channels ri
 classifier would confuse the walk (then pass ``--target_model``).
 """
 
-# ruff: noqa: E402  (the path line must come before the tfseg imports)
-import os as _os
-import sys as _sys
-
-# Run as a script from anywhere: the repository root goes on the path.
-_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
-
 import sys
 
 from absl import app, flags
