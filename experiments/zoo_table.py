@@ -1,6 +1,7 @@
 """The zoo table of docs/zoo.md: every network registered with a reference row, measured in one run.
 
-    PYTHONPATH=. python experiments/zoo_table.py --out=docs/zoo.md [--miou=train] [--networks=cgnet,fssnet]
+    PYTHONPATH=. python experiments/zoo_table.py --out=docs/zoo.md [--miou=train] \
+        [--networks=cgnet,fssnet] [--merge]
 
 Columns: trainable parameters (19 classes) and GFLOPs at 1024x512 against the reference zoo's
 figures (docs/reference/zoo_reference.csv); CPU latency at 512x1024, batch 1, ``--threads`` threads,
