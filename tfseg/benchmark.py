@@ -45,7 +45,7 @@ from tfseg.bench import report
 from tfseg.bench.measure import measure, model_targets, parse_sizes
 from tfseg.bench.runtimes import RUNTIMES
 from tfseg.bench.timing import matmul_gflops
-from tfseg.registry import ENCODERS
+from tfseg.registry import ENCODERS, MODELS
 
 FLAGS = flags.FLAGS
 
@@ -180,8 +180,15 @@ def _measure_all(targets, sizes, encoder_kwargs, peak, timed):
 
 def run_models(sizes, encoder_kwargs):
     """The model table: matmul reference, a line per runtime, the summary, JSON and plot."""
+    # --encoder's default (mobilenet) is for decoders; a network built on an encoder keeps its own
+    # unless --encoder is given.
+    given = FLAGS["encoder"].present or FLAGS.model not in MODELS
     targets = model_targets(
-        FLAGS.model, FLAGS.encoder, model_path=FLAGS.model_path, pairs=FLAGS.pairs, every=FLAGS.all
+        FLAGS.model,
+        FLAGS.encoder if given else None,
+        model_path=FLAGS.model_path,
+        pairs=FLAGS.pairs,
+        every=FLAGS.all,
     )
     timed = [r for r in FLAGS.runtimes if r != "none"]
     peak = matmul_gflops() if FLAGS.matmul and timed else None

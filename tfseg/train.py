@@ -17,8 +17,8 @@ import tfseg  # noqa: F401  (fills the registries used by the enum flags)
 from tfseg.cli import define_task_flags, given_option_flags, task_options_from_flags
 from tfseg.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig, parse_size
 from tfseg.data.progressive import DEFAULT_RELAXATION_KERNEL
-from tfseg.models import list_models, needs_encoder
-from tfseg.registry import DATASETS, ENCODERS, TASKS
+from tfseg.models import list_models, resolve_encoder, takes_encoder
+from tfseg.registry import DATASETS, ENCODERS, MODELS, TASKS
 from tfseg.training.schedules import KINDS as SCHEDULES
 
 FLAGS = flags.FLAGS
@@ -38,7 +38,12 @@ def define_flags(fv=FLAGS):
         flag_values=fv,
     )
     flags.DEFINE_enum(
-        "encoder", d.encoder, ENCODERS.names(), "Encoder for decoder models.", flag_values=fv
+        "encoder",
+        d.encoder,
+        ENCODERS.names(),
+        "Encoder of a decoder model, or of a complete network built on one (default: the "
+        "network's own, e.g. resnet18 for linknet).",
+        flag_values=fv,
     )
     flags.DEFINE_string(
         "encoder_kwargs", "{}", 'Encoder options as JSON, e.g. {"alpha": 0.5}.', flag_values=fv
@@ -348,12 +353,25 @@ def config_from_flags(fv):
 
 
 def _model_config(fv):
-    """``ModelConfig`` from the model flags."""
+    """``ModelConfig`` from the model flags (``encoder``: the one the model is built on)."""
+    encoder_kwargs = _json_flag("encoder_kwargs", fv.encoder_kwargs)
+    model_kwargs = _json_flag("model_kwargs", fv.model_kwargs)
+    if {"encoder", "encoder_kwargs"} & set(model_kwargs):
+        raise ValueError("--model_kwargs: give the encoder as --encoder / --encoder_kwargs")
+    if takes_encoder(fv.model):
+        # a network's own encoder unless --encoder is given; decoders: --encoder (or its default)
+        given = fv["encoder"].present or fv.model not in MODELS
+        encoder = resolve_encoder(fv.model, fv.encoder if given else None)
+    else:
+        for flag in ("encoder", "encoder_kwargs", "encoder_weights"):
+            if fv[flag].present:
+                raise ValueError(f"--{flag}: model {fv.model!r} is a network without an encoder")
+        encoder = None
     return ModelConfig(
         name=fv.model,
-        encoder=fv.encoder if needs_encoder(fv.model) else None,
-        encoder_kwargs=_json_flag("encoder_kwargs", fv.encoder_kwargs),
-        model_kwargs=_json_flag("model_kwargs", fv.model_kwargs),
+        encoder=encoder,
+        encoder_kwargs=encoder_kwargs,
+        model_kwargs=model_kwargs,
         encoder_weights=fv.encoder_weights,
         init_model=fv.init_model,
         heads=tuple(fv.heads),

@@ -88,3 +88,19 @@ def test_model_contract(name, tmp_path):
     kwargs = MODELS.info(name).extra.get("contract_kwargs", {})
     check_model_contract(name, tmp_path, export=True, **kwargs)
     keras.backend.clear_session()
+
+
+# Networks whose paper builds on any ImageNet backbone register ``any_encoder=True``: they must build
+# on another registered encoder too (symbolically: shapes only, nothing executed).
+ANY_ENCODER = [n for n, _ in ZOO if MODELS.info(n).extra.get("any_encoder")]
+
+
+@pytest.mark.parametrize("name", ANY_ENCODER)
+def test_builds_on_another_encoder(name):
+    default = MODELS.info(name).default_encoder
+    other = "mobilenet" if default != "mobilenet" else "resnet18"
+    model = tfseg.build_model(name, 19, encoder=other)
+    spec = model.compute_output_spec(keras.KerasTensor((1, 256, 512, 3)))
+    keras.backend.clear_session()
+    assert model.name == f"{name}_{other}"
+    assert tuple(spec.shape) == (1, 256, 512, 19)

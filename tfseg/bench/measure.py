@@ -55,11 +55,12 @@ def _build(name, encoder, num_classes, size, encoder_kwargs, model_path):
             raise ValueError(f"{model_path} is built for {static[0]}x{static[1]}, not {size}")
         return model
     import tfseg
-    from tfseg.models import needs_encoder
+    from tfseg.models import takes_encoder
 
-    # Complete networks (ssn, erfnet, ...) take no encoder: --encoder's default applies to decoders.
-    encoder = encoder if needs_encoder(name) else None
-    encoder_kwargs = encoder_kwargs if needs_encoder(name) else None
+    # Networks without an encoder (ssn, erfnet, ...) ignore --encoder; those built on one get their
+    # own default unless the caller names one (``None``).
+    encoder = encoder if takes_encoder(name) else None
+    encoder_kwargs = encoder_kwargs if takes_encoder(name) else None
     return tfseg.build_model(
         name, num_classes, encoder=encoder, input_shape=(*size, 3), encoder_kwargs=encoder_kwargs
     )
@@ -87,6 +88,13 @@ def _model_at(name, encoder, num_classes, size, encoder_kwargs, model_path):
     return _build(name, encoder, num_classes, run_size, encoder_kwargs, model_path), run_size
 
 
+def _encoder_of(name, encoder):
+    """The encoder model ``name`` is built on (``None``: a network without one)."""
+    from tfseg.models import resolve_encoder, takes_encoder
+
+    return resolve_encoder(name, encoder) if takes_encoder(name) else None
+
+
 def _base_row(model, name, encoder, size, run_size, runtimes, model_path):
     """The row's model columns: names, sizes, parameters and GFLOPs (at ``run_size``)."""
     from tfseg.flops import count_params, model_macs
@@ -94,7 +102,7 @@ def _base_row(model, name, encoder, size, run_size, runtimes, model_path):
     sized = _static_copy(model, run_size) if None in model.inputs[0].shape[1:3] else model
     return {
         "model": model.name if model_path else name,
-        "encoder": encoder if (name in DECODERS and not model_path) else None,
+        "encoder": None if model_path else _encoder_of(name, encoder),
         "input_size": f"{run_size[0]}x{run_size[1]}",
         "requested_size": f"{size[0]}x{size[1]}",
         "padded": run_size != tuple(size),

@@ -10,7 +10,13 @@ the encoder's layers of any model; ``export_encoder_weights`` extracts them from
 """
 
 from tfseg.encoders import mobilenet, resnet, shufflenet, vgg  # noqa: F401  (registration)
-from tfseg.encoders.core import OUTPUT_STRIDES, PYRAMID_KEYS, StrideSchedule, build_encoder_model
+from tfseg.encoders.core import (
+    OUTPUT_STRIDES,
+    PYRAMID_KEYS,
+    StrideSchedule,
+    build_encoder_model,
+    encoder_pyramid,
+)
 from tfseg.encoders.weights import export_encoder_weights, load_encoder_weights
 
 __all__ = [
@@ -18,6 +24,7 @@ __all__ = [
     "PYRAMID_KEYS",
     "StrideSchedule",
     "build_encoder_model",
+    "encoder_pyramid",
     "export_encoder_weights",
     "load_encoder_weights",
 ]

@@ -79,3 +79,22 @@ def build_encoder_model(
     if missing:
         raise RuntimeError(f"encoder {name!r} did not return pyramid levels {missing}")
     return keras.Model(inputs, {k: pyramid[k] for k in PYRAMID_KEYS}, name=prefix)
+
+
+def encoder_pyramid(x, encoder, *, output_stride=32, encoder_kwargs=None):
+    """The pyramid ``{"P1".."P5"}`` of encoder ``encoder`` on tensor ``x``, its layers named with
+    the encoder's name (so ``--encoder_weights`` finds them): how a complete network built on an
+    encoder (``MODELS`` registered with ``default_encoder=``) builds it.
+
+    >>> pyramid = encoder_pyramid(x, "resnet18", output_stride=8)  # doctest: +SKIP
+    """
+    from tfseg.registry import check_kwargs
+
+    info = ENCODERS.info(encoder)
+    kwargs = dict(encoder_kwargs or {})
+    check_kwargs(info, kwargs, "encoder")
+    pyramid = info.fn(x, output_stride=check_output_stride(output_stride), name=encoder, **kwargs)
+    missing = [k for k in PYRAMID_KEYS if k not in pyramid]
+    if missing:
+        raise RuntimeError(f"encoder {encoder!r} did not return pyramid levels {missing}")
+    return pyramid

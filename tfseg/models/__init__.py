@@ -56,7 +56,14 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     ssn,  # noqa: E402,F401
 )
 from tfseg.models.anatomy import Anatomy, get_anatomy, model_stride
-from tfseg.models.build import build_model, list_models, needs_encoder, stride_of
+from tfseg.models.build import (
+    build_model,
+    list_models,
+    needs_encoder,
+    resolve_encoder,
+    stride_of,
+    takes_encoder,
+)
 
 __all__ = [
     "Anatomy",
@@ -65,5 +72,7 @@ __all__ = [
     "list_models",
     "model_stride",
     "needs_encoder",
+    "resolve_encoder",
     "stride_of",
+    "takes_encoder",
 ]

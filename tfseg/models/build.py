@@ -53,6 +53,31 @@ def needs_encoder(name):
     return name in DECODERS and name not in MODELS
 
 
+def takes_encoder(name):
+    """True for a decoder and for a complete network built on an encoder (registered with
+    ``default_encoder=``): both accept ``encoder=`` / ``--encoder``."""
+    return needs_encoder(name) or (name in MODELS and MODELS.info(name).default_encoder is not None)
+
+
+def resolve_encoder(name, encoder):
+    """The encoder model ``name`` is built on: ``encoder``, a network's default when ``None``, and
+    ``None`` for a network that takes none (a ValueError if one was given anyway)."""
+    if name in MODELS:
+        default = MODELS.info(name).default_encoder
+        if default is None:
+            if encoder is not None:
+                raise ValueError(
+                    f"model {name!r} is a complete network without an encoder; it does not take "
+                    f"encoder={encoder!r} (networks built on an encoder: "
+                    f"{', '.join(n for n in MODELS.names() if takes_encoder(n)) or 'none'})"
+                )
+            return None
+        encoder = default if encoder is None else encoder
+    if encoder is not None:
+        ENCODERS.info(encoder)  # an unknown encoder lists the choices
+    return encoder
+
+
 def stride_of(name):
     """The input-size multiple that model ``name`` needs (decoders: 32, the encoders' stride)."""
     return MODELS.info(name).stride if name in MODELS else 32
@@ -78,7 +103,9 @@ def build_model(
         complete network from ``list_models()``.
       num_classes: number of output channels (logits).
       encoder: encoder name from ``list_encoders()``; required for decoders. Complete networks that
-        are built on an ImageNet encoder take it too.
+        are built on an ImageNet encoder (registered with ``default_encoder=``) take it too, with
+        that default when ``None``; their builder gets ``encoder=`` and ``encoder_kwargs=`` and
+        builds the pyramid with ``tfseg.encoders.encoder_pyramid``.
       input_shape: ``(H, W, 3)``; ``None`` dims make a model for any size divisible by its stride.
       encoder_kwargs: keyword arguments for the encoder builder (e.g. ``{"alpha": 0.5}``).
       bn_momentum: momentum of every BatchNormalization's moving statistics
@@ -108,14 +135,20 @@ def build_model(
     if name in MODELS:
         info = MODELS.info(name)
         check_kwargs(info, kwargs, "model")
-        encoder = encoder if encoder is not None else info.default_encoder
-        if encoder is not None:
-            ENCODERS.info(encoder)  # an unknown encoder lists the choices
-            encoder_kwargs.setdefault("encoder", encoder)
-        result = info.fn(x, int(num_classes), **encoder_kwargs, **kwargs)
+        encoder = resolve_encoder(name, encoder)
+        if encoder is None:
+            if encoder_kwargs:
+                raise ValueError(f"model {name!r} has no encoder to take {encoder_kwargs}")
+            result = info.fn(x, int(num_classes), **kwargs)
+            model_name = name
+        else:
+            check_kwargs(ENCODERS.info(encoder), encoder_kwargs, "encoder")
+            result = info.fn(
+                x, int(num_classes), encoder=encoder, encoder_kwargs=encoder_kwargs, **kwargs
+            )
+            model_name = name if encoder == info.default_encoder else f"{name}_{encoder}"
         built = result if isinstance(result, dict) else {LOGITS: result}
         parts = Parts(inputs=inputs, logits=built[LOGITS], features={})
-        model_name = name
     else:
         built, parts = _encoder_decoder(name, num_classes, encoder, x, encoder_kwargs, kwargs)
         parts.inputs = inputs

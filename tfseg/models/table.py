@@ -35,7 +35,7 @@ def row(name, kind, encoder, measure=True):
         params = f"{count_params(model) / 1e6:.2f}"
         gflops = f"{2 * model_macs(model) / 1e9:.1f}"
         keras.backend.clear_session()
-    shown = f"`{name}`" + (f" + `{encoder}`" if kind == "decoder" else "")
+    shown = f"`{name}`" + (f" + `{encoder}`" if encoder else "")
     return f"| {shown} | {kind} | {stride_of(name)} | {params} | {gflops} | {info.paper} |"
 
 
