@@ -90,8 +90,8 @@ def test_model_contract(name, tmp_path):
     keras.backend.clear_session()
 
 
-# Networks whose paper builds on any ImageNet backbone register ``any_encoder=True``: they must build
-# on another registered encoder too (symbolically: shapes only, nothing executed).
+# Networks whose paper builds on any ImageNet backbone register ``any_encoder=True``: they must
+# build on another registered encoder too (symbolically: shapes only, nothing executed).
 ANY_ENCODER = [n for n, _ in ZOO if MODELS.info(n).extra.get("any_encoder")]
 
 
