@@ -21,6 +21,10 @@ APPS = {
     "vgg16": (keras.applications.VGG16, keras.applications.vgg16.preprocess_input),
     "resnet50": (keras.applications.ResNet50, keras.applications.resnet50.preprocess_input),
     "mobilenet": (keras.applications.MobileNet, keras.applications.mobilenet.preprocess_input),
+    "mobilenetv2": (
+        keras.applications.MobileNetV2,
+        keras.applications.mobilenet_v2.preprocess_input,
+    ),
 }
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -101,6 +105,7 @@ def test_legacy_h5_gives_keras_applications_outputs(name, legacy, images):
     [
         ("vgg16", "P1", "block1_pool", (slice(1, -1), slice(1, -1))),
         ("mobilenet", "P1", "conv_pw_1_relu", (slice(0, -2), slice(0, -2))),
+        ("mobilenetv2", "P1", "expanded_conv_project_BN", (slice(0, -2), slice(0, -2))),
     ],
 )
 def test_adapt_input_matches_keras_preprocessing(name, level, ref_layer, crop, legacy, images):
@@ -114,6 +119,57 @@ def test_adapt_input_matches_keras_preprocessing(name, level, ref_layer, crop, l
     got = encoder(normalised)[level]
     # Exact away from the border (the zero padding stands for another colour there).
     assert_close(np.asarray(got)[:, crop[0], crop[1]], np.asarray(want)[:, crop[0], crop[1]])
+
+
+def test_legacy_h5_mobilenetv2_gives_keras_applications_features(legacy, images):
+    """The keras-applications file (with its 1280 ``Conv_1``) into the default encoder (without
+    it, ``Conv_1`` skipped) and into one built with ``include_last_conv``: identical features."""
+    ref, path = legacy("mobilenetv2")
+    x = images[1]
+    levels = ("expanded_conv_project_BN", "block_2_add", "block_5_add", "block_12_add")
+    features = keras.Model(
+        ref.input, [ref.get_layer(n).output for n in levels + ("block_16_project_BN",)]
+    )
+    want = features(x)
+    encoder = build_encoder_model("mobilenetv2")
+    report = load_encoder_weights(encoder, "mobilenetv2", path, adapt_input=False)
+    assert report.skipped == ("Conv_1", "Conv_1_bn")
+    got = encoder(x)
+    for key, value in zip(("P1", "P2", "P3", "P4", "P5"), want):
+        assert_close(got[key], value)
+    full = build_encoder_model("mobilenetv2", include_last_conv=True)
+    report = load_encoder_weights(
+        full, "mobilenetv2", path, include_last_conv=True, adapt_input=False
+    )
+    assert report.skipped == () and report.tensors == len(ref.weights)
+    assert_close(full(x)["P5"], ref(x))
+
+
+def test_mobilenetv2_file_names():
+    assert legacy_file_name("mobilenetv2") == (
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    )
+    assert legacy_file_name("mobilenetv2", alpha=0.35, rows=96, include_top=True) == (
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96.h5"
+    )
+    with pytest.raises(ValueError, match="alpha"):
+        legacy_file_name("mobilenetv2", alpha=0.25)
+
+
+def test_mobilenetv2_imagenet_url(monkeypatch):
+    origins = []
+
+    def fail(fname, origin, **kwargs):
+        origins.append(origin)
+        raise Exception("offline")  # noqa: TRY002  (what keras.utils.get_file raises)
+
+    monkeypatch.setattr(keras.utils, "get_file", fail)
+    with pytest.raises(RuntimeError, match="kernels_0.5_224_no_top.h5"):
+        load_encoder_weights(keras.Model(), "mobilenetv2", "imagenet", alpha=0.5)
+    assert origins == [
+        "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5"
+    ]
 
 
 def test_legacy_include_top_file_skips_classifier(tmp_path):

@@ -17,6 +17,7 @@ CHANNELS = {
     "resnet101": (64, 256, 512, 1024, 2048),
     "mobilenet": (64, 128, 256, 512, 1024),
     "shufflenet": (24, 24, 240, 480, 960),
+    "mobilenetv2": (16, 24, 32, 96, 320),
 }
 KERAS_APPS = {
     "vgg16": lambda **kw: keras.applications.VGG16(**kw),
@@ -56,7 +57,9 @@ def test_all_encoders_registered():
 
 
 @pytest.mark.parametrize("output_stride", [32, 8])
-@pytest.mark.parametrize("name", ["vgg16", "resnet18", "resnet50", "mobilenet", "shufflenet"])
+@pytest.mark.parametrize(
+    "name", ["vgg16", "resnet18", "resnet50", "mobilenet", "shufflenet", "mobilenetv2"]
+)
 def test_pyramid_shapes_dynamic(name, output_stride):
     model = encoder_model(name, output_stride)
     assert model.input.shape[1:3] == (None, None)
@@ -140,8 +143,59 @@ def test_mobilenet_alpha_matches_keras_applications():
 
 
 def test_params_independent_of_output_stride():
-    for name in ("resnet18", "mobilenet", "shufflenet"):
+    for name in ("resnet18", "mobilenet", "shufflenet", "mobilenetv2"):
         assert encoder_model(name, 8).count_params() == encoder_model(name, 32).count_params()
+
+
+def test_mobilenetv2_same_layers_as_keras_applications():
+    """Every layer (padding, activations, adds too), name and weight shape as keras-applications
+    with ``include_last_conv``; the parameters are torchvision's ``mobilenet_v2().features``."""
+    ours = build_encoder_model("mobilenetv2", include_last_conv=True)
+    ref = keras.applications.MobileNetV2(
+        weights=None, include_top=False, input_shape=(None, None, 3)
+    )
+    assert [layer.name[len("mobilenetv2_") :] for layer in ours.layers[1:]] == [
+        layer.name for layer in ref.layers[1:]
+    ]
+    assert weighted_layers(ours, "mobilenetv2_") == weighted_layers(ref)
+    assert ours.count_params() == ref.count_params()
+    trainable = sum(int(np.prod(w.shape)) for w in ours.trainable_weights)
+    assert trainable == 2_223_872  # torchvision mobilenet_v2().features
+    assert ours.outputs[-1].shape[-1] == 1280
+    # The default stops at the 320-channel block, as the reference zoo's CANet and LiteSeg do.
+    default = encoder_model("mobilenetv2")
+    trainable = sum(int(np.prod(w.shape)) for w in default.trainable_weights)
+    assert trainable == 2_223_872 - (320 * 1280 + 2 * 1280) == 1_811_712
+
+
+def test_mobilenetv2_alpha_matches_keras_applications():
+    alpha = 0.35  # the widths that _make_divisible rounds up (8 -> 16)
+    ours = build_encoder_model("mobilenetv2", alpha=alpha, include_last_conv=True)
+    ref = keras.applications.MobileNetV2(
+        weights=None, include_top=False, alpha=alpha, input_shape=(None, None, 3)
+    )
+    assert weighted_layers(ours, "mobilenetv2_") == weighted_layers(ref)
+
+
+def test_mobilenetv2_odd_static_size_pads_as_keras_applications():
+    ours = build_encoder_model("mobilenetv2", (65, 97, 3), alpha=0.35)
+    assert ours.get_layer("mobilenetv2_block_1_pad").padding == ((1, 1), (1, 1))
+    assert [tuple(t.shape[1:3]) for t in ours.outputs] == [
+        (33, 49),
+        (17, 25),
+        (9, 13),
+        (5, 7),
+        (3, 4),
+    ]
+
+
+def test_mobilenetv2_dilation_frontend_layers():
+    enc = encoder_model("mobilenetv2", 8)
+    dw = {i: enc.get_layer(f"mobilenetv2_block_{i}_depthwise") for i in (5, 6, 7, 12, 13, 14, 16)}
+    assert [dw[i].strides for i in (6, 13)] == [(1, 1)] * 2
+    assert [dw[i].dilation_rate[0] for i in (5, 6, 7, 12, 13, 14, 16)] == [1, 1, 2, 2, 2, 4, 4]
+    names = [layer.name for layer in enc.layers]
+    assert "mobilenetv2_block_6_pad" not in names and "mobilenetv2_block_3_pad" in names
 
 
 def test_resnet18_param_count_matches_torchvision():

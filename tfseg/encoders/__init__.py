@@ -9,7 +9,13 @@ registers them in ``tfseg.registry.ENCODERS``.
 the encoder's layers of any model; ``export_encoder_weights`` extracts them from a trained model.
 """
 
-from tfseg.encoders import mobilenet, resnet, shufflenet, vgg  # noqa: F401  (registration)
+from tfseg.encoders import (  # noqa: F401  (registration)
+    mobilenet,
+    mobilenetv2,
+    resnet,
+    shufflenet,
+    vgg,
+)
 from tfseg.encoders.core import (
     OUTPUT_STRIDES,
     PYRAMID_KEYS,

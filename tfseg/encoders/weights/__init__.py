@@ -5,22 +5,24 @@ Sources ``load_encoder_weights`` accepts (the path's ending picks the loader):
 - ``*.weights.h5``: a Keras 3 weights file of the standalone encoder (``build_encoder_model``), as
   written by ``export_encoder_weights`` / ``tools/export_encoder_weights.py``. Any encoder.
 - ``*.h5``: a legacy keras-applications file (``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``,
-  ``resnet50_..._notop.h5``, ``resnet101_..._notop.h5``, ``mobilenet_1_0_224_tf_no_top.h5``; the
-  include-top variants too, their classifier layers are skipped) for vgg16, resnet50, resnet101 and
-  mobilenet, read with h5py and matched by keras-applications layer name.
+  ``resnet50_..._notop.h5``, ``resnet101_..._notop.h5``, ``mobilenet_1_0_224_tf_no_top.h5``,
+  ``mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5``; the include-top variants
+  too, their classifier layers are skipped, as is mobilenetv2's ``Conv_1`` when the encoder is
+  built without ``include_last_conv``) for vgg16, resnet50, resnet101, mobilenet and mobilenetv2,
+  read with h5py and matched by keras-applications layer name.
 - ``"imagenet"``: the same legacy file fetched into the Keras cache (``~/.keras/models``) with
   ``keras.utils.get_file``; needs the network unless the file is already cached.
 
 Input normalisation. tfseg feeds encoders images normalised with the ImageNet mean/std
 (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`, RGB in [0, 1]). The keras-applications weights expect
 other inputs: "caffe" mode (VGG16, ResNet50/101: BGR, 0-255, minus a per-channel mean) and "tf" mode
-(MobileNet: RGB scaled to [-1, 1]). Both are per-channel affine maps of the tfseg input, so with
-``adapt_input=True`` (the default) the first convolution is rewritten to take the tfseg input
+(MobileNet v1/v2: RGB scaled to [-1, 1]). Both are per-channel affine maps of the tfseg input, so
+with ``adapt_input=True`` (the default) the first convolution is rewritten to take the tfseg input
 (kernel scaled per input channel, and for caffe mode flipped to RGB; the offset folded into the conv
-bias or, for MobileNet, into ``conv1_bn``'s moving mean). The result is exact away from the image
-border; on the border pixels the zero padding stands for the mean colour instead of the source's
-zero, a difference of a fraction of a grey level for caffe mode and of the padding colour for
-MobileNet. ``.weights.h5`` files hold tfseg-trained weights and are never adapted.
+bias or, for MobileNet, into ``conv1_bn``'s / ``bn_Conv1``'s moving mean). The result is exact away
+from the image border; on the border pixels the zero padding stands for the mean colour instead of
+the source's zero, a difference of a fraction of a grey level for caffe mode and of the padding
+colour for MobileNet. ``.weights.h5`` files hold tfseg-trained weights and are never adapted.
 
 Modules: ``keras_h5`` (Keras 3 ``.weights.h5``: load, export), ``legacy_h5`` (keras-applications
 ``.h5``: read, match, adapt the first convolution), ``imagenet`` (fetch into the Keras cache),
@@ -81,7 +83,8 @@ def load_encoder_weights(
         holds the encoder's layers (nested models are searched too).
       encoder_name: registered encoder name (``tfseg.list_encoders()``).
       path: ``*.weights.h5`` (Keras 3, standalone encoder), ``*.h5`` (legacy keras-applications
-        file, vgg16/resnet50/resnet101/mobilenet) or ``"imagenet"`` (download into the Keras cache).
+        file, vgg16/resnet50/resnet101/mobilenet/mobilenetv2) or ``"imagenet"`` (download into the
+        Keras cache).
       prefix: layer-name prefix of the encoder inside ``model`` (default ``encoder_name``, which is
         what ``build_model`` uses).
       adapt_input: for keras-applications weights, rewrite the first convolution so that it takes

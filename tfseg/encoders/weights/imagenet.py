@@ -24,7 +24,9 @@ _DOWNLOAD_SOCKET_TIMEOUT_S = 30
 def fetch_imagenet_file(encoder_name, encoder_kwargs):
     """Path of the cached ImageNet weights file of ``encoder_name`` (downloaded if needed)."""
     file_name = legacy_file_name(encoder_name, **encoder_kwargs)
-    folder = {"vgg16": "vgg16", "mobilenet": "mobilenet"}.get(encoder_name, "resnet")
+    folder = {"vgg16": "vgg16", "mobilenet": "mobilenet", "mobilenetv2": "mobilenet_v2"}.get(
+        encoder_name, "resnet"
+    )
     url = f"{_KERAS_APPS_URL}/{folder}/{file_name}"
     try:
         with _socket_timeout(_DOWNLOAD_SOCKET_TIMEOUT_S):

@@ -1,4 +1,4 @@
-"""Legacy keras-applications ``.h5`` files (vgg16, resnet50, resnet101, mobilenet).
+"""Legacy keras-applications ``.h5`` files (vgg16, resnet50, resnet101, mobilenet, mobilenetv2).
 
 The files are read with h5py and matched to the encoder by keras-applications layer name (or by
 layer order for files without a name in common). The source's input preprocessing ("caffe": BGR,
@@ -20,12 +20,22 @@ LEGACY_ENCODERS = {
     "resnet50": ("caffe", "conv1_conv", None),
     "resnet101": ("caffe", "conv1_conv", None),
     "mobilenet": ("tf", "conv1", "conv1_bn"),
+    "mobilenetv2": ("tf", "Conv1", "bn_Conv1"),
 }
 _MOBILENET_ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
+MOBILENETV2_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+MOBILENETV2_ROWS = (96, 128, 160, 192, 224)
 
 
-def legacy_file_name(encoder_name, *, include_top=False, alpha=1.0, **_):
-    """File name of the keras-applications ImageNet weights for ``encoder_name``."""
+def legacy_file_name(encoder_name, *, include_top=False, alpha=1.0, rows=224, **_):
+    """File name of the keras-applications ImageNet weights for ``encoder_name``.
+
+    ``rows``: the training resolution of the mobilenetv2 file (96, 128, 160, 192 or 224; the
+    weights fit any input size).
+
+    >>> legacy_file_name("mobilenetv2", alpha=0.35)
+    'mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5'
+    """
     if encoder_name not in LEGACY_ENCODERS:
         raise ValueError(
             f"there are no keras-applications ImageNet weights for encoder {encoder_name!r}; "
@@ -40,6 +50,17 @@ def legacy_file_name(encoder_name, *, include_top=False, alpha=1.0, **_):
                 f"{sorted(_MOBILENET_ALPHA_TEXT)}, not {alpha}"
             )
         return f"mobilenet_{alpha_text}_224_tf{'' if include_top else '_no_top'}.h5"
+    if encoder_name == "mobilenetv2":
+        if float(alpha) not in MOBILENETV2_ALPHAS or rows not in MOBILENETV2_ROWS:
+            raise ValueError(
+                f"keras-applications has ImageNet weights for mobilenetv2 alpha in "
+                f"{list(MOBILENETV2_ALPHAS)} and rows in {list(MOBILENETV2_ROWS)}, not alpha "
+                f"{alpha}, rows {rows}"
+            )
+        return (
+            f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}"
+            f"{'' if include_top else '_no_top'}.h5"
+        )
     return f"{encoder_name}_weights_tf_dim_ordering_tf_kernels{'' if include_top else '_notop'}.h5"
 
 
