@@ -229,7 +229,7 @@ def test_legacy_wrong_architecture_names_layer(legacy):
         load_encoder_weights(encoder, "mobilenet", path, alpha=0.25)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "shufflenet"])
+@pytest.mark.parametrize("name", ["resnet18", "shufflenet", "stdc1"])
 def test_legacy_h5_unsupported_for_own_encoders(name, tmp_path):
     path = tmp_path / f"{name}.h5"
     path.write_bytes(b"")
@@ -338,6 +338,21 @@ def test_export_and_reload_shufflenet_in_memory(tmp_path):
     )
     randomize(trained, seed=5)
     loaded = load_encoder_weights(trained, "shufflenet", out, prefix="other", **kwargs)
+    assert loaded.tensors == report.tensors == len(trained.weights)
+    for a, b in zip(trained.weights, saved):
+        np.testing.assert_array_equal(a.numpy(), b)
+
+
+def test_export_and_reload_stdc1_round_trip(tmp_path):
+    """stdc1 weights (prefix "stdc1", as build_model names them) out into a .weights.h5 and back
+    over other weights: every tensor restored."""
+    trained = randomize(build_encoder_model("stdc1"))
+    saved = [w.numpy().copy() for w in trained.weights]
+    out = str(tmp_path / "stdc1.weights.h5")
+    report = export_encoder_weights(trained, "stdc1", out)
+    assert report.layers == 2 * (2 + 3 * 2 * 4)  # stem + 3 stages x 2 modules x 4 blocks, conv+BN
+    randomize(trained, seed=5)
+    loaded = load_encoder_weights(trained, "stdc1", out)
     assert loaded.tensors == report.tensors == len(trained.weights)
     for a, b in zip(trained.weights, saved):
         np.testing.assert_array_equal(a.numpy(), b)

@@ -18,6 +18,8 @@ CHANNELS = {
     "mobilenet": (64, 128, 256, 512, 1024),
     "shufflenet": (24, 24, 240, 480, 960),
     "mobilenetv2": (16, 24, 32, 96, 320),
+    "stdc1": (32, 64, 256, 512, 1024),
+    "stdc2": (32, 64, 256, 512, 1024),
 }
 KERAS_APPS = {
     "vgg16": lambda **kw: keras.applications.VGG16(**kw),
@@ -31,10 +33,11 @@ _cache = {}
 
 
 def encoder_model(name, output_stride=32):
-    """Standalone encoder, dynamic shape (resnet101: static 64x96), built once per module."""
+    """Standalone encoder, dynamic shape (resnet101, stdc2: static 64x96), built once per
+    module."""
     key = (name, output_stride)
     if key not in _cache:
-        shape = (64, 96, 3) if name == "resnet101" else (None, None, 3)
+        shape = (64, 96, 3) if name in ("resnet101", "stdc2") else (None, None, 3)
         _cache[key] = build_encoder_model(name, shape, output_stride=output_stride)
     return _cache[key]
 
@@ -58,7 +61,7 @@ def test_all_encoders_registered():
 
 @pytest.mark.parametrize("output_stride", [32, 8])
 @pytest.mark.parametrize(
-    "name", ["vgg16", "resnet18", "resnet50", "mobilenet", "shufflenet", "mobilenetv2"]
+    "name", ["vgg16", "resnet18", "resnet50", "mobilenet", "shufflenet", "mobilenetv2", "stdc1"]
 )
 def test_pyramid_shapes_dynamic(name, output_stride):
     model = encoder_model(name, output_stride)
@@ -71,11 +74,13 @@ def test_pyramid_shapes_dynamic(name, output_stride):
             assert tuple(out[key].shape) == want, (key, h, w)
 
 
-def test_resnet101_pyramid_shapes():
-    # Built once, at a static size (symbolic shapes only); it shares its code with resnet50.
-    model = encoder_model("resnet101")
+@pytest.mark.parametrize("name", ["resnet101", "stdc2"])
+def test_static_pyramid_shapes(name):
+    # Built once, at a static size (symbolic shapes only); each shares its code with an encoder
+    # that test_pyramid_shapes_dynamic runs (resnet50, stdc1).
+    model = encoder_model(name)
     for level, t in enumerate(model.outputs, start=1):
-        want = expected_shape(64, 96, level, CHANNELS["resnet101"][level - 1], 32)
+        want = expected_shape(64, 96, level, CHANNELS[name][level - 1], 32)
         assert tuple(t.shape[1:]) == want[1:]
 
 
@@ -143,7 +148,7 @@ def test_mobilenet_alpha_matches_keras_applications():
 
 
 def test_params_independent_of_output_stride():
-    for name in ("resnet18", "mobilenet", "shufflenet", "mobilenetv2"):
+    for name in ("resnet18", "mobilenet", "shufflenet", "mobilenetv2", "stdc1"):
         assert encoder_model(name, 8).count_params() == encoder_model(name, 32).count_params()
 
 
@@ -196,6 +201,57 @@ def test_mobilenetv2_dilation_frontend_layers():
     assert [dw[i].dilation_rate[0] for i in (5, 6, 7, 12, 13, 14, 16)] == [1, 1, 2, 2, 2, 4, 4]
     names = [layer.name for layer in enc.layers]
     assert "mobilenetv2_block_6_pad" not in names and "mobilenetv2_block_3_pad" in names
+
+
+def _stdc_module_params(c_in, c):
+    """Conv (no bias) + BN (2 per channel) of an STDC module's four blocks, by hand."""
+    widths = ((c_in, c // 2, 1), (c // 2, c // 4, 3), (c // 4, c // 8, 3), (c // 8, c // 8, 3))
+    return sum(k * k * i * o + 2 * o for i, o, k in widths)
+
+
+@pytest.mark.parametrize(
+    "name, modules, want", [("stdc1", (2, 2, 2), 5_308_448), ("stdc2", (4, 5, 3), 9_338_912)]
+)
+def test_stdc_param_count_matches_reference(name, modules, want):
+    """The reference zoo's STDC backbone (models/stdc.py, pp_liteseg.py) counted by hand. Its
+    networks: STDC1 7,788,448 / STDC2 11,818,912 (both = backbone + the same 2,480,000 head),
+    PP-LiteSeg-stdc1 6,326,670 / -stdc2 10,556,942 (docs/reference/zoo_reference.csv)."""
+    stem = 3 * 3 * 3 * 32 + 2 * 32 + 3 * 3 * 32 * 64 + 2 * 64
+    total, c_in = stem, 64
+    for c, n in zip((256, 512, 1024), modules):
+        total += _stdc_module_params(c_in, c) + (n - 1) * _stdc_module_params(c, c)
+        c_in = c
+    assert total == want
+    model = encoder_model(name)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == want
+    assert {"stdc1": 7_788_448, "stdc2": 11_818_912}[name] - want == 2_480_000
+
+
+def test_stdc_layers_and_dilation():
+    enc = encoder_model("stdc1")
+    assert enc.get_layer("stdc1_stage3_module1_block2_conv").strides == (2, 2)
+    assert enc.get_layer("stdc1_stage3_module1_block1_conv").kernel_size == (1, 1)
+    assert enc.get_layer("stdc1_stage3_module2_concat").output.shape[-1] == 256
+    # The skip's 3x3/2 average pool counts the zero padding (PyTorch AvgPool2d(3, 2, 1)).
+    pad, pool = (
+        enc.get_layer("stdc1_stage3_module1_pool_pad"),
+        enc.get_layer("stdc1_stage3_module1_pool"),
+    )
+    pooled = np.asarray(pool(pad(np.ones((1, 4, 4, 1), "float32"))))[0, :, :, 0]
+    np.testing.assert_allclose(pooled, [[4 / 9, 6 / 9], [6 / 9, 1.0]], rtol=1e-6)
+    dilated = encoder_model("stdc1", 8)
+    conv = {
+        (s, m, b): dilated.get_layer(f"stdc1_stage{s}_module{m}_block{b}_conv")
+        for s in (3, 4, 5)
+        for m in (1, 2)
+        for b in (2, 4)
+    }
+    assert [conv[s, 1, 2].strides for s in (3, 4, 5)] == [(2, 2), (1, 1), (1, 1)]
+    assert [conv[4, 1, b].dilation_rate[0] for b in (2, 4)] == [1, 2]
+    assert [conv[5, m, b].dilation_rate[0] for m in (1, 2) for b in (2, 4)] == [2, 4, 4, 4]
+    names = [layer.name for layer in dilated.layers]
+    assert "stdc1_stage3_module1_pool" in names
+    assert not any(n.startswith(("stdc1_stage4", "stdc1_stage5")) and "pool" in n for n in names)
 
 
 def test_resnet18_param_count_matches_torchvision():

@@ -14,6 +14,7 @@ from tfseg.encoders import (  # noqa: F401  (registration)
     mobilenetv2,
     resnet,
     shufflenet,
+    stdc,
     vgg,
 )
 from tfseg.encoders.core import (
