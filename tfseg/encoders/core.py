@@ -61,8 +61,8 @@ def build_encoder_model(
       input_shape: ``(H, W, 3)``; ``None`` dims accept any size divisible by 32.
       output_stride: 32, or 8 for the dilated variant (P4 and P5 at stride 8).
       prefix: layer-name prefix (default ``name``), as ``build_model`` uses it inside full models.
-      **kwargs: encoder hyper-parameters (``alpha`` for mobilenet, ``groups``/``scale`` for
-      shufflenet).
+      **kwargs: encoder hyper-parameters (``alpha`` for mobilenet and mobilenetv2,
+      ``include_last_conv`` for mobilenetv2, ``groups``/``scale`` for shufflenet).
 
     Returns:
       A model whose output is the dict ``{"P1": .., "P5": ..}``, P_k at stride ``2**k``.
