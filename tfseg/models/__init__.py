@@ -47,6 +47,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     fpenet,
     fssnet,
     lednet,
+    linknet,
     lite_hrnet,
     mininet,
     mininetv2,
