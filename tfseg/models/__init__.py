@@ -47,6 +47,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     fpenet,
     fssnet,
     lednet,
+    linknet,
     lite_hrnet,
     mininet,
     mininetv2,
@@ -54,6 +55,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     segnet,
     sqnet,
     ssn,  # noqa: E402,F401
+    swiftnet,
 )
 from tfseg.models.anatomy import Anatomy, get_anatomy, model_stride
 from tfseg.models.build import (
