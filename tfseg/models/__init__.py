@@ -53,6 +53,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     mininetv2,
     regseg,
     segnet,
+    shelfnet,
     sqnet,
     ssn,  # noqa: E402,F401
     swiftnet,
