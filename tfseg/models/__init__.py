@@ -43,6 +43,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     esnet,
     espnet,
     espnetv2,
+    fanet,
     fastscnn,
     fddwnet,
     fpenet,
