@@ -1,4 +1,4 @@
-"""FANet (Hu et al., 2020): real-time semantic segmentation with fast attention, ResNet18 by default.
+"""FANet (Hu et al., 2020): real-time semantic segmentation with fast attention (ResNet18).
 
 Paper: P. Hu, F. Perazzi, F. C. Heilbron, O. Wang, Z. Lin, K. Saenko, S. Sclaroff, "Real-time
 Semantic Segmentation with Fast Attention", IEEE RA-L 2021, arXiv:2007.03815. Fast attention
