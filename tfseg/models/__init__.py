@@ -30,6 +30,7 @@ import tfseg.models.heads  # noqa: E402,F401
 from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401
     adscnet,
     aglnet,
+    bisenetv1,
     bisenetv2,
     cfpnet,
     cgnet,
@@ -42,6 +43,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     esnet,
     espnet,
     espnetv2,
+    fanet,
     farseenet,
     fastscnn,
     fddwnet,
