@@ -47,6 +47,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     fddwnet,
     fpenet,
     fssnet,
+    icnet,
     lednet,
     linknet,
     lite_hrnet,
