@@ -36,6 +36,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     contextnet,
     dabnet,
     ddrnet,
+    dfanet,
     edanet,
     enet,
     erfnet,
