@@ -45,14 +45,56 @@ def layer_macs(layer):
 
 def model_macs(model):
     """Sum of :func:`layer_macs` over every layer of a functional model with a static input
-    shape."""
+    shape.
+
+    A nested model counts once per call, at the input shape of that call: a sub-model shared by
+    several branches (ICNet's encoder, fed the image at 1/2 and 1/4) costs what each branch runs.
+    """
     for s in model.inputs[0].shape[1:]:
         if s is None:
             raise ValueError(
                 f"model {model.name!r} has a dynamic input shape; build it at a fixed size to "
                 "count MACs"
             )
-    return int(sum(layer_macs(layer) for layer in model.layers))
+    total = 0
+    calls = None
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            calls = _nested_call_shapes(model) if calls is None else calls
+            total += sum(_macs_at(layer, shape) for shape in calls.get(layer.name, ()))
+        else:
+            total += layer_macs(layer)
+    return int(total)
+
+
+def _nested_call_shapes(model):
+    """``{layer name: [input shape of each call]}`` from ``model``'s public config."""
+    shapes = {}
+    for entry in model.get_config()["layers"]:
+        calls = shapes.setdefault(entry.get("name") or entry["config"]["name"], [])
+        for node in entry.get("inbound_nodes", []):
+            args = node.get("args", []) if isinstance(node, dict) else []
+            tensor = args[0] if args else None
+            if isinstance(tensor, (list, tuple)):
+                tensor = tensor[0] if tensor else None
+            if isinstance(tensor, dict) and tensor.get("class_name") == "__keras_tensor__":
+                calls.append(tuple(tensor["config"]["shape"][1:]))
+    return shapes
+
+
+def _macs_at(model, shape):
+    """MACs of one call of the nested functional ``model`` on an input of ``shape`` (no batch)."""
+    if tuple(model.inputs[0].shape[1:]) == tuple(shape):
+        return model_macs(model)
+    if any(s is None for s in shape):
+        raise ValueError(
+            f"nested model {model.name!r} is called on a dynamic shape {shape}; build the model "
+            "at a fixed size to count MACs"
+        )
+    inputs = keras.Input(batch_shape=(None, *shape))
+    if isinstance(model.input, (list, tuple)):
+        inputs = [inputs]
+    return model_macs(keras.models.clone_model(model, input_tensors=inputs))
 
 
 def count_params(model, trainable_only=True):

@@ -15,6 +15,7 @@ from tfseg.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfi
 NETWORKS = {
     "bisenetv2": ((64, 128), (4, 8, 16, 32), (0.4, 0.3, 0.2, 0.1)),
     "ddrnet": ((64, 128), (8,), (0.4,)),
+    "icnet": ((64, 128), (16, 8), (0.4, 0.6)),
 }
 CLASSES = 5
 

@@ -167,7 +167,7 @@ def build_model(
             t = CropToInput(name=f"{out_name}_crop")([t, inputs])
         tensors.append(keras.layers.Activation("linear", dtype="float32", name=out_name)(t))
     model = keras.Model(inputs, tensors[0] if len(tensors) == 1 else tensors, name=model_name)
-    for layer in model.layers:
+    for layer in _all_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = float(bn_momentum)
     anatomy = describe(
@@ -183,6 +183,15 @@ def build_model(
     )
     set_anatomy(model, anatomy)
     return model
+
+
+def _all_layers(model):
+    """Every layer of ``model``, the layers of nested models (a shared encoder) included."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        else:
+            yield layer
 
 
 def _check_heads(name, heads, head_kwargs):
