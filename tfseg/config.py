@@ -79,6 +79,16 @@ class TrainConfig:
     poly_power: float = 0.9
     warmup_epochs: float = 0.0  # linear warm-up (onecycle: its rising phase), as a share of epochs
     clip_norm: Optional[float] = None  # global-norm gradient clipping
+    ema_decay: float = 0.0  # EMA of the weights (tfseg.training.ema); 0 = off
+    ema_ramp: bool = False  # decay min(ema_decay, step / total_steps), the reference zoo's ramp
+    precision: str = "float32"  # or mixed_float16 / mixed_bfloat16 (tfseg.training.precision)
+    distribute: str = "none"  # none | mirrored | multi_worker (tfseg.training.distribute)
+    sync_bn: bool = False  # BatchNorm statistics over the global batch
+    # knowledge distillation (tfseg.training.distill): a frozen teacher model and its loss
+    teacher_model: Optional[str] = None
+    kd_loss: str = "kl"  # kl | mse | cwd
+    kd_temperature: float = 4.0
+    kd_weight: float = 1.0
     seed: int = 0
     resume: bool = False
     val_every: int = 1

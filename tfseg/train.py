@@ -149,6 +149,52 @@ def define_flags(fv=FLAGS):
         "clip_norm", t.clip_norm, "Clip gradients to this global norm (default: off).",
         lower_bound=0.0, flag_values=fv,
     )
+    flags.DEFINE_float(
+        "ema_decay", t.ema_decay,
+        "Keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off); "
+        "validation, best.keras and model.keras use it.", lower_bound=0.0, upper_bound=1.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "ema_ramp", t.ema_ramp,
+        "EMA decay min(--ema_decay, step / total steps): the reference zoo's ramp (with "
+        "--ema_decay=1 exactly its cur_itr / total_itrs).", flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "precision", t.precision, ["float32", "mixed_float16", "mixed_bfloat16"],
+        "Compute precision of training (weights, logits and losses stay float32; float16 with "
+        "loss scaling). model.keras is always stored float32.", flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "distribute", t.distribute, ["none", "mirrored", "multi_worker"],
+        "mirrored: every local GPU (tf.distribute.MirroredStrategy); multi_worker: several "
+        "processes / machines set up by TF_CONFIG (MultiWorkerMirroredStrategy; only the chief "
+        "writes). --batch_size is the global batch (README: Training on several machines).",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "sync_bn", t.sync_bn,
+        "BatchNorm statistics over the global batch of every replica (synchronised BN).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "teacher_model", None,
+        "Distil from this trained tfseg .keras model (frozen, inference mode): adds --kd_loss "
+        "between its logits and the student's (docs/training.md).", flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "kd_loss", t.kd_loss, ["kl", "mse", "cwd"],
+        "Distillation loss: kl (Hinton, per pixel, x T^2), mse (logits), cwd (channel-wise, Shu et "
+        "al. 2021).", flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "kd_temperature", t.kd_temperature, "Softmax temperature T of kl and cwd.",
+        lower_bound=1e-3, flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "kd_weight", t.kd_weight, "Weight of the distillation loss.", lower_bound=0.0,
+        flag_values=fv,
+    )
     flags.DEFINE_integer(
         "seed", t.seed, "Random seed (data order, augmentation, init).", flag_values=fv
     )
@@ -399,6 +445,20 @@ def _data_config(fv):
 
 def _train_config(fv, stages):
     """``TrainConfig`` from the training flags and the parsed progressive ``stages``."""
+    if not fv.teacher_model:
+        for name in ("kd_loss", "kd_temperature", "kd_weight"):
+            if fv[name].present:
+                raise ValueError(f"--{name} needs --teacher_model")
+    elif not os.path.isfile(fv.teacher_model):
+        raise FileNotFoundError(f"--teacher_model file not found: {fv.teacher_model}")
+    if fv.distribute == "multi_worker":
+        from tfseg.training.distribute import parse_tf_config
+
+        parse_tf_config(os.environ.get("TF_CONFIG", ""))  # a bad TF_CONFIG fails before anything
+    if fv.ema_ramp and not fv.ema_decay:
+        raise ValueError("--ema_ramp needs --ema_decay (e.g. --ema_decay=1 for the zoo's ramp)")
+    if fv.ema_decay == 1.0 and not fv.ema_ramp:
+        raise ValueError("--ema_decay=1 never moves the average; add --ema_ramp or lower it")
     return TrainConfig(
         run_dir=fv.run_dir,
         epochs=fv.epochs,
@@ -411,6 +471,15 @@ def _train_config(fv, stages):
         poly_power=fv.poly_power,
         warmup_epochs=fv.warmup_epochs,
         clip_norm=fv.clip_norm or None,
+        ema_decay=fv.ema_decay,
+        ema_ramp=fv.ema_ramp,
+        precision=fv.precision,
+        distribute=fv.distribute,
+        sync_bn=fv.sync_bn,
+        teacher_model=fv.teacher_model,
+        kd_loss=fv.kd_loss,
+        kd_temperature=fv.kd_temperature,
+        kd_weight=fv.kd_weight,
         seed=fv.seed,
         resume=fv.resume,
         val_every=fv.val_every,

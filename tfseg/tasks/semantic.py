@@ -9,6 +9,8 @@ from tfseg.tasks.base import Task
 
 #: Output kinds whose target is the label map (resized to the output for ``aux``).
 LABEL_KINDS = ("logits", "aux")
+#: ... and the distillation output (tfseg.training.distill), which reads only its ignored pixels.
+TARGET_IS_LABEL = (*LABEL_KINDS, "distill")
 
 
 def semantic_loss(loss_config, *, ignore_label, class_weights=None):
@@ -21,6 +23,15 @@ def semantic_loss(loss_config, *, ignore_label, class_weights=None):
     return make_loss(
         loss_config.name, ignore_label=ignore_label, class_weights=class_weights, **options
     )
+
+
+def distillation_loss(config, ignore_label):
+    """``(loss, weight)`` of the ``distill`` output (``--teacher_model``)."""
+    from tfseg.training.distill import DistillationLoss
+
+    tc = config.train
+    loss = DistillationLoss(tc.kd_loss, tc.kd_temperature, ignore_label=ignore_label)
+    return loss, tc.kd_weight
 
 
 def aux_weights(weights, count):
@@ -46,7 +57,7 @@ def targets_per_output(ds, output_kinds, extra_kinds=()):
 
     def select(image, targets):
         label, *extras = targets if extra_kinds else (targets,)
-        by_kind = {**dict(zip(extra_kinds, extras)), **{k: label for k in LABEL_KINDS}}
+        by_kind = {**dict(zip(extra_kinds, extras)), **{k: label for k in TARGET_IS_LABEL}}
         return image, tuple(by_kind[k] for k in output_kinds)
 
     return ds.map(select)
@@ -162,6 +173,8 @@ class SemanticTask(Task):
                 pairs.append((loss(), self.logits_weight(config)))
             elif kind == "aux":
                 pairs.append((ResizedLabelLoss(loss()), aux.pop(0)))
+            elif kind == "distill":
+                pairs.append(distillation_loss(config, ignore_label))
             else:
                 pairs.append(self.head_loss(kind, config))
         return pairs

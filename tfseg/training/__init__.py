@@ -13,12 +13,13 @@ losses), ``callbacks`` and ``stages`` (the fit loop), ``finalize`` (model.keras,
 """
 
 from tfseg.training.data import load_class_weights, training_plan
-from tfseg.training.loop import train
+from tfseg.training.loop import Hooks, train
 from tfseg.training.model import build_from_config, init_from_model
 from tfseg.training.optimizer import make_optimizer
 from tfseg.training.run_dir import TrainingError
 
 __all__ = [
+    "Hooks",
     "TrainingError",
     "build_from_config",
     "init_from_model",

@@ -11,9 +11,16 @@ def finalize(task, config, spec, paths, state):
     """Write ``model.keras`` and ``metrics.json``; returns the metrics."""
     from tfseg.evaluation import evaluate_model, format_table
     from tfseg.models.outputs import logits_view
+    from tfseg.training.distribute import unsynchronize_batchnorm
+    from tfseg.training.precision import float32_model
 
     best_path = paths.best if os.path.exists(paths.best) else paths.last
     best = task.final_model(load_model(best_path))
+    unsynchronize_batchnorm(best)  # --sync_bn is a training setting; model.keras loads anywhere
+    # a mixed-precision run still writes a float32 model.keras
+    best = float32_model(
+        best, lambda: task.final_model(task.build_model(config, spec.num_classes))
+    )
     save_model_atomic(best, paths.model, include_optimizer=False)
     dc = config.data
     result = evaluate_model(

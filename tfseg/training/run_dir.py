@@ -27,6 +27,7 @@ class RunPaths:
     last = property(lambda self: self._join("checkpoints", "last.keras"))
     best = property(lambda self: self._join("checkpoints", "best.keras"))
     state = property(lambda self: self._join("checkpoints", "state.json"))
+    ema = property(lambda self: self._join("checkpoints", "ema.weights.h5"))
     logs = property(lambda self: self._join("logs"))
     model = property(lambda self: self._join("model.keras"))
     metrics = property(lambda self: self._join("metrics.json"))

@@ -1,0 +1,160 @@
+"""The weight EMA (``--ema_decay``, ``--ema_ramp``) and mixed-precision training (``--precision``).
+
+Unit checks of ``WeightEMA`` against the formula, then tiny training runs: with an EMA,
+validation, ``best.keras`` and ``model.keras`` hold the averaged weights and ``last.keras`` the
+trained ones, and a run killed after epoch 1 and resumed ends with the same average as an
+uninterrupted one; a mixed run trains with float32 logits and writes a float32 ``model.keras``.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from tfseg.config import Config, DataConfig, ModelConfig, TrainConfig
+from tfseg.training.ema import WeightEMA
+
+SYNTH = {"num_train": 8, "num_val": 1, "height": 64, "width": 64, "seed": 3}
+
+
+def _tiny_model():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    return keras.Model(inputs, x)
+
+
+def test_ema_follows_the_formula():
+    model = _tiny_model()
+    start = [w.numpy().copy() for w in model.weights]
+    ema = WeightEMA(model, 0.9, total_steps=10)
+    assert len(ema.weights) == len(model.weights) == 6  # kernel, bias, gamma, beta, mean, var
+    for w in model.weights:
+        w.assign(w.numpy() + 1.0)
+    ema.update(1)
+    for avg, w0 in zip(ema.average, start):
+        np.testing.assert_allclose(avg.numpy(), 0.9 * w0 + 0.1 * (w0 + 1.0), rtol=1e-6, atol=1e-6)
+    with ema.swapped_in() as swapped:
+        assert swapped is model
+        np.testing.assert_allclose(model.weights[0].numpy(), ema.average[0].numpy())
+    np.testing.assert_allclose(model.weights[0].numpy(), start[0] + 1.0)  # restored
+
+
+def test_ramp_is_the_reference_schedule():
+    ema = WeightEMA(_tiny_model(), 1.0, total_steps=200, ramp=True)
+    assert [float(ema.decay_at(s)) for s in (0, 50, 200)] == pytest.approx([0.0, 0.25, 1.0])
+    capped = WeightEMA(_tiny_model(), 0.5, total_steps=200, ramp=True)
+    assert float(capped.decay_at(150)) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="ema_decay"):
+        WeightEMA(_tiny_model(), 1.5, total_steps=10)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = _tiny_model()
+    ema = WeightEMA(model, 0.5, total_steps=10)
+    for w in model.weights:
+        w.assign(w.numpy() + 2.0)
+    ema.update(1)
+    ema.save(str(tmp_path / "ema.weights.h5"))
+    other = WeightEMA(model, 0.5, total_steps=10)  # starts from the current weights
+    other.load(str(tmp_path / "ema.weights.h5"))
+    for a, b in zip(ema.average, other.average):
+        np.testing.assert_allclose(a.numpy(), b.numpy())
+    with pytest.raises(FileNotFoundError, match="without --ema_decay"):
+        other.load(str(tmp_path / "missing.weights.h5"))
+
+
+def _config(tmp, run, epochs, **train):
+    return Config(
+        model=ModelConfig(name="skipnet", encoder="mobilenet", encoder_kwargs={"alpha": 0.25}),
+        data=DataConfig(
+            dataset="synthetic",
+            data_dir=str(tmp / "data"),
+            dataset_options=SYNTH,
+            crop_size=(64, 64),
+            batch_size=4,
+            color_jitter=False,
+        ),
+        train=TrainConfig(
+            run_dir=str(tmp / run), epochs=epochs, learning_rate=1e-2, resume=True, **train
+        ),
+    )
+
+
+def _weights(path):
+    from tfseg.models.saving import load_model
+
+    return load_model(str(path)).get_weights()
+
+
+@pytest.mark.slow
+def test_ema_run_validates_saves_and_resumes_the_average(tmp_path):
+    from tfseg.training import train
+
+    # constant rate: a 1-epoch run then has the same first epoch as the 2-epoch one
+    ema = {"ema_decay": 0.5, "lr_schedule": "constant"}
+    straight = train(_config(tmp_path, "straight", 2, **ema))
+    train(_config(tmp_path, "resumed", 1, **ema))
+    resumed = train(_config(tmp_path, "resumed", 2, **ema))
+    for h, r in zip(straight["history"], resumed["history"], strict=True):
+        assert r["loss"] == pytest.approx(h["loss"], rel=1e-4)
+        assert r["val_miou"] == pytest.approx(h["val_miou"], abs=1e-3)
+    run = tmp_path / "resumed" / "checkpoints"
+    assert (run / "ema.weights.h5").is_file()
+    # the resumed average is the uninterrupted one (float tolerance: same ops, same order)
+    model = keras.models.load_model(str(run / "last.keras"))
+    model.load_weights(str(run / "ema.weights.h5"))
+    straight_model = keras.models.load_model(str(tmp_path / "straight/checkpoints/last.keras"))
+    straight_model.load_weights(str(tmp_path / "straight/checkpoints/ema.weights.h5"))
+    for x, y in zip(model.get_weights(), straight_model.get_weights()):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+    # best.keras holds the average of its epoch; last.keras the trained weights, which differ
+    last, best = _weights(run / "last.keras"), _weights(run / "best.keras")
+    assert any(not np.allclose(x, y) for x, y in zip(last, best))
+    final = _weights(tmp_path / "resumed" / "model.keras")
+    for x, y in zip(best, final):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_run_writes_a_float32_model(tmp_path, precision):
+    from tfseg.models.saving import load_model
+    from tfseg.training import train
+
+    metrics = train(_config(tmp_path, "run", 1, precision=precision))
+    assert np.isfinite(metrics["history"][0]["loss"])
+    last = keras.models.load_model(str(tmp_path / "run/checkpoints/last.keras"))
+    assert {layer.dtype_policy.name for layer in last.layers} >= {precision, "float32"}
+    if precision == "mixed_float16":
+        assert isinstance(last.optimizer, keras.optimizers.LossScaleOptimizer)
+    final = load_model(str(tmp_path / "run/model.keras"))
+    assert {layer.dtype_policy.name for layer in final.layers} == {"float32"}
+    assert final.count_params() == last.count_params()
+    out = final(np.zeros((1, 64, 64, 3), "float32"))
+    assert out.dtype == "float32" and np.all(np.isfinite(np.asarray(out)))
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+
+
+def test_precision_and_ema_flags_are_checked():
+    from absl import flags
+
+    from tfseg import train as train_prog
+
+    def parse(argv):
+        fv = flags.FlagValues()
+        train_prog.define_flags(fv)
+        fv(["train", *argv])
+        return train_prog.config_from_flags(fv)
+
+    config = parse(["--precision=mixed_bfloat16", "--ema_decay=0.999"])
+    assert (config.train.precision, config.train.ema_decay) == ("mixed_bfloat16", 0.999)
+    assert Config.from_json(config.to_json()) == config
+    with pytest.raises(ValueError, match="--ema_ramp needs --ema_decay"):
+        parse(["--ema_ramp"])
+    with pytest.raises(ValueError, match="--ema_decay=1"):
+        parse(["--ema_decay=1"])
+    with pytest.raises(flags.IllegalFlagValueError, match="precision"):
+        parse(["--precision=float8"])
+    assert dataclasses.replace(TrainConfig(), ema_decay=1.0, ema_ramp=True).ema_ramp
