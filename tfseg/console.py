@@ -7,7 +7,7 @@ the module's docstring and its flags, and the program's ``if __name__ == "__main
 
 import runpy
 
-PROGRAMS = ("train", "evaluate", "predict", "export", "benchmark")
+PROGRAMS = ("train", "evaluate", "predict", "export", "benchmark", "search")
 
 
 def _run(program):
@@ -32,3 +32,7 @@ def export():
 
 def benchmark():
     _run("benchmark")
+
+
+def search():
+    _run("search")

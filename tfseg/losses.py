@@ -330,3 +330,91 @@ def make_loss(name, *, ignore_label=255, class_weights=None, **kwargs):
     if extra:
         raise ValueError(f"loss {name!r} takes no option(s) {', '.join(sorted(extra))}")
     return cls(ignore_label=ignore_label, class_weights=class_weights, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Knowledge distillation (tfseg.training.distill: --teacher_model, --kd_loss)
+# --------------------------------------------------------------------------------------------------
+
+KD_LOSSES = ("kl", "mse", "cwd")
+
+
+def _split(y_pred):
+    classes = y_pred.shape[-1] // 2
+    return y_pred[..., :classes], y_pred[..., classes:]
+
+
+def _labelled(y_true, ignore_label):
+    """Float mask (N, H, W) of the labelled pixels."""
+    y_true = ops.convert_to_tensor(y_true)
+    if len(y_true.shape) == 4:
+        y_true = y_true[..., 0]
+    return ops.cast(ops.not_equal(ops.cast(y_true, "int32"), ignore_label), "float32")
+
+
+def kl_distillation(student, teacher, mask, temperature):
+    """``T^2`` x the mean over labelled pixels of ``KL(softmax(t/T) || softmax(s/T))``."""
+    log_s = ops.log_softmax(student / temperature, axis=-1)
+    log_t = ops.log_softmax(teacher / temperature, axis=-1)
+    per_pixel = ops.sum(ops.exp(log_t) * (log_t - log_s), axis=-1)
+    total = ops.sum(per_pixel * mask)
+    return temperature**2 * total / ops.maximum(ops.sum(mask), 1.0)
+
+
+def mse_distillation(student, teacher, mask):
+    """Mean squared logit difference over labelled pixels and classes."""
+    per_pixel = ops.mean(ops.square(student - teacher), axis=-1)
+    return ops.sum(per_pixel * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def cwd_distillation(student, teacher, mask, temperature):
+    """Channel-wise distillation: per image and channel, KL between the teacher's and the student's
+    spatial softmax over the labelled positions, times ``T^2``, averaged over images and
+    channels (an image without labelled pixels counts zero)."""
+    n, c = ops.shape(student)[0], student.shape[-1]
+    s = ops.reshape(ops.transpose(student, (0, 3, 1, 2)), (n, c, -1)) / temperature
+    t = ops.reshape(ops.transpose(teacher, (0, 3, 1, 2)), (n, c, -1)) / temperature
+    m = ops.reshape(mask, (n, 1, -1))
+    # unlabelled positions leave the distributions: a large negative logit, and their terms zeroed
+    offset = (1.0 - m) * -1e4
+    log_s = ops.log_softmax(s + offset, axis=-1)
+    log_t = ops.log_softmax(t + offset, axis=-1)
+    terms = ops.where(m > 0, ops.exp(log_t) * (log_t - log_s), 0.0)
+    per_channel = ops.sum(terms, axis=-1)  # (n, c)
+    has_labels = ops.cast(ops.sum(m, axis=(1, 2)) > 0, "float32")  # (n,)
+    total = ops.sum(per_channel * has_labels[:, None])
+    return temperature**2 * total / ops.cast(n * c, "float32")
+
+
+@keras.saving.register_keras_serializable(package="tfseg")
+class DistillationLoss(keras.losses.Loss):
+    """The loss of the ``distill`` output (student and teacher logits concatenated; see the module
+    docstring). ``y_true`` is the label map, used only for its ``ignore_label`` pixels."""
+
+    def __init__(self, kind="kl", temperature=4.0, ignore_label=255, name="distillation", **kw):
+        kw.pop("reduction", None)
+        super().__init__(name=name, reduction="sum", **kw)
+        if kind not in KD_LOSSES:
+            raise ValueError(f"unknown --kd_loss {kind!r}; choose one of {', '.join(KD_LOSSES)}")
+        if temperature <= 0:
+            raise ValueError(f"--kd_temperature must be > 0, got {temperature}")
+        self.kind = kind
+        self.temperature = float(temperature)
+        self.ignore_label = int(ignore_label)
+
+    def call(self, y_true, y_pred):
+        student, teacher = _split(ops.cast(y_pred, "float32"))
+        mask = _labelled(y_true, self.ignore_label)
+        if self.kind == "kl":
+            return kl_distillation(student, teacher, mask, self.temperature)
+        if self.kind == "mse":
+            return mse_distillation(student, teacher, mask)
+        return cwd_distillation(student, teacher, mask, self.temperature)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "temperature": self.temperature,
+            "ignore_label": self.ignore_label,
+        }

@@ -25,9 +25,9 @@ def load_model(path, compile=False):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file not found: {path}")
+    import tfseg.layers.teacher  # noqa: F401  (the teacher layer of distilled runs)
     import tfseg.losses  # noqa: F401  (registers the loss and metric classes of compiled files)
     import tfseg.metrics  # noqa: F401
-    import tfseg.training.distill  # noqa: F401  (the teacher layer and loss of distilled runs)
 
     try:
         return keras.models.load_model(path, compile=compile)

@@ -27,7 +27,7 @@ def semantic_loss(loss_config, *, ignore_label, class_weights=None):
 
 def distillation_loss(config, ignore_label):
     """``(loss, weight)`` of the ``distill`` output (``--teacher_model``)."""
-    from tfseg.training.distill import DistillationLoss
+    from tfseg.losses import DistillationLoss
 
     tc = config.train
     loss = DistillationLoss(tc.kd_loss, tc.kd_temperature, ignore_label=ignore_label)

@@ -1,7 +1,8 @@
 """Training on several devices and machines (``--distribute=none|mirrored|multi_worker``) with
 TensorFlow's own strategies and Keras' ``fit``.
 
-- ``mirrored``: ``tf.distribute.MirroredStrategy`` over the local GPUs (or the CPU).
+- ``mirrored``: ``tf.distribute.MirroredStrategy`` over the local GPUs (without one, over the
+  logical CPU devices: one, unless the process split the CPU).
 - ``multi_worker``: ``tf.distribute.MultiWorkerMirroredStrategy`` across processes and machines,
   set up by the standard ``TF_CONFIG`` environment variable (checked by ``parse_tf_config``).
 
@@ -180,7 +181,11 @@ def make_distribution(mode, environ=None):
     import tensorflow as tf
 
     if mode == "mirrored":
-        return Distribution(mode, tf.distribute.MirroredStrategy())
+        gpus = tf.config.list_logical_devices("GPU")
+        # every local GPU; without one, every logical CPU device (one, unless the process split
+        # the CPU with tf.config.set_logical_device_configuration, as the tests do)
+        devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+        return Distribution(mode, tf.distribute.MirroredStrategy(devices))
     cluster, kind, index = parse_tf_config(environ.get("TF_CONFIG", ""))
     patch_keras_for_multi_worker()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -200,20 +205,25 @@ def shard_by_data(dataset):
 def synchronize_batchnorm(model):
     """``--sync_bn``: every BatchNormalization layer of ``model`` computes its training statistics
     over the global batch; returns how many."""
-    import keras
-
     count = 0
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized = True
-            count += 1
+    for layer in _batchnorms(model):
+        layer.synchronized = True
+        count += 1
     return count
 
 
 def unsynchronize_batchnorm(model):
     """Undo ``synchronize_batchnorm`` (``model.keras`` stays loadable on every Keras backend)."""
+    for layer in _batchnorms(model):
+        layer.synchronized = False
+
+
+def _batchnorms(model):
+    """Every BatchNormalization layer of ``model``, nested models (a shared encoder) included."""
     import keras
 
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized = False
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _batchnorms(layer)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            yield layer

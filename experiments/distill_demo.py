@@ -1,0 +1,100 @@
+"""Knowledge-distillation demonstration on the synthetic street scenes (docs/training.md).
+
+A small student is trained with the zoo's short recipe twice per seed, without and with
+``--teacher_model`` (a larger network trained with the same recipe); the table compares val mIoU
+and the pixel agreement of the student's predictions with the teacher's on the val split.
+
+    PYTHONPATH=. python experiments/distill_demo.py --teacher=runs/zoo/regseg/model.keras \\
+        --student=fastscnn --seeds=0,1 --out_dir=runs/distill
+
+Runs that already finished (their ``metrics.json`` exists) are read, not retrained.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("teacher", "runs/zoo/regseg/model.keras", "Trained teacher .keras model.")
+flags.DEFINE_string("student", "fastscnn", "Student network (tfseg.train --model).")
+flags.DEFINE_list("seeds", ["0", "1"], "Seeds; each trains the student with and without KD.")
+flags.DEFINE_string("out_dir", "runs/distill", "Run directories go here.")
+flags.DEFINE_string("data_dir", "data/synthetic", "Synthetic data set.")
+flags.DEFINE_string("kd_loss", "kl", "Distillation loss.")
+flags.DEFINE_float("kd_weight", 1.0, "Weight of the distillation loss.")
+flags.DEFINE_string("json", None, "Also write the rows here.")
+
+# The short recipe of docs/zoo.md's table (the same for every network there).
+RECIPE = [
+    "--dataset=synthetic", "--crop_size=256x256", "--min_scale=0.75", "--max_scale=1.25",
+    "--nocolor_jitter", "--batch_size=4", "--epochs=2", "--val_every=2", "--optimizer=adam",
+    "--learning_rate=5e-3", "--weight_decay=1e-4", "--lr_schedule=poly", "--loss=ohem",
+]
+
+
+def train(run_dir, seed, teacher=None):
+    if os.path.exists(os.path.join(run_dir, "metrics.json")):
+        return
+    args = [sys.executable, "-m", "tfseg.train", f"--model={FLAGS.student}",
+            f"--data_dir={FLAGS.data_dir}", f"--run_dir={run_dir}", f"--seed={seed}", "--resume",
+            *RECIPE]
+    if teacher:
+        args += [f"--teacher_model={teacher}", f"--kd_loss={FLAGS.kd_loss}",
+                 f"--kd_weight={FLAGS.kd_weight}"]
+    env = dict(os.environ, TFSEG_QUIET="1")
+    subprocess.run(args, check=True, env=env)
+
+
+def agreement(student_path, teacher_path):
+    """Share of val pixels where the student's argmax equals the teacher's."""
+    from tfseg.data import get_dataset
+    from tfseg.data.files import read_image
+    from tfseg.evaluation import make_predict_fn, predict_image
+    from tfseg.models import model_stride
+    from tfseg.models.saving import load_model
+
+    spec = get_dataset("synthetic", FLAGS.data_dir)
+    student, teacher = load_model(student_path), load_model(teacher_path)
+    fs, ft = make_predict_fn(student), make_predict_fn(teacher)
+    same = total = 0
+    for ex in spec.examples("val"):
+        image = read_image(ex.image)
+        a = predict_image(fs, image, model_stride(student))
+        b = predict_image(ft, image, model_stride(teacher))
+        same += int(np.sum(a == b))
+        total += a.size
+    return same / total
+
+
+def main(argv):
+    del argv
+    rows = []
+    for seed in FLAGS.seeds:
+        for kd in (False, True):
+            name = f"{FLAGS.student}_{'kd' if kd else 'plain'}_s{seed}"
+            run_dir = os.path.join(FLAGS.out_dir, name)
+            train(run_dir, seed, FLAGS.teacher if kd else None)
+            with open(os.path.join(run_dir, "metrics.json")) as f:
+                metrics = json.load(f)
+            rows.append({
+                "seed": int(seed), "kd": kd, "val_miou": metrics["val"]["miou"],
+                "agreement": agreement(os.path.join(run_dir, "model.keras"), FLAGS.teacher),
+                "train_seconds": metrics["train_seconds"],
+            })
+    print("| seed | student | val mIoU % | agreement with the teacher % | train s |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        name = f"{FLAGS.student} + KD ({FLAGS.kd_loss})" if r["kd"] else FLAGS.student
+        print(f"| {r['seed']} | {name} | {100 * r['val_miou']:.1f} | {100 * r['agreement']:.1f} | "
+              f"{r['train_seconds']:.0f} |")
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
