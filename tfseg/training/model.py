@@ -42,6 +42,8 @@ def init_from_model(model, path):
 
 def load_checkpoint(path):
     """Load ``path`` with its compile state (optimizer variables, schedule, losses)."""
+    import tfseg.training.optimizer  # noqa: F401  (registers ReplicaMeanLoss)
+
     model = load_model(path, compile=True)
     if model.optimizer is None:
         raise TrainingError(f"checkpoint {path} has no optimizer state to resume from")

@@ -1,6 +1,7 @@
 """Optimizer, learning-rate schedule and the compiled per-output losses of a new run."""
 
 import keras
+import tensorflow as tf
 
 from tfseg.training.schedules import LearningRate
 
@@ -35,10 +36,38 @@ def make_optimizer(tc, total_steps):
     return keras.optimizers.Adam(lr, weight_decay=wd, **clip)
 
 
+@keras.saving.register_keras_serializable(package="tfseg")
+class ReplicaMeanLoss(keras.losses.Loss):
+    """``loss`` divided by the number of replicas in sync (1 outside a ``tf.distribute`` strategy).
+
+    The strategy sums the replicas' gradients, so each replica's loss must be its share of the
+    global batch's mean: Keras divides its own mean-reduced losses this way, but not a loss that
+    returns one scalar per batch, as every tfseg loss does (the masked mean over labelled pixels).
+    Keras' loss tracker multiplies the reported value back.
+    """
+
+    def __init__(self, loss, name=None, **kwargs):
+        kwargs.pop("reduction", None)
+        if isinstance(loss, dict):
+            loss = keras.saving.deserialize_keras_object(loss)
+        super().__init__(name=name or loss.name, reduction="sum", **kwargs)
+        self.loss = loss
+
+    def call(self, y_true, y_pred):
+        value = self.loss(y_true, y_pred)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return value / replicas if replicas > 1 else value
+
+    def get_config(self):
+        return {"name": self.name, "loss": keras.saving.serialize_keras_object(self.loss)}
+
+
 def compile_model(model, task, config, spec, class_weights, total_steps):
     """Compile ``model`` with the task's loss and weight for every output (one output: its loss
-    alone) and the optimizer over ``total_steps``."""
+    alone; each a ``ReplicaMeanLoss``, so a distributed run follows the one-process run) and the
+    optimizer over ``total_steps``."""
     pairs = task.losses(config, model, ignore_label=spec.ignore_label, class_weights=class_weights)
+    pairs = [(ReplicaMeanLoss(loss), weight) for loss, weight in pairs]
     if len(pairs) == 1:
         losses = {"loss": pairs[0][0]}
     else:
