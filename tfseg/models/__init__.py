@@ -32,6 +32,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     aglnet,
     bisenetv1,
     bisenetv2,
+    canet,
     cfpnet,
     cgnet,
     contextnet,
