@@ -55,6 +55,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     lednet,
     linknet,
     lite_hrnet,
+    liteseg,
     mininet,
     mininetv2,
     regseg,
