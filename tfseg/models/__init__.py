@@ -61,6 +61,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     shelfnet,
     sqnet,
     ssn,  # noqa: E402,F401
+    stdc,
     swiftnet,
 )
 from tfseg.models.anatomy import Anatomy, get_anatomy, model_stride
