@@ -27,6 +27,7 @@ def load_model(path, compile=False):
         raise FileNotFoundError(f"model file not found: {path}")
     import tfseg.losses  # noqa: F401  (registers the loss and metric classes of compiled files)
     import tfseg.metrics  # noqa: F401
+    import tfseg.training.detail  # noqa: F401  (the detail loss of --heads=detail runs)
     import tfseg.training.distill  # noqa: F401  (the teacher layer and loss of distilled runs)
 
     try:

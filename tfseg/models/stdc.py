@@ -54,7 +54,7 @@ broadcast attention convolutions), STDC2 20.90 (reference 22.25, 20.91).
 """
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from tfseg.encoders import encoder_pyramid
 from tfseg.layers import BilinearUpsample, seg_head
@@ -72,9 +72,10 @@ DETAIL_FUSE_WEIGHTS = (0.6, 0.3, 0.1)
 @keras_serializable
 class DetailFusionWeights(layers.Layer):
     """Holds the 1x1 (3 -> 1, no bias) fusion kernel of the detail targets and passes its input
-    through unchanged. Its 3 weights are the reference model's ``detail_conv`` (so the parameter
-    counts match); the targets are binarised after the fusion, so no gradient reaches them and
-    ``tfseg.training.detail`` uses their fixed initial values (``DETAIL_FUSE_WEIGHTS``)."""
+    through unchanged (plus zero times its weights). Its 3 weights are the reference model's
+    ``detail_conv`` (so the parameter counts match); the targets are binarised after the fusion,
+    so no gradient reaches them and ``tfseg.training.detail`` uses their fixed initial values
+    (``DETAIL_FUSE_WEIGHTS``)."""
 
     def __init__(self, fuse_weights=DETAIL_FUSE_WEIGHTS, **kwargs):
         super().__init__(**kwargs)
@@ -88,7 +89,9 @@ class DetailFusionWeights(layers.Layer):
         )
 
     def call(self, x):
-        return x
+        # a zero term ties the kernel to the graph: it gets a zero gradient rather than none
+        # (Keras warns about trainable variables without gradients)
+        return x + 0.0 * ops.sum(ops.cast(self.kernel, x.dtype))
 
     def compute_output_shape(self, input_shape):
         return input_shape
