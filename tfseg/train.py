@@ -121,11 +121,8 @@ def define_flags(fv=FLAGS):
         flag_values=fv,
     )
     flags.DEFINE_enum(
-        "optimizer",
-        t.optimizer,
-        ["adam", "adamw", "sgd"],
-        "Optimizer (weight decay decoupled in all three).",
-        flag_values=fv,
+        "optimizer", t.optimizer, ["adam", "adamw", "sgd"],
+        "Optimizer (weight decay decoupled in all three).", flag_values=fv,
     )
     flags.DEFINE_float(
         "learning_rate", t.learning_rate, "Initial learning rate.", lower_bound=0.0, flag_values=fv
@@ -144,85 +141,58 @@ def define_flags(fv=FLAGS):
     )
     flags.DEFINE_float("poly_power", t.poly_power, "Power of the poly schedule.", flag_values=fv)
     flags.DEFINE_float(
-        "warmup_epochs",
-        t.warmup_epochs,
-        "Epochs of warm-up (linear from ~0; onecycle: its rising phase).",
-        lower_bound=0.0,
+        "warmup_epochs", t.warmup_epochs,
+        "Epochs of warm-up (linear from ~0; onecycle: its rising phase).", lower_bound=0.0,
         flag_values=fv,
     )
     flags.DEFINE_float(
-        "clip_norm",
-        t.clip_norm,
-        "Clip gradients to this global norm (default: off).",
-        lower_bound=0.0,
-        flag_values=fv,
+        "clip_norm", t.clip_norm, "Clip gradients to this global norm (default: off).",
+        lower_bound=0.0, flag_values=fv,
     )
     flags.DEFINE_float(
-        "ema_decay",
-        t.ema_decay,
+        "ema_decay", t.ema_decay,
         "Keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off); "
-        "validation, best.keras and model.keras use it.",
-        lower_bound=0.0,
-        upper_bound=1.0,
+        "validation, best.keras and model.keras use it.", lower_bound=0.0, upper_bound=1.0,
         flag_values=fv,
     )
     flags.DEFINE_bool(
-        "ema_ramp",
-        t.ema_ramp,
+        "ema_ramp", t.ema_ramp,
         "EMA decay min(--ema_decay, step / total steps): the reference zoo's ramp (with "
-        "--ema_decay=1 exactly its cur_itr / total_itrs).",
-        flag_values=fv,
+        "--ema_decay=1 exactly its cur_itr / total_itrs).", flag_values=fv,
     )
     flags.DEFINE_enum(
-        "precision",
-        t.precision,
-        ["float32", "mixed_float16", "mixed_bfloat16"],
+        "precision", t.precision, ["float32", "mixed_float16", "mixed_bfloat16"],
         "Compute precision of training (weights, logits and losses stay float32; float16 with "
-        "loss scaling). model.keras is always stored float32.",
-        flag_values=fv,
+        "loss scaling). model.keras is always stored float32.", flag_values=fv,
     )
     flags.DEFINE_enum(
-        "distribute",
-        t.distribute,
-        ["none", "mirrored", "multi_worker"],
+        "distribute", t.distribute, ["none", "mirrored", "multi_worker"],
         "mirrored: every local GPU (tf.distribute.MirroredStrategy); multi_worker: several "
         "processes / machines set up by TF_CONFIG (MultiWorkerMirroredStrategy; only the chief "
         "writes). --batch_size is the global batch (README: Training on several machines).",
         flag_values=fv,
     )
     flags.DEFINE_bool(
-        "sync_bn",
-        t.sync_bn,
+        "sync_bn", t.sync_bn,
         "BatchNorm statistics over the global batch of every replica (synchronised BN).",
         flag_values=fv,
     )
     flags.DEFINE_string(
-        "teacher_model",
-        None,
+        "teacher_model", None,
         "Distil from this trained tfseg .keras model (frozen, inference mode): adds --kd_loss "
-        "between its logits and the student's (docs/training.md).",
-        flag_values=fv,
+        "between its logits and the student's (docs/training.md).", flag_values=fv,
     )
     flags.DEFINE_enum(
-        "kd_loss",
-        t.kd_loss,
-        ["kl", "mse", "cwd"],
+        "kd_loss", t.kd_loss, ["kl", "mse", "cwd"],
         "Distillation loss: kl (Hinton, per pixel, x T^2), mse (logits), cwd (channel-wise, Shu et "
-        "al. 2021).",
-        flag_values=fv,
+        "al. 2021).", flag_values=fv,
     )
     flags.DEFINE_float(
-        "kd_temperature",
-        t.kd_temperature,
-        "Softmax temperature T of kl and cwd.",
-        lower_bound=1e-3,
-        flag_values=fv,
+        "kd_temperature", t.kd_temperature, "Softmax temperature T of kl and cwd.",
+        lower_bound=1e-3, flag_values=fv,
     )
     flags.DEFINE_float(
-        "kd_weight",
-        t.kd_weight,
-        "Weight of the distillation loss.",
-        lower_bound=0.0,
+        "kd_weight", t.kd_weight, "Weight of the distillation loss.", lower_bound=0.0,
         flag_values=fv,
     )
     flags.DEFINE_integer(

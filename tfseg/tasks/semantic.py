@@ -219,3 +219,4 @@ class SemanticTask(Task):
     def prediction_writer(self, model, task_options=None):
         """A ``LabelWriter`` (no files of its own)."""
         return LabelWriter(model)
+
