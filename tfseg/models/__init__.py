@@ -56,6 +56,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     lite_hrnet,
     mininet,
     mininetv2,
+    pp_liteseg,
     regseg,
     segnet,
     shelfnet,
