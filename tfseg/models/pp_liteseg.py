@@ -1,4 +1,4 @@
-"""PP-LiteSeg (Peng et al., 2022): a flexible lightweight decoder on an STDC encoder, STDC1 by default.
+"""PP-LiteSeg (Peng et al., 2022): a light decoder (SPPM, FLD, UAFM) on an STDC encoder (STDC1).
 
 Paper: J. Peng, Y. Liu, S. Tang, Y. Hao, L. Chu, G. Chen, Z. Wu, Z. Chen, Z. Yu, Y. Du, Q. Dang,
 B. Lai, Q. Liu, X. Hu, D. Yu, Y. Ma, "PP-LiteSeg: A Superior Real-Time Semantic Segmentation Model",
