@@ -99,7 +99,7 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """The semantic loss (``tfseg.losses``) and the weights of the auxiliary outputs."""
+    """The semantic loss (``tfseg.losses``) and the weights of the auxiliary and detail outputs."""
 
     name: str = "ce"
     class_weights: Optional[str] = None  # a JSON file, "auto" or None
@@ -107,6 +107,7 @@ class LossConfig:
     ohem_min_kept: int = 5000
     label_relaxation_kernel: int = 0  # 0 = off; resolved (progressive resizing turns it on)
     aux_weights: Tuple[float, ...] = ()  # one per aux output, or one for all; () = 1.0 each
+    detail_weight: float = 1.0  # the detail output's (--heads=detail, tfseg.training.detail)
 
 
 # --- task sections --------------------------------------------------------------------------------

@@ -275,6 +275,14 @@ def _define_loss_flags(fv):
         "value for all; default 1.0 each).",
         flag_values=fv,
     )
+    flags.DEFINE_float(
+        "detail_weight",
+        1.0,
+        "--heads=detail: loss weight of the detail output (STDC's boundary head; "
+        "tfseg.training.detail; default 1.0).",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
 
 
 def _json_flag(name, text):
@@ -338,6 +346,8 @@ def loss_config_from_flags(fv, stages):
         raise ValueError(
             "--loss=weighted_ce needs --class_weights=FILE (tools/compute_class_weights.py)"
         )
+    if fv["detail_weight"].present and "detail" not in fv.heads:
+        raise ValueError("--detail_weight needs --heads=detail")
     if fv.class_weights and fv.class_weights != "auto" and not os.path.isfile(fv.class_weights):
         raise FileNotFoundError(f"--class_weights file not found: {fv.class_weights}")
     return LossConfig(
@@ -347,6 +357,7 @@ def loss_config_from_flags(fv, stages):
         ohem_min_kept=fv.ohem_min_kept,
         label_relaxation_kernel=kernel,
         aux_weights=_aux_weights(fv),
+        detail_weight=fv.detail_weight,
     )
 
 

@@ -58,11 +58,13 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
     liteseg,
     mininet,
     mininetv2,
+    pp_liteseg,
     regseg,
     segnet,
     shelfnet,
     sqnet,
     ssn,  # noqa: E402,F401
+    stdc,
     swiftnet,
 )
 from tfseg.models.anatomy import Anatomy, get_anatomy, model_stride

@@ -2,15 +2,18 @@
 
 Trains the main logits with the configured loss (``LossConfig``) and every auxiliary output
 (``--heads=aux``) with the same loss on the label map resized to the output (``ResizedLabelLoss``),
-weighted by ``--aux_weights``. ``model.keras`` keeps the main logits only.
+weighted by ``--aux_weights``, and a detail output (``--heads=detail``, STDC) with
+``tfseg.training.detail.DetailLoss`` on the label map, weighted by ``--detail_weight``.
+``model.keras`` keeps the main logits only.
 """
 
 from tfseg.tasks.base import Task
 
 #: Output kinds whose target is the label map (resized to the output for ``aux``).
 LABEL_KINDS = ("logits", "aux")
-#: ... and the distillation output (tfseg.training.distill), which reads only its ignored pixels.
-TARGET_IS_LABEL = (*LABEL_KINDS, "distill")
+#: ... the distillation output (tfseg.training.distill), which reads only its ignored pixels, and
+#: the detail output (tfseg.training.detail), whose boundary targets come from the label map.
+TARGET_IS_LABEL = (*LABEL_KINDS, "distill", "detail")
 
 
 def semantic_loss(loss_config, *, ignore_label, class_weights=None):
@@ -32,6 +35,13 @@ def distillation_loss(config, ignore_label):
     tc = config.train
     loss = DistillationLoss(tc.kd_loss, tc.kd_temperature, ignore_label=ignore_label)
     return loss, tc.kd_weight
+
+
+def detail_loss(config):
+    """``(loss, weight)`` of the ``detail`` output (``--heads=detail``, STDC's boundary head)."""
+    from tfseg.training.detail import DetailLoss
+
+    return DetailLoss(), config.loss.detail_weight
 
 
 def aux_weights(weights, count):
@@ -86,7 +96,7 @@ class SemanticTask(Task):
 
     name = "semantic"
     description = "per-pixel classes, scored by mIoU (the default)"
-    trainable_kinds = LABEL_KINDS
+    trainable_kinds = (*LABEL_KINDS, "detail")
     target_kinds = ()  # targets the pipeline yields after the label (``ExtraTarget`` kinds)
 
     def check_config(self, config):
@@ -175,6 +185,8 @@ class SemanticTask(Task):
                 pairs.append((ResizedLabelLoss(loss()), aux.pop(0)))
             elif kind == "distill":
                 pairs.append(distillation_loss(config, ignore_label))
+            elif kind == "detail":
+                pairs.append(detail_loss(config))
             else:
                 pairs.append(self.head_loss(kind, config))
         return pairs
