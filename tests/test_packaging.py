@@ -14,7 +14,7 @@ import pytest
 import setuptools
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROGRAMS = ("train", "evaluate", "predict", "export", "benchmark")
+PROGRAMS = ("train", "evaluate", "predict", "export", "benchmark", "search")
 
 
 def _pyproject():

@@ -107,7 +107,7 @@ class LossConfig:
     ohem_min_kept: int = 5000
     label_relaxation_kernel: int = 0  # 0 = off; resolved (progressive resizing turns it on)
     aux_weights: Tuple[float, ...] = ()  # one per aux output, or one for all; () = 1.0 each
-    detail_weight: float = 1.0  # the detail output's (--heads=detail, tfseg.training.detail)
+    detail_weight: float = 1.0  # the detail output's (--heads=detail, tfseg.detail_loss)
 
 
 # --- task sections --------------------------------------------------------------------------------

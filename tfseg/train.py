@@ -279,7 +279,7 @@ def _define_loss_flags(fv):
         "detail_weight",
         1.0,
         "--heads=detail: loss weight of the detail output (STDC's boundary head; "
-        "tfseg.training.detail; default 1.0).",
+        "tfseg.detail_loss; default 1.0).",
         lower_bound=0.0,
         flag_values=fv,
     )

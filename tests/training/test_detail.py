@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfseg.training.detail import DetailLoss, detail_targets
+from tfseg.detail_loss import DetailLoss, detail_targets
 
 LAPLACIAN = np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], "float64")
 

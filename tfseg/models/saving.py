@@ -25,6 +25,7 @@ def load_model(path, compile=False):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file not found: {path}")
+    import tfseg.detail_loss  # noqa: F401  (the detail loss of --heads=detail checkpoints)
     import tfseg.layers.teacher  # noqa: F401  (the teacher layer of distilled runs)
     import tfseg.losses  # noqa: F401  (registers the loss and metric classes of compiled files)
     import tfseg.metrics  # noqa: F401

@@ -3,7 +3,7 @@
 Paper: M. Fan, S. Lai, J. Huang, X. Wei, Z. Chai, J. Luo, X. Wei, "Rethinking BiSeNet For Real-time
 Semantic Segmentation", CVPR 2021, arXiv:2104.13188. The spatial path of BiSeNet is dropped: the
 encoder's stride-8 stage (P3) takes its place, and a detail head trained on Laplacian boundary
-targets (training only, ``tfseg.training.detail``) teaches that stage spatial detail. Layout as in
+targets (training only, ``tfseg.detail_loss``) teaches that stage spatial detail. Layout as in
 the PyTorch reference zoo (zh320, ``models/stdc.py``), whose parameter count tfseg matches:
 
 - encoder: ``stdc1`` (``encoder="stdc2"`` for STDC2-Seg; ``tfseg/encoders/stdc.py``);
@@ -22,7 +22,7 @@ returns ``{"logits", "aux": [a3, a4, a5], "detail": d}``):
 - ``aux``: a SegHead to the classes on each of P3, P4, P5 (strides 8, 16, 32): 2,072,448
   parameters with 19 classes, as the reference's;
 - ``detail``: a SegHead to one channel on P3 (stride 8): the detail logits, trained by
-  ``tfseg.training.detail.DetailLoss`` against boundary targets computed from the label map. The
+  ``tfseg.detail_loss.DetailLoss`` against boundary targets computed from the label map. The
   reference also gives the model its ``detail_conv`` (a 1x1 convolution 3 -> 1 without bias, 3
   parameters) that fuses the Laplacian targets of strides 1, 2 and 4 before they are binarised;
   no gradient reaches it through the binarisation, so its weights never leave their initial
@@ -40,7 +40,7 @@ Departures from the reference:
 - the detail targets follow the STDC authors' code (fusion weights fixed at 0.6, 0.3, 0.1,
   negative Laplacian responses clamped to zero, each stride binarised before the fusion, Dice on
   sigmoid probabilities), where the reference fuses the raw responses with a randomly initialised
-  ``detail_conv`` and takes the Dice of the raw logits: see ``tfseg.training.detail``;
+  ``detail_conv`` and takes the Dice of the raw logits: see ``tfseg.detail_loss``;
 - the reference cannot train the aux and detail heads together; tfseg can (``heads=("aux",
   "detail")``).
 
@@ -74,7 +74,7 @@ class DetailFusionWeights(layers.Layer):
     """Holds the 1x1 (3 -> 1, no bias) fusion kernel of the detail targets and passes its input
     through unchanged (plus zero times its weights). Its 3 weights are the reference model's
     ``detail_conv`` (so the parameter counts match); the targets are binarised after the fusion,
-    so no gradient reaches them and ``tfseg.training.detail`` uses their fixed initial values
+    so no gradient reaches them and ``tfseg.detail_loss`` uses their fixed initial values
     (``DETAIL_FUSE_WEIGHTS``)."""
 
     def __init__(self, fuse_weights=DETAIL_FUSE_WEIGHTS, **kwargs):

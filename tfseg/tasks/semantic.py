@@ -3,7 +3,7 @@
 Trains the main logits with the configured loss (``LossConfig``) and every auxiliary output
 (``--heads=aux``) with the same loss on the label map resized to the output (``ResizedLabelLoss``),
 weighted by ``--aux_weights``, and a detail output (``--heads=detail``, STDC) with
-``tfseg.training.detail.DetailLoss`` on the label map, weighted by ``--detail_weight``.
+``tfseg.detail_loss.DetailLoss`` on the label map, weighted by ``--detail_weight``.
 ``model.keras`` keeps the main logits only.
 """
 
@@ -12,7 +12,7 @@ from tfseg.tasks.base import Task
 #: Output kinds whose target is the label map (resized to the output for ``aux``).
 LABEL_KINDS = ("logits", "aux")
 #: ... the distillation output (tfseg.training.distill), which reads only its ignored pixels, and
-#: the detail output (tfseg.training.detail), whose boundary targets come from the label map.
+#: the detail output (tfseg.detail_loss), whose boundary targets come from the label map.
 TARGET_IS_LABEL = (*LABEL_KINDS, "distill", "detail")
 
 
@@ -39,7 +39,7 @@ def distillation_loss(config, ignore_label):
 
 def detail_loss(config):
     """``(loss, weight)`` of the ``detail`` output (``--heads=detail``, STDC's boundary head)."""
-    from tfseg.training.detail import DetailLoss
+    from tfseg.detail_loss import DetailLoss
 
     return DetailLoss(), config.loss.detail_weight
 

@@ -42,7 +42,6 @@ def init_from_model(model, path):
 
 def load_checkpoint(path):
     """Load ``path`` with its compile state (optimizer variables, schedule, losses)."""
-    import tfseg.training.detail  # noqa: F401  (registers the detail loss of --heads=detail)
     import tfseg.training.optimizer  # noqa: F401  (registers ReplicaMeanLoss)
 
     model = load_model(path, compile=True)
