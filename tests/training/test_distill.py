@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_run import tiny_config
 
-from tfseg.config import Config, DataConfig, ModelConfig, TrainConfig
 from tfseg.training.distill import DistillationLoss, FrozenTeacher, attach_teacher
 
 IGNORE = 255
@@ -114,19 +114,7 @@ SYNTH = {"num_train": 8, "num_val": 1, "height": 64, "width": 64, "seed": 5}
 
 
 def _config(tmp, teacher, epochs=1, run="student", **train):
-    return Config(
-        model=ModelConfig(name="skipnet", encoder="mobilenet", encoder_kwargs={"alpha": 0.25}),
-        data=DataConfig(
-            dataset="synthetic",
-            data_dir=str(tmp / "data"),
-            dataset_options=SYNTH,
-            crop_size=(64, 64),
-            batch_size=4,
-        ),
-        train=TrainConfig(
-            run_dir=str(tmp / run), epochs=epochs, resume=True, teacher_model=teacher, **train
-        ),
-    )
+    return tiny_config(tmp, run, epochs, SYNTH, teacher_model=teacher, **train)
 
 
 @pytest.mark.slow

@@ -142,7 +142,9 @@ def model_and_state(run):
     keras.utils.set_random_seed(run.config.train.seed)
     if run.resuming:
         state = load_state(run.paths, run.config)
-        model = load_checkpoint(run.paths.last)
+        # under the run's policy: a mixed_float16 model gets its LossScaleOptimizer back
+        with dtype_policy(run.config.train.precision):
+            model = load_checkpoint(run.paths.last)
     else:
         with dtype_policy(run.config.train.precision):
             model = build_from_config(run.config, run.task, run.spec.num_classes)
