@@ -119,11 +119,12 @@ def _config(tmp, teacher, epochs=1, run="student", **train):
 
 @pytest.mark.slow
 def test_distilled_run_trains_resumes_and_saves_the_student_only(tmp_path):
-    from tfseg.models.saving import load_model
+    from tfseg.models.saving import load_model, save_model_atomic
     from tfseg.training import train
 
     teacher_path = str(tmp_path / "teacher.keras")
-    _teacher(19).save(teacher_path)
+    # as tfseg.train writes model.keras (its outputs a one-element list when read back)
+    save_model_atomic(_teacher(19), teacher_path, include_optimizer=False)
     first = train(_config(tmp_path, teacher_path, kd_loss="cwd"))
     second = train(_config(tmp_path, teacher_path, epochs=2, kd_loss="cwd"))
     assert second["history"][0] == first["history"][0] and len(second["history"]) == 2

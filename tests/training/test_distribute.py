@@ -42,7 +42,7 @@ def _free_port():
 
 def _config(tmp, run, epochs, distribute="none"):
     return tiny_config(
-        tmp, run, epochs, SYNTH, color_jitter=False, optimizer="sgd", learning_rate=0.05,
+        tmp, run, epochs, SYNTH, color_jitter=False, optimizer="sgd", learning_rate=0.005,
         momentum=0.9, lr_schedule="constant", distribute=distribute, sync_bn=True,
     )
 

@@ -21,10 +21,10 @@ class FrozenTeacher(keras.layers.Layer):
 
     def call(self, images):
         # no ``training`` argument: the enclosing model cannot switch the teacher to training mode
-        return ops.stop_gradient(self.teacher(images, training=False))
+        return ops.stop_gradient(_first(self.teacher(images, training=False)))
 
     def compute_output_spec(self, images):
-        return self.teacher.compute_output_spec(images)
+        return _first(self.teacher.compute_output_spec(images))
 
     def get_config(self):
         config = super().get_config()
@@ -36,3 +36,8 @@ class FrozenTeacher(keras.layers.Layer):
         config = dict(config)
         teacher = keras.saving.deserialize_keras_object(config.pop("teacher"))
         return cls(teacher, **config)
+
+
+def _first(outputs):
+    """The logits of a one-output model (a model read from a ``.keras`` file returns a list)."""
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs

@@ -21,10 +21,13 @@ chief's checkpoint to ``--resume``, so the run directory must be on storage that
 
 Keras 3.15's ``fit`` fails with more than one worker (keras-team/keras#20585): it reduces the scalar
 logs of a step over an axis 0 they do not have, and its symbolic build averages one input batch
-across workers with an eager collective that cannot take the distributed values.
-``patch_keras_for_multi_worker`` replaces exactly these two reductions, for multi-worker strategies
-only: scalar logs are averaged over the replicas (``axis=None``) and the symbolic build uses the
-local batch (it only needs shapes). Everything else is Keras' own ``fit``.
+across workers with an eager collective that cannot take the distributed values. Under any
+strategy that symbolic build also takes its batch from the training iterator, so with a repeated
+dataset (tfseg's) the first batch is never trained on. ``patch_keras_for_multi_worker`` replaces
+exactly these two steps: under a multi-worker strategy scalar logs are averaged over the replicas
+(``axis=None``), and under any strategy the symbolic build gets zeros shaped like the dataset's
+batches (it needs shapes only) instead of a batch from the iterator. Everything else is Keras'
+own ``fit``.
 """
 
 import json
@@ -94,8 +97,8 @@ _PATCHED = False
 
 
 def patch_keras_for_multi_worker():
-    """Replace the two reductions of Keras' TF trainer that fail with several workers (module
-    docstring); idempotent, and a no-op for every other strategy."""
+    """Replace the two steps of Keras' TF trainer that go wrong under a strategy (module
+    docstring); idempotent; runs without a strategy are untouched."""
     global _PATCHED
     if _PATCHED:
         return
@@ -118,23 +121,21 @@ def patch_keras_for_multi_worker():
             return tree.map_structure(mean, values)
         return reduce_per_replica(values, strategy, reduction)
 
-    def local_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self._distribute_strategy
-        if iterator is not None and strategy is not None and multi_worker(strategy):
-            for _, _, it in iterator:
+    def build_from_spec(self, iterator=None, data_batch=None):
+        if iterator is not None and self._distribute_strategy is not None:
+            # zeros shaped like one batch of the dataset (unknown sizes: 256, a multiple of every
+            # model's stride): the build is symbolic and needs shapes only
+            spec = iterator.data_adapter.get_tf_dataset().element_spec
 
-                def local(x):
-                    if isinstance(x, tf.distribute.DistributedValues):
-                        return strategy.experimental_local_results(x)[0]
-                    return x
+            def zeros(s):
+                return tf.zeros([256 if d is None else d for d in s.shape], s.dtype)
 
-                data_batch = tree.map_structure(local, next(it))
-                break
+            data_batch = tree.map_structure(zeros, spec)
             iterator = None
         return symbolic_build(self, iterator=iterator, data_batch=data_batch)
 
     trainer.reduce_per_replica = reduce_logs
-    trainer.TensorFlowTrainer._maybe_symbolic_build = local_symbolic_build
+    trainer.TensorFlowTrainer._maybe_symbolic_build = build_from_spec
     _PATCHED = True
 
 
@@ -180,6 +181,7 @@ def make_distribution(mode, environ=None):
         return Distribution()
     import tensorflow as tf
 
+    patch_keras_for_multi_worker()
     if mode == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         # every local GPU; without one, every logical CPU device (one, unless the process split
@@ -187,7 +189,6 @@ def make_distribution(mode, environ=None):
         devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         return Distribution(mode, tf.distribute.MirroredStrategy(devices))
     cluster, kind, index = parse_tf_config(environ.get("TF_CONFIG", ""))
-    patch_keras_for_multi_worker()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     workers = sum(len(v) for v in cluster.values())
     return Distribution(mode, strategy, chief_of(cluster, kind, index), workers)
