@@ -26,6 +26,8 @@ flags.DEFINE_string("out_dir", "runs/distill", "Run directories go here.")
 flags.DEFINE_string("data_dir", "data/synthetic", "Synthetic data set.")
 flags.DEFINE_string("kd_loss", "kl", "Distillation loss.")
 flags.DEFINE_float("kd_weight", 1.0, "Weight of the distillation loss.")
+flags.DEFINE_float("kd_temperature", 4.0, "Temperature of kl / cwd.")
+flags.DEFINE_string("tag", "", "Suffix of the distilled runs' directories (several KD settings).")
 flags.DEFINE_string("json", None, "Also write the rows here.")
 
 # The short recipe of docs/zoo.md's table (the same for every network there).
@@ -44,7 +46,7 @@ def train(run_dir, seed, teacher=None):
             *RECIPE]
     if teacher:
         args += [f"--teacher_model={teacher}", f"--kd_loss={FLAGS.kd_loss}",
-                 f"--kd_weight={FLAGS.kd_weight}"]
+                 f"--kd_weight={FLAGS.kd_weight}", f"--kd_temperature={FLAGS.kd_temperature}"]
     env = dict(os.environ, TFSEG_QUIET="1")
     subprocess.run(args, check=True, env=env)
 
@@ -75,7 +77,7 @@ def main(argv):
     rows = []
     for seed in FLAGS.seeds:
         for kd in (False, True):
-            name = f"{FLAGS.student}_{'kd' if kd else 'plain'}_s{seed}"
+            name = f"{FLAGS.student}_{'kd' + FLAGS.tag if kd else 'plain'}_s{seed}"
             run_dir = os.path.join(FLAGS.out_dir, name)
             train(run_dir, seed, FLAGS.teacher if kd else None)
             with open(os.path.join(run_dir, "metrics.json")) as f:
@@ -88,7 +90,8 @@ def main(argv):
     print("| seed | student | val mIoU % | agreement with the teacher % | train s |")
     print("|---|---|---|---|---|")
     for r in rows:
-        name = f"{FLAGS.student} + KD ({FLAGS.kd_loss})" if r["kd"] else FLAGS.student
+        kd = f"{FLAGS.kd_loss}, T={FLAGS.kd_temperature:g}, weight {FLAGS.kd_weight:g}"
+        name = f"{FLAGS.student} + KD ({kd})" if r["kd"] else FLAGS.student
         print(f"| {r['seed']} | {name} | {100 * r['val_miou']:.1f} | {100 * r['agreement']:.1f} | "
               f"{r['train_seconds']:.0f} |")
     if FLAGS.json:
