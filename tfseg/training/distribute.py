@@ -123,12 +123,13 @@ def patch_keras_for_multi_worker():
 
     def build_from_spec(self, iterator=None, data_batch=None):
         if iterator is not None and self._distribute_strategy is not None:
-            # zeros shaped like one batch of the dataset (unknown sizes: 256, a multiple of every
-            # model's stride): the build is symbolic and needs shapes only
+            # zeros shaped like one batch of the dataset (an unknown batch: 1; unknown sizes: 256,
+            # a multiple of every model's stride): the build is symbolic and needs shapes only
             spec = iterator.data_adapter.get_tf_dataset().element_spec
 
             def zeros(s):
-                return tf.zeros([256 if d is None else d for d in s.shape], s.dtype)
+                shape = [(1 if i == 0 else 256) if d is None else d for i, d in enumerate(s.shape)]
+                return tf.zeros(shape, s.dtype)
 
             data_batch = tree.map_structure(zeros, spec)
             iterator = None
