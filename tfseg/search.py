@@ -227,12 +227,21 @@ def make_study(fv, study_dir):
 
     url = fv.storage or f"sqlite:///{os.path.abspath(os.path.join(study_dir, 'study.db'))}"
     if url.startswith(("sqlite:", "postgresql", "mysql")):
-        storage = RDBStorage(
-            url,
-            heartbeat_interval=fv.heartbeat_seconds,
-            grace_period=2 * fv.heartbeat_seconds,
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-        )
+        import time
+
+        for attempt in range(6):  # processes started together race to create the schema
+            try:
+                storage = RDBStorage(
+                    url,
+                    heartbeat_interval=fv.heartbeat_seconds,
+                    grace_period=2 * fv.heartbeat_seconds,
+                    failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+                )
+                break
+            except Exception:  # e.g. "table already exists" from the other process
+                if attempt == 5:
+                    raise
+                time.sleep(1.0 + attempt)
     else:
         storage = url  # e.g. a journal file or gRPC storage URL: Optuna resolves it
     pruner = optuna.pruners.MedianPruner() if fv.pruner == "median" else optuna.pruners.NopPruner()

@@ -290,7 +290,7 @@ def test_rgpnet_downsample_is_a_model_kwarg():
         (["--ohem_min_kept=100"], "needs --loss=ohem"),
         (["--aux_weights=0.5"], "needs --heads=aux"),
         (["--heads=aux", "--aux_weights=x"], "aux_weights must be numbers"),
-        (["--heads=instance"], "trains aux heads"),
+        (["--heads=instance"], "trains aux, detail heads"),
     ],
 )
 def test_bad_flag_values_raise_clear_errors(argv, match):
