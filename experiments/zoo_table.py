@@ -1,20 +1,24 @@
-"""The zoo table of docs/zoo.md: every network registered with a reference row, measured in one run.
+"""The zoo table of docs/zoo.md: every network registered with a reference row, and every SMP-layout
+decoder on ResNet-18 (``<decoder>_resnet18``), measured in one run.
 
     PYTHONPATH=. python experiments/zoo_table.py --out=docs/zoo.md [--miou=train] \
         [--networks=cgnet,fssnet] [--merge]
 
 Columns: trainable parameters (19 classes) and GFLOPs at 1024x512 against the reference zoo's
-figures (docs/reference/zoo_reference.csv); CPU latency at 512x1024, batch 1, ``--threads`` threads,
-for Keras, LiteRT fp32 and onnxruntime (timed interleaved, median), and the best runtime's achieved
-GFLOP/s as a share of the same run's fp32 matmul peak (``--nolatency`` leaves these out). With
-``--miou=train`` (``read``: finished runs only), val mIoU after the short recipe below on the
-synthetic scenes, the same for every network (``tfseg.train`` in a subprocess, one run directory
-each). The CPU model and its int8/bf16 flags head the table: figures hold for that CPU only.
+figures (docs/reference/zoo_reference.csv; the decoders: SMP's, docs/reference/smp_reference.csv,
+less the encoder parameters SMP counts but never runs); CPU latency at 512x1024, batch 1,
+``--threads`` threads, for Keras, LiteRT fp32 and onnxruntime (timed interleaved, median), and the
+best runtime's achieved GFLOP/s as a share of the same run's fp32 matmul peak (``--nolatency``
+leaves these out). With ``--miou=train`` (``read``: finished runs only), val mIoU after the
+short recipe below on the synthetic scenes, the same for every network (``tfseg.train`` in a
+subprocess, one run directory each). The CPU model and its int8/bf16 flags head the table:
+figures hold for that CPU only.
 """
 
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -26,7 +30,11 @@ flags.DEFINE_string(
     "Markdown file: the table replaces what stands between its zoo-table markers (the whole file "
     "if it has none); the rows also go to OUT.json.",
 )
-flags.DEFINE_list("networks", [], "Networks to measure (default: every one with a reference row).")
+flags.DEFINE_list(
+    "networks", [],
+    "Networks to measure (default: every one with a reference row, and every SMP-layout decoder "
+    "as <decoder>_resnet18).",
+)
 flags.DEFINE_integer("threads", 2, "CPU threads for every runtime.")
 flags.DEFINE_integer("runs", 10, "Timed runs per runtime.")
 flags.DEFINE_integer("warmup", 3, "Untimed runs per runtime.")
@@ -55,6 +63,34 @@ RECIPE = [
 ]
 REFERENCE_CSV = os.path.join(os.path.dirname(__file__), "..", "docs", "reference",
                              "zoo_reference.csv")
+SMP_CSV = os.path.join(os.path.dirname(__file__), "..", "docs", "reference", "smp_reference.csv")
+SMP_ENCODER = "resnet18"  # the encoder of the SMP rows (the reference zoo's README reports them so)
+UNUSED = re.compile(r"(\d+) params sit in encoder stages the forward never runs")
+
+
+def targets():
+    """``{row name: (model, encoder or None, reference row)}``: the zoo networks by name, the
+    SMP-layout decoders as ``<decoder>_resnet18`` (reference: SMP's count less the parameters of
+    encoder stages its forward never runs, which a Keras model does not hold)."""
+    from tfseg.registry import DECODERS, MODELS
+
+    with open(REFERENCE_CSV) as f:
+        zoo = {row["model"]: row for row in csv.DictReader(f)}
+    with open(SMP_CSV) as f:
+        smp = {(r["decoder"], r["encoder"]): r for r in csv.DictReader(f)}
+    out = {}
+    for name in MODELS.names():
+        if "reference" in MODELS.info(name).extra:
+            out[name] = (name, None, zoo[MODELS.info(name).extra["reference"]])
+    for name in DECODERS.names():
+        if "smp_reference" in DECODERS.info(name).extra:
+            row = dict(smp[(DECODERS.info(name).extra["smp_reference"], SMP_ENCODER)])
+            unused = UNUSED.search(row["note"])
+            row["trainable_params"] = int(row["trainable_params"]) - int(
+                unused.group(1) if unused else 0
+            )
+            out[f"{name}_{SMP_ENCODER}"] = (name, SMP_ENCODER, row)
+    return out
 
 
 def cpu_description():
@@ -73,30 +109,33 @@ def cpu_description():
     return f"{model} ({', '.join(f for f in wanted if f in flags_) or 'no AVX2'})"
 
 
-def train_command(name):
-    return [sys.executable, "-m", "tfseg.train", f"--model={name}",
+def train_command(name, model=None, encoder=None):
+    """The short recipe for table row ``name`` (``model`` / ``encoder``: of an SMP decoder row)."""
+    pair = [f"--model={model or name}"] + ([f"--encoder={encoder}"] if encoder else [])
+    return [sys.executable, "-m", "tfseg.train", *pair,
             f"--run_dir={os.path.join(FLAGS.run_root, name)}", f"--data_dir={FLAGS.data_dir}",
             *RECIPE]
 
 
-def train_miou(name):
+def train_miou(name, model=None, encoder=None):
     """Val mIoU of ``name`` after the short recipe (a tfseg.train subprocess). A finished run in
     ``--run_root`` (its metrics.json exists) is read, not repeated: the runs are deterministic."""
     run_dir = os.path.join(FLAGS.run_root, name)
     if not os.path.exists(os.path.join(run_dir, "metrics.json")):
         if FLAGS.miou == "read":
             return None
-        subprocess.run(train_command(name), check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(train_command(name, model, encoder), check=True, stdout=subprocess.DEVNULL)
     with open(os.path.join(run_dir, "metrics.json")) as f:
         return json.load(f)["val"]["miou"]
 
 
-def measure_network(name, reference, peak):
+def measure_network(name, target, peak):
     from tfseg.bench.measure import measure
 
+    model, encoder, reference = target
     runtimes = RUNTIMES if FLAGS.latency else ("none",)
-    row = measure(name, None, 19, SIZE, runtimes=runtimes, warmup=FLAGS.warmup, runs=FLAGS.runs,
-                  threads=FLAGS.threads, peak_gflops=peak)
+    row = measure(model, encoder, 19, SIZE, runtimes=runtimes, warmup=FLAGS.warmup,
+                  runs=FLAGS.runs, threads=FLAGS.threads, peak_gflops=peak)
     timed = {r: row[r]["median_ms"] for r in RUNTIMES if "median_ms" in row.get(r, {})}
     best = min(timed, key=timed.get) if timed else None
     out = {
@@ -109,7 +148,7 @@ def measure_network(name, reference, peak):
         "peak_gflops": peak,
     }
     if FLAGS.miou != "off":
-        out["miou"] = train_miou(name)
+        out["miou"] = train_miou(name, model, encoder)
     return out
 
 
@@ -167,19 +206,16 @@ def main(argv):
     import tfseg  # noqa: F401  (fills the registries)
     from tfseg.bench.timing import matmul_gflops
     from tfseg.files import atomic_path, write_json_atomic
-    from tfseg.registry import MODELS
 
-    with open(REFERENCE_CSV) as f:
-        references = {row["model"]: row for row in csv.DictReader(f)}
-    names = FLAGS.networks or [n for n in MODELS.names() if "reference" in MODELS.info(n).extra]
-    unknown = [n for n in names if n not in MODELS or "reference" not in MODELS.info(n).extra]
+    every = targets()
+    names = FLAGS.networks or list(every)
+    unknown = [n for n in names if n not in every]
     if unknown:
-        zoo = [n for n in MODELS.names() if "reference" in MODELS.info(n).extra]
-        raise app.UsageError(f"--networks: no zoo network {unknown}; choose from {zoo}")
+        raise app.UsageError(f"--networks: no zoo row {unknown}; choose from {sorted(every)}")
     peak = matmul_gflops()["best"] if FLAGS.latency else None
     rows = []
     for name in names:
-        rows.append(measure_network(name, references[MODELS.info(name).extra["reference"]], peak))
+        rows.append(measure_network(name, every[name], peak))
         print(json.dumps(rows[-1]), flush=True)
     cpu = cpu_description()
     if FLAGS.merge:

@@ -5,7 +5,7 @@ from absl import flags
 
 from tfseg import train as train_prog
 from tfseg.config import Config, parse_size
-from tfseg.registry import DECODERS, MODELS
+from tfseg.registry import DECODERS, ENCODERS, MODELS
 
 
 def _parse(argv):
@@ -28,7 +28,20 @@ CITYSCAPES_CFGS = sorted(os.listdir("configs/cityscapes"))
 
 def _is_rtseg_pair(cfg):
     decoder = cfg.split("_", 1)[0]
-    return "_" in cfg and decoder in DECODERS.names() and decoder != "rgpnet"
+    return (
+        "_" in cfg and decoder in DECODERS.names()
+        and DECODERS.info(decoder).paper.startswith("RTSeg")
+    )  # fmt: skip
+
+
+def _smp_pair(cfg):
+    """``(decoder, encoder)`` of an SMP-layout decoder's ``<decoder>_<encoder>.cfg``, or None."""
+    stem = cfg[: -len(".cfg")]
+    for name in DECODERS.names():
+        if "smp_reference" in DECODERS.info(name).extra and stem.startswith(name + "_"):
+            if stem[len(name) + 1 :] in ENCODERS.names():
+                return name, stem[len(name) + 1 :]
+    return None
 
 
 # RTSeg pairs only: the rgpnet_*.cfg files follow RGPNet's own recipe (SGD, OHEM), see
@@ -49,6 +62,14 @@ def test_cityscapes_flagfiles_follow_the_paper_recipe(cfg):
 def test_zoo_flagfiles_parse_and_name_their_network(cfg):
     fv = _parse([f"--flagfile=configs/cityscapes/{cfg}"])
     assert fv.model == cfg[: -len(".cfg")]
+    config = train_prog.config_from_flags(fv)
+    assert Config.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize("cfg", [f for f in CITYSCAPES_CFGS if _smp_pair(f)])
+def test_smp_decoder_flagfiles_parse_and_name_their_pair(cfg):
+    fv = _parse([f"--flagfile=configs/cityscapes/{cfg}"])
+    assert (fv.model, fv.encoder) == _smp_pair(cfg)
     config = train_prog.config_from_flags(fv)
     assert Config.from_json(config.to_json()) == config
 

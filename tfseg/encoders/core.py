@@ -4,7 +4,7 @@ import keras
 
 from tfseg.registry import ENCODERS
 
-OUTPUT_STRIDES = (32, 8)
+OUTPUT_STRIDES = (32, 16, 8)
 PYRAMID_KEYS = ("P1", "P2", "P3", "P4", "P5")
 
 
