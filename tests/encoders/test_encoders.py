@@ -59,7 +59,7 @@ def test_all_encoders_registered():
     assert set(CHANNELS) <= set(ENCODERS.names())
 
 
-@pytest.mark.parametrize("output_stride", [32, 8])
+@pytest.mark.parametrize("output_stride", [32, 16, 8])
 @pytest.mark.parametrize(
     "name", ["vgg16", "resnet18", "resnet50", "mobilenet", "shufflenet", "mobilenetv2", "stdc1"]
 )
@@ -90,10 +90,26 @@ def test_static_shape_output_stride_8():
     assert shapes == [(32, 48), (16, 24), (8, 12), (8, 12), (8, 12)]
 
 
-@pytest.mark.parametrize("output_stride", [16, 4, "32"])
+@pytest.mark.parametrize("output_stride", [64, 4, "32"])
 def test_invalid_output_stride(output_stride):
     with pytest.raises(ValueError, match="output_stride"):
         build_encoder_model("resnet18", output_stride=output_stride)
+
+
+@pytest.mark.parametrize("name,params", [("resnet50", 23_508_032), ("resnet101", 42_500_160)])
+def test_torchvision_layout_has_torchvisions_parameter_count(name, params):
+    """``layout="torchvision"``: torchvision's ``resnet50`` / ``resnet101`` less the classifier
+    (no conv bias; stride on the 3x3 convolution), the encoders SMP and timm use."""
+    from tfseg.flops import count_params
+
+    model = build_encoder_model(name, (64, 64, 3), layout="torchvision")
+    keras_layout = build_encoder_model(name, (64, 64, 3))
+    assert count_params(model) == params
+    # The keras-applications layout differs only by its conv biases: BatchNorm follows every one.
+    biases = sum(layer.filters for layer in keras_layout.layers if hasattr(layer, "filters"))
+    assert count_params(keras_layout) == params + biases
+    with pytest.raises(ValueError, match="layout"):
+        build_encoder_model(name, (64, 64, 3), layout="caffe")
 
 
 def test_stride_schedule():
