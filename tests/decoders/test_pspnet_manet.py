@@ -62,6 +62,8 @@ def test_position_attention_is_smp_pab():
     inputs = [keras.Input((None, None, c)) for c in (4, 4, 6)]
     model = keras.Model(inputs, PositionAttention()(inputs))
     np.testing.assert_allclose(
-        np.transpose(model.predict(nhwc, verbose=0), (0, 3, 1, 2)), expected, rtol=1e-5,
+        np.transpose(model.predict(nhwc, verbose=0), (0, 3, 1, 2)),
+        expected,
+        rtol=1e-5,
         atol=1e-6,
     )

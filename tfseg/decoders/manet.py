@@ -141,7 +141,13 @@ def decoder_block(x, filters, *, use_batchnorm=True, name):
     return conv2d_relu(x, filters, 3, use_batchnorm=use_batchnorm, name=f"{name}_conv2")
 
 
-@DECODERS.register("manet", paper="MA-Net (Fan et al., 2020), SMP layout", smp_reference="manet")
+@DECODERS.register(
+    "manet",
+    paper="MA-Net (Fan et al., 2020), SMP layout",
+    smp_reference="manet",
+    # The model contract (export parity) on narrower blocks: same layers and ops, a faster test.
+    contract_kwargs={"decoder_channels": (32, 32, 16, 16, 8), "pab_channels": 16},
+)
 def manet(
     pyramid,
     num_classes,

@@ -57,9 +57,7 @@ def psp_module(x, *, bins=(1, 2, 3, 6), use_batchnorm=True, name):
     branches = []
     for s in bins:
         y = AdaptiveAvgPool2D(s, name=f"{name}_pool{s}")(x)
-        y = conv2d_relu(
-            y, hidden, 1, use_batchnorm=use_batchnorm and s != 1, name=f"{name}_bin{s}"
-        )
+        y = conv2d_relu(y, hidden, 1, use_batchnorm=use_batchnorm and s != 1, name=f"{name}_bin{s}")
         branches.append(ResizeLike(name=f"{name}_up{s}")([y, x]))
     return layers.Concatenate(name=f"{name}_concat")([*branches, x])
 
@@ -90,8 +88,9 @@ def pspnet(
       dropout: ``SpatialDropout2D`` rate before the head (SMP's ``psp_dropout``, 0.2).
     """
     x = pyramid[f"P{ENCODER_DEPTH}"]
-    x = psp_module(x, bins=tuple(int(b) for b in bins), use_batchnorm=use_batchnorm,
-                   name=f"{name}_psp")
+    x = psp_module(
+        x, bins=tuple(int(b) for b in bins), use_batchnorm=use_batchnorm, name=f"{name}_psp"
+    )
     x = conv2d_relu(x, int(out_channels), 1, use_batchnorm=use_batchnorm, name=f"{name}_fuse")
     if dropout:
         x = layers.SpatialDropout2D(float(dropout), name=f"{name}_dropout")(x)
