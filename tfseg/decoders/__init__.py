@@ -3,6 +3,8 @@
 from tfseg.decoders import (  # noqa: F401
     dilation,
     igum,  # noqa: F401
+    manet,
+    pspnet,
     rgpnet,  # noqa: F401
     skipnet,
     unet,

@@ -80,7 +80,9 @@ def load_encoder_weights(
 
     Args:
       model: a full tfseg model, a standalone encoder (``build_encoder_model``), or any model that
-        holds the encoder's layers (nested models are searched too).
+        holds the encoder's layers (nested models are searched too); a model that holds only the
+        encoder's first stages (a decoder registered with ``encoder_depth``, SMP's PSPNet) gets
+        those, the others are listed in ``.skipped``.
       encoder_name: registered encoder name (``tfseg.list_encoders()``).
       path: ``*.weights.h5`` (Keras 3, standalone encoder), ``*.h5`` (legacy keras-applications
         file, vgg16/resnet50/resnet101/mobilenet/mobilenetv2) or ``"imagenet"`` (download into the
@@ -114,9 +116,10 @@ def load_encoder_weights(
         skipped = load_legacy_weights(reference, encoder_name, path)
         if adapt_input:
             adapt_first_conv(reference, encoder_name)
-    pairs = pair_layers(reference, encoder_name, model, prefix)
+    # A model may hold only the encoder's first stages (decoders with ``encoder_depth``).
+    pairs, absent = pair_layers(reference, encoder_name, model, prefix, truncated_ok=True)
     tensors, layers_loaded = copy_pairs(pairs, into_model=True)
-    return LoadReport(tensors, layers_loaded, skipped, path)
+    return LoadReport(tensors, layers_loaded, tuple(skipped) + absent, path)
 
 
 def _resolve_source(encoder_name, path, encoder_kwargs):

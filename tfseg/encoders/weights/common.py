@@ -16,7 +16,8 @@ class LoadReport(int):
     """The number of weight tensors loaded (an ``int``), with details as attributes.
 
     Attributes: ``tensors``, ``layers`` (layers loaded), ``skipped`` (layer names in the source that
-    the encoder does not have, e.g. a classifier), ``source`` (the file read).
+    the encoder does not have, e.g. a classifier, and the encoder layers of its last stages that a
+    model holding only its first stages lacks), ``source`` (the file read).
     """
 
     def __new__(cls, tensors, layers, skipped=(), source=None):
@@ -44,19 +45,34 @@ def encoder_layers(model, prefix):
     }
 
 
-def pair_layers(reference, reference_prefix, model, prefix):
-    """``{model layer name: (reference layer, model layer)}`` for each weighted reference layer."""
+def pair_layers(reference, reference_prefix, model, prefix, *, truncated_ok=False):
+    """``{model layer name: (reference layer, model layer)}`` for each weighted reference layer.
+
+    ``truncated_ok``: ``model`` may hold only a leading part of the encoder (a decoder registered
+    with ``encoder_depth``, e.g. SMP's PSPNet, keeps the layers up to P3): reference layers it does
+    not have are left out of the pairs when they all come after the ones it has (in the reference's
+    graph order). Returns ``(pairs, left out names)`` then.
+    """
     model_layers = weighted_layers(model)
-    pairs = {}
+    pairs, absent = {}, []
     for suffix, ref_layer in encoder_layers(reference, reference_prefix).items():
         name = f"{prefix}_{suffix}"
         if name not in model_layers:
+            if truncated_ok and pairs:
+                absent.append(name)
+                continue
             raise ValueError(
                 f"model {model.name!r} has no layer {name!r} of the encoder: was it built with "
                 f"this encoder, layer prefix {prefix!r} and the same encoder kwargs?"
             )
+        if absent:
+            raise ValueError(
+                f"model {model.name!r} has no layer {absent[0]!r} of the encoder but has the later "
+                f"{name!r}: was it built with this encoder, layer prefix {prefix!r} and the same "
+                f"encoder kwargs?"
+            )
         pairs[name] = (ref_layer, model_layers[name])
-    return pairs
+    return (pairs, tuple(absent)) if truncated_ok else pairs
 
 
 def copy_pairs(pairs, *, into_model):
