@@ -29,14 +29,17 @@ parameter or a MAC):
 Trainable parameters (19 classes) and conv/matmul GMACs at 1x3x512x1024, tfseg against SMP 0.3.2
 (``docs/reference/smp_reference.csv``; ``tests/decoders/test_smp_decoders.py``):
 
-==================  ======================  =================
-encoder             params (SMP)            GMACs (SMP)
-==================  ======================  =================
-resnet18            15,903,571 (15,903,571) 133.88 (133.88)
-resnet50            39,638,355 (39,638,355) 327.15 (327.15)
-resnet101           58,630,483 (58,630,483) 482.31 (482.31)
-mobilenetv2         12,652,563 (12,652,563) 101.41 (101.41)
-==================  ======================  =================
+=============  ======================  ===================
+encoder        params (SMP)            GMACs (SMP)
+=============  ======================  ===================
+resnet18       15,903,571 (15,903,571) 133.880 (133.88)
+resnet50       39,638,355 (39,638,355) 327.154 (327.15)
+resnet101      58,630,483 (58,630,483) 482.310 (482.31)
+mobilenetv2    12,652,563 (12,652,563) 101.415 (101.41)
+=============  ======================  ===================
+
+resnet50 / resnet101 with ``layout="torchvision"`` and mobilenetv2 with ``include_last_conv=True``
+(SMP's encoders); the counts are equal, and the MACs equal to the reference's two decimals.
 """
 
 from keras import layers
@@ -52,6 +55,7 @@ from tfseg.registry import DECODERS
     encoder_output_stride=8,
     paper="DeepLabV3 (Chen et al., 2017), SMP layout",
     smp_reference="deeplabv3",
+    contract_kwargs={"decoder_channels": 64},
 )
 def deeplabv3(
     pyramid,
