@@ -1,6 +1,8 @@
 """Decoders (meta-architectures) over an encoder pyramid; importing this package registers them."""
 
 from tfseg.decoders import (  # noqa: F401
+    deeplabv3,
+    deeplabv3plus,
     dilation,
     igum,  # noqa: F401
     manet,
