@@ -5,5 +5,7 @@ from tfseg.decoders import (  # noqa: F401
     igum,  # noqa: F401
     rgpnet,  # noqa: F401
     skipnet,
+    smp_unet,
     unet,
+    unetplusplus,
 )
