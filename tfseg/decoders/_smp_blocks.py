@@ -1,8 +1,8 @@
 """Blocks shared by the SMP-layout U-Net decoders (``smp_unet``, ``unetplusplus``).
 
 Checked against segmentation_models_pytorch (``decoders/unet/decoder.py``,
-``decoders/unetplusplus/decoder.py``, ``base/modules.py``, ``base/heads.py``; 0.3.x): both U-Nets use
-the same decoder block (nearest x2 upsampling, concatenation with the skips, two 3x3
+``decoders/unetplusplus/decoder.py``, ``base/modules.py``, ``base/heads.py``; 0.3.x): both U-Nets
+use the same decoder block (nearest x2 upsampling, concatenation with the skips, two 3x3
 convolution-BN-ReLU, optional scSE attention), the same optional centre block and the same 3x3
 segmentation head.
 """
@@ -15,7 +15,7 @@ ATTENTIONS = (None, "scse")
 
 
 def check_options(decoder, pyramid, decoder_channels, encoder_depth, attention_type):
-    """Validate the options the two U-Nets share; returns ``decoder_channels`` as a tuple of ints."""
+    """Validate the options the two U-Nets share; returns ``decoder_channels`` as ints."""
     channels = tuple(int(c) for c in decoder_channels)
     if encoder_depth not in (3, 4, 5):
         raise ValueError(f"{decoder}: encoder_depth must be 3, 4 or 5, got {encoder_depth}")
@@ -47,9 +47,10 @@ def conv_relu(x, filters, *, use_batchnorm=True, name):
 
 
 def scse(x, *, reduction=16, name):
-    """SMP's ``SCSEModule`` (Roy et al., 2018): ``x * cSE(x) + x * sSE(x)``; cSE is a global average,
-    1x1 convolution to ``C // reduction`` + ReLU, 1x1 convolution back to ``C`` + sigmoid, sSE a 1x1
-    convolution to one channel + sigmoid. Both gates broadcast by multiplication (no resize)."""
+    """SMP's ``SCSEModule`` (Roy et al., 2018): ``x * cSE(x) + x * sSE(x)``; cSE is a global
+    average, 1x1 convolution to ``C // reduction`` + ReLU, 1x1 convolution back to ``C`` + sigmoid,
+    sSE a 1x1 convolution to one channel + sigmoid. Both gates broadcast by multiplication (no
+    resize)."""
     channels = x.shape[-1]
     c = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_cse_pool")(x)
     c = layers.Conv2D(max(1, channels // reduction), 1, activation="relu", name=f"{name}_cse_1")(c)
@@ -85,9 +86,9 @@ def center_block(x, *, use_batchnorm=True, name):
 
 
 def segmentation_head(x, num_classes, *, name):
-    """SMP's ``SegmentationHead`` with its U-Net settings: a 3x3 convolution with bias to the classes,
-    no upsampling, no activation (linear logits); Xavier-uniform weights and zero bias, as SMP's
-    ``initialize_head``."""
+    """SMP's ``SegmentationHead`` with its U-Net settings: a 3x3 convolution with bias to the
+    classes, no upsampling, no activation (linear logits); Xavier-uniform weights and zero bias, as
+    SMP's ``initialize_head``."""
     return layers.Conv2D(
         num_classes, 3, padding="same", kernel_initializer="glorot_uniform", name=name
     )(x)
