@@ -14,21 +14,19 @@ from tfseg.layers.blocks import conv_bn_act
 ATTENTIONS = (None, "scse")
 
 
-def check_options(decoder, pyramid, decoder_channels, encoder_depth, attention_type):
+def check_options(decoder, pyramid, decoder_channels, attention_type):
     """Validate the options the two U-Nets share; returns ``decoder_channels`` as ints."""
     channels = tuple(int(c) for c in decoder_channels)
-    if encoder_depth not in (3, 4, 5):
-        raise ValueError(f"{decoder}: encoder_depth must be 3, 4 or 5, got {encoder_depth}")
-    if len(channels) != encoder_depth or any(c < 1 for c in channels):
+    if len(channels) != 5 or any(c < 1 for c in channels):
         raise ValueError(
-            f"{decoder}: decoder_channels must be {encoder_depth} positive integers "
-            f"(one per decoder block, encoder_depth={encoder_depth}), got {tuple(decoder_channels)}"
+            f"{decoder}: decoder_channels must be 5 positive integers (one per decoder block, "
+            f"deepest first), got {tuple(decoder_channels)}"
         )
     if attention_type not in ATTENTIONS:
         raise ValueError(
             f"{decoder}: attention_type must be one of {ATTENTIONS}, got {attention_type!r}"
         )
-    missing = [f"P{k}" for k in range(1, encoder_depth + 1) if f"P{k}" not in pyramid]
+    missing = [f"P{k}" for k in range(1, 6) if f"P{k}" not in pyramid]
     if missing:
         raise ValueError(f"{decoder}: the encoder pyramid lacks {', '.join(missing)}")
     return channels

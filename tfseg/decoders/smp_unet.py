@@ -16,7 +16,8 @@ Departures from SMP: none in parameters or MACs. Keras "same" padding (equal to 
 these stride-1 3x3 convolutions) and BN epsilon 1e-3 (PyTorch 1e-5), tfseg's conventions. SMP
 switches the centre block on by itself for VGG encoders; a tfseg decoder does not know its
 encoder's name, so ``center=True`` is an option here (off by default, also for ``vgg16``).
-``decoder_use_batchnorm="inplace"`` (InPlaceABN) is not offered.
+``decoder_use_batchnorm="inplace"`` (InPlaceABN) is not offered, nor SMP's ``encoder_depth`` 3 or 4
+(``build_model`` builds and records all five pyramid levels; SMP's default is 5).
 
 Against ``docs/reference/smp_reference.csv`` (trainable parameters for 19 classes; conv/matmul
 GMACs at 1x3x512x1024; tfseg's ResNet-50/101 with ``layout="torchvision"``, MobileNetV2 with
@@ -52,7 +53,6 @@ def smp_unet(
     num_classes,
     *,
     decoder_channels=(256, 128, 64, 32, 16),
-    encoder_depth=5,
     use_batchnorm=True,
     attention_type=None,
     center=False,
@@ -62,9 +62,7 @@ def smp_unet(
 
     Args:
       decoder_channels: output channels of the decoder blocks, deepest first (SMP's
-        ``decoder_channels``); as many as ``encoder_depth``.
-      encoder_depth: how many pyramid levels are used (3-5, SMP's ``encoder_depth``): the decoder
-        starts from ``P<encoder_depth>`` and every block doubles the resolution.
+        ``decoder_channels``), five.
       use_batchnorm: BN after each decoder convolution (SMP's ``decoder_use_batchnorm``); without
         it the convolutions have biases.
       attention_type: ``None`` or ``"scse"`` (SMP's ``decoder_attention_type``): spatial and
@@ -72,12 +70,12 @@ def smp_unet(
       center: SMP's ``CenterBlock`` (two 3x3 convolution-BN-ReLU) on the deepest feature; SMP
         turns it on for VGG encoders.
     """
-    channels = check_options("smp_unet", pyramid, decoder_channels, encoder_depth, attention_type)
-    x = pyramid[f"P{encoder_depth}"]
+    channels = check_options("smp_unet", pyramid, decoder_channels, attention_type)
+    x = pyramid["P5"]
     if center:
         x = center_block(x, use_batchnorm=use_batchnorm, name=f"{name}_center")
     for i, filters in enumerate(channels):
-        level = encoder_depth - 1 - i  # the skip at the block's output scale; P0 is none
+        level = 4 - i  # the skip at the block's output scale (P4..P1; none for the last block)
         skips = [pyramid[f"P{level}"]] if level >= 1 else []
         x = decoder_block(
             x,

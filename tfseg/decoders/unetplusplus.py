@@ -23,7 +23,8 @@ Departures from SMP: none in parameters or MACs. Keras "same" padding (equal to 
 these stride-1 3x3 convolutions) and BN epsilon 1e-3 (PyTorch 1e-5), tfseg's conventions. SMP's
 ``UnetPlusPlusDecoder`` builds a centre block for VGG encoders but its forward never calls it (so
 SMP counts parameters that do not run); it is not offered here. ``decoder_use_batchnorm="inplace"``
-(InPlaceABN) is not offered either.
+(InPlaceABN) is not offered either, nor SMP's ``encoder_depth`` 3 or 4 (``build_model`` builds and
+records all five pyramid levels; SMP's default is 5).
 
 Against ``docs/reference/smp_reference.csv`` (trainable parameters for 19 classes; conv/matmul
 GMACs at 1x3x512x1024; tfseg's ResNet-50/101 with ``layout="torchvision"``, MobileNetV2 with
@@ -54,7 +55,6 @@ def unetplusplus(
     num_classes,
     *,
     decoder_channels=(256, 128, 64, 32, 16),
-    encoder_depth=5,
     use_batchnorm=True,
     attention_type=None,
     name="unetplusplus",
@@ -63,16 +63,13 @@ def unetplusplus(
 
     Args:
       decoder_channels: output channels of the spine blocks ``x_0_0..x_0_4``, deepest first (SMP's
-        ``decoder_channels``); as many as ``encoder_depth``. The nested nodes take the skip widths.
-      encoder_depth: how many pyramid levels are used (3-5, SMP's ``encoder_depth``).
+        ``decoder_channels``), five. The nested nodes take the skip widths.
       use_batchnorm: BN after each decoder convolution (SMP's ``decoder_use_batchnorm``); without
         it the convolutions have biases.
       attention_type: ``None`` or ``"scse"`` (SMP's ``decoder_attention_type``).
     """
-    channels = check_options(
-        "unetplusplus", pyramid, decoder_channels, encoder_depth, attention_type
-    )
-    n = encoder_depth
+    channels = check_options("unetplusplus", pyramid, decoder_channels, attention_type)
+    n = len(channels)  # 5 levels, P5..P1
     features = [pyramid[f"P{n - i}"] for i in range(n)]  # deepest first, as SMP's reversed list
     skip_width = [f.shape[-1] for f in features[1:]]
 
