@@ -9,5 +9,7 @@ from tfseg.decoders import (  # noqa: F401
     pspnet,
     rgpnet,  # noqa: F401
     skipnet,
+    smp_unet,
     unet,
+    unetplusplus,
 )
