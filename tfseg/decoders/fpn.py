@@ -27,14 +27,14 @@ Trainable parameters (19 classes) and conv GMACs at 1x3x512x1024 against SMP 0.3
 (``docs/reference/smp_reference.csv``; tfseg's ``resnet50``/``resnet101`` with
 ``layout="torchvision"``, ``mobilenetv2`` with ``include_last_conv=True``):
 
-=============  ==========  ==========  ======  ======
-encoder        tfseg       SMP         GMACs   SMP
-=============  ==========  ==========  ======  ======
-resnet18       13,049,555  13,049,555  35.59   35.59
-resnet50       26,118,355  26,118,355  62.37   62.37
-resnet101      45,110,483  45,110,483  101.15  101.15
-mobilenet_v2   4,217,747   4,217,747   19.25   19.25
-=============  ==========  ==========  ======  ======
+=============  ==========  ==========  =======  ======
+encoder        tfseg       SMP         GMACs    SMP
+=============  ==========  ==========  =======  ======
+resnet18       13,049,555  13,049,555  35.589   35.59
+resnet50       26,118,355  26,118,355  62.365   62.37
+resnet101      45,110,483  45,110,483  101.154  101.15
+mobilenet_v2   4,217,747   4,217,747   19.248   19.25
+=============  ==========  ==========  =======  ======
 
 >>> model = tfseg.build_model("fpn", 19, encoder="resnet18", input_shape=(512, 1024, 3))
 """

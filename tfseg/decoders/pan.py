@@ -32,14 +32,14 @@ Trainable parameters (19 classes) and conv GMACs at 1x3x512x1024 against SMP 0.3
 (``docs/reference/smp_reference.csv``; tfseg's ``resnet50``/``resnet101`` with
 ``layout="torchvision"``, ``mobilenetv2`` with ``include_last_conv=True``):
 
-=============  ==========  ==========  ======  ======
-encoder        tfseg       SMP         GMACs   SMP
-=============  ==========  ==========  ======  ======
-resnet18       11,372,858  11,372,858  33.12   33.12
-resnet50       24,265,018  24,265,018  69.45   69.45
-resnet101      43,257,146  43,257,146  108.23  108.23
-mobilenet_v2   2,421,754   2,421,754   6.25    6.25
-=============  ==========  ==========  ======  ======
+=============  ==========  ==========  =======  ======
+encoder        tfseg       SMP         GMACs    SMP
+=============  ==========  ==========  =======  ======
+resnet18       11,372,858  11,372,858  33.117   33.12
+resnet50       24,265,018  24,265,018  69.445   69.45
+resnet101      43,257,146  43,257,146  108.234  108.23
+mobilenet_v2   2,421,754   2,421,754   6.253    6.25
+=============  ==========  ==========  =======  ======
 
 >>> model = tfseg.build_model("pan", 19, encoder="resnet18", input_shape=(512, 1024, 3))
 """

@@ -22,14 +22,14 @@ Trainable parameters (19 classes) and conv GMACs at 1x3x512x1024 against SMP 0.3
 (``docs/reference/smp_reference.csv``; tfseg's ``resnet50``/``resnet101`` with
 ``layout="torchvision"``, ``mobilenetv2`` with ``include_last_conv=True``):
 
-=============  ==========  ==========  ======  ======
-encoder        tfseg       SMP         GMACs   SMP
-=============  ==========  ==========  ======  ======
-resnet18       11,664,371  11,664,371  21.21   21.21
-resnet50       31,178,371  31,178,371  58.46   58.46
-resnet101      50,170,499  50,170,499  97.25   97.25
-mobilenet_v2   4,320,453   4,320,453   4.75    4.75
-=============  ==========  ==========  ======  ======
+=============  ==========  ==========  =======  ======
+encoder        tfseg       SMP         GMACs    SMP
+=============  ==========  ==========  =======  ======
+resnet18       11,664,371  11,664,371  21.215   21.21
+resnet50       31,178,371  31,178,371  58.460   58.46
+resnet101      50,170,499  50,170,499  97.249   97.25
+mobilenet_v2   4,320,453   4,320,453   4.752    4.75
+=============  ==========  ==========  =======  ======
 
 >>> model = tfseg.build_model("smp_linknet", 19, encoder="resnet18", input_shape=(512, 1024, 3))
 """
