@@ -20,7 +20,9 @@ Departures from SMP (none changes a parameter or a MAC):
 
 - bilinear upsamplings (segmentation blocks and head) are half-pixel (``BilinearUpsample``), where
   SMP uses ``align_corners=True``: tfseg's convention, exportable with constant scales;
-- GroupNorm keeps PyTorch's epsilon (1e-5); Keras' "same" padding; ``he_normal`` initialisation;
+- GroupNorm keeps PyTorch's epsilon (1e-5) and is Keras' with a division by the standard deviation
+  in place of ``rsqrt`` (``ExportableGroupNormalization``: TensorRT 8.2 parses no ``Reciprocal``);
+- Keras' "same" padding; ``he_normal`` initialisation;
 - SMP's ``encoder_depth`` (3..5) is not an option: the decoder always reads P2..P5.
 
 Trainable parameters (19 classes) and conv GMACs at 1x3x512x1024 against SMP 0.3.2
@@ -39,13 +41,35 @@ mobilenet_v2   4,217,747   4,217,747   19.248   19.25
 >>> model = tfseg.build_model("fpn", 19, encoder="resnet18", input_shape=(512, 1024, 3))
 """
 
-from keras import layers
+from keras import layers, ops
 
 from tfseg.layers import BilinearUpsample
+from tfseg.layers.blocks import keras_serializable
 from tfseg.registry import DECODERS
 
 MERGE_POLICIES = ("add", "cat")
 GROUPS = 32
+
+
+@keras_serializable
+class ExportableGroupNormalization(layers.GroupNormalization):
+    """``keras.layers.GroupNormalization`` (same weights, configuration and function) that divides
+    by ``sqrt(var + eps)`` instead of multiplying by ``rsqrt``: tf2onnx writes ``rsqrt`` as
+    ``Reciprocal``, which TensorRT 8.2's ONNX parser rejects; ``Sqrt`` + ``Div`` pass."""
+
+    def _apply_normalization(self, reshaped_inputs, input_shape):
+        dtype = reshaped_inputs.dtype
+        x = ops.cast(reshaped_inputs, "float32")  # as Keras: GN overflows in float16
+        axes = list(range(1, len(x.shape)))
+        axes.pop(-2 if self.axis == -1 else self.axis - 1)  # keep the group axis
+        mean, variance = ops.moments(x, axes=axes, keepdims=True)
+        x = (x - mean) / ops.sqrt(variance + self.epsilon)
+        broadcast_shape = self._create_broadcast_shape(input_shape)
+        if self.scale:
+            x = x * ops.cast(ops.reshape(self.gamma, broadcast_shape), x.dtype)
+        if self.center:
+            x = x + ops.cast(ops.reshape(self.beta, broadcast_shape), x.dtype)
+        return ops.cast(x, dtype)
 
 
 def _conv_gn_relu(x, filters, *, upsample, name):
@@ -58,7 +82,7 @@ def _conv_gn_relu(x, filters, *, upsample, name):
         kernel_initializer="he_normal",
         name=f"{name}_conv",
     )(x)
-    x = layers.GroupNormalization(groups=GROUPS, epsilon=1e-5, name=f"{name}_gn")(x)
+    x = ExportableGroupNormalization(groups=GROUPS, epsilon=1e-5, name=f"{name}_gn")(x)
     x = layers.Activation("relu", name=f"{name}_relu")(x)
     if upsample:
         x = BilinearUpsample(2, name=f"{name}_up")(x)
@@ -82,6 +106,8 @@ def _lateral(x, filters, *, name):
     encoder_output_stride=32,
     paper="Panoptic FPN (Kirillov et al., 2019), SMP layout",
     smp_reference="fpn",
+    # The model contract (tests/decoders/test_smp_decoders.py) on narrower maps: same layers, ops.
+    contract_kwargs={"pyramid_channels": 64, "segmentation_channels": 32},
 )
 def fpn(
     pyramid,
