@@ -14,7 +14,7 @@ from tfseg.models import table
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 README = os.path.join(ROOT, "README.md")
 START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
-MAX_LINES = 300
+MAX_LINES = 260
 REGENERATE = (
     "the README's model table is out of date: run `python tools/model_table.py --write` (or run "
     "`python tools/model_table.py` and paste its output between the model-table markers of "
@@ -117,8 +117,13 @@ def test_relative_links_resolve():
 
 
 def test_readme_is_a_short_guide():
-    lines = _readme().count("\n")
+    # The generated model table (one row per registered model) grows with the zoo; the prose must
+    # not.
+    text = _readme()
+    start, end = "<!-- model-table:start -->", "<!-- model-table:end -->"
+    text = text[: text.index(start)] + text[text.index(end) :]
+    lines = text.count("\n")
     assert lines < MAX_LINES, (
-        f"README.md has {lines} lines; keep it under {MAX_LINES} (measurements go to "
-        f"docs/results.md, details to docs/usage.md)"
+        f"README.md has {lines} lines outside the model table; keep it under {MAX_LINES} "
+        f"(measurements go to docs/results.md, details to docs/usage.md)"
     )
