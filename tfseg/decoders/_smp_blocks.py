@@ -1,4 +1,4 @@
-"""Blocks shared by the SMP-layout U-Net decoders (``smp_unet``, ``unetplusplus``).
+"""Blocks shared by the SMP-layout decoders (``smp_unet``, ``unetplusplus``, ``manet``, ``pspnet``).
 
 Checked against segmentation_models_pytorch (``decoders/unet/decoder.py``,
 ``decoders/unetplusplus/decoder.py``, ``base/modules.py``, ``base/heads.py``; 0.3.x): both U-Nets
@@ -32,14 +32,15 @@ def check_options(decoder, pyramid, decoder_channels, attention_type):
     return channels
 
 
-def conv_relu(x, filters, *, use_batchnorm=True, name):
-    """SMP's ``Conv2dReLU`` (3x3): convolution without bias + BN + ReLU, or with bias + ReLU when
+def conv_relu(x, filters, kernel_size=3, *, use_batchnorm=True, name):
+    """SMP's ``Conv2dReLU``: convolution without bias + BN + ReLU, or with bias + ReLU when
     ``use_batchnorm`` is False. Layers ``{name}_conv``, ``{name}_bn``, ``{name}_relu``. Kaiming
-    uniform initialisation (fan in), as SMP's ``initialize_decoder``."""
+    uniform initialisation (fan in), as SMP's ``initialize_decoder``; Keras "same" padding (SMP pads
+    ``kernel_size // 2``: the same for odd kernels)."""
     if use_batchnorm:
-        return conv_bn_act(x, filters, 3, kernel_initializer="he_uniform", name=name)
+        return conv_bn_act(x, filters, kernel_size, kernel_initializer="he_uniform", name=name)
     x = layers.Conv2D(
-        filters, 3, padding="same", kernel_initializer="he_uniform", name=f"{name}_conv"
+        filters, kernel_size, padding="same", kernel_initializer="he_uniform", name=f"{name}_conv"
     )(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 

@@ -41,35 +41,13 @@ mobilenet_v2   4,217,747   4,217,747   19.248   19.25
 >>> model = tfseg.build_model("fpn", 19, encoder="resnet18", input_shape=(512, 1024, 3))
 """
 
-from keras import layers, ops
+from keras import layers
 
-from tfseg.layers import BilinearUpsample
-from tfseg.layers.blocks import keras_serializable
+from tfseg.layers import BilinearUpsample, ExportableGroupNormalization
 from tfseg.registry import DECODERS
 
 MERGE_POLICIES = ("add", "cat")
 GROUPS = 32
-
-
-@keras_serializable
-class ExportableGroupNormalization(layers.GroupNormalization):
-    """``keras.layers.GroupNormalization`` (same weights, configuration and function) that divides
-    by ``sqrt(var + eps)`` instead of multiplying by ``rsqrt``: tf2onnx writes ``rsqrt`` as
-    ``Reciprocal``, which TensorRT 8.2's ONNX parser rejects; ``Sqrt`` + ``Div`` pass."""
-
-    def _apply_normalization(self, reshaped_inputs, input_shape):
-        dtype = reshaped_inputs.dtype
-        x = ops.cast(reshaped_inputs, "float32")  # as Keras: GN overflows in float16
-        axes = list(range(1, len(x.shape)))
-        axes.pop(-2 if self.axis == -1 else self.axis - 1)  # keep the group axis
-        mean, variance = ops.moments(x, axes=axes, keepdims=True)
-        x = (x - mean) / ops.sqrt(variance + self.epsilon)
-        broadcast_shape = self._create_broadcast_shape(input_shape)
-        if self.scale:
-            x = x * ops.cast(ops.reshape(self.gamma, broadcast_shape), x.dtype)
-        if self.center:
-            x = x + ops.cast(ops.reshape(self.beta, broadcast_shape), x.dtype)
-        return ops.cast(x, dtype)
 
 
 def _conv_gn_relu(x, filters, *, upsample, name):

@@ -39,7 +39,7 @@ Trainable parameters for 19 classes and conv/matmul GMACs at 1x3x512x1024 agains
 
 from keras import layers, ops
 
-from tfseg.decoders._conv2d_relu import conv2d_relu
+from tfseg.decoders._smp_blocks import conv_relu
 from tfseg.layers.blocks import keras_serializable
 from tfseg.registry import DECODERS
 
@@ -118,8 +118,8 @@ def squeeze_excitation(x, reduced, *, name):
 def mfab(x, skip, filters, *, reduction=16, use_batchnorm=True, name):
     """SMP's multi-scale fusion attention block (see the module docstring)."""
     skip_channels = skip.shape[-1]
-    x = conv2d_relu(x, x.shape[-1], 3, use_batchnorm=use_batchnorm, name=f"{name}_hl1")
-    x = conv2d_relu(x, skip_channels, 1, use_batchnorm=use_batchnorm, name=f"{name}_hl2")
+    x = conv_relu(x, x.shape[-1], 3, use_batchnorm=use_batchnorm, name=f"{name}_hl1")
+    x = conv_relu(x, skip_channels, 1, use_batchnorm=use_batchnorm, name=f"{name}_hl2")
     x = layers.UpSampling2D(2, name=f"{name}_up")(x)
     reduced = max(1, skip_channels // reduction)
     attention = layers.Add(name=f"{name}_se_add")(
@@ -130,15 +130,15 @@ def mfab(x, skip, filters, *, reduction=16, use_batchnorm=True, name):
     )
     x = layers.Multiply(name=f"{name}_se_mul")([x, attention])
     x = layers.Concatenate(name=f"{name}_concat")([x, skip])
-    x = conv2d_relu(x, filters, 3, use_batchnorm=use_batchnorm, name=f"{name}_conv1")
-    return conv2d_relu(x, filters, 3, use_batchnorm=use_batchnorm, name=f"{name}_conv2")
+    x = conv_relu(x, filters, 3, use_batchnorm=use_batchnorm, name=f"{name}_conv1")
+    return conv_relu(x, filters, 3, use_batchnorm=use_batchnorm, name=f"{name}_conv2")
 
 
 def decoder_block(x, filters, *, use_batchnorm=True, name):
     """SMP's plain U-Net block without a skip: nearest x2, two 3x3 ``Conv2dReLU``."""
     x = layers.UpSampling2D(2, name=f"{name}_up")(x)
-    x = conv2d_relu(x, filters, 3, use_batchnorm=use_batchnorm, name=f"{name}_conv1")
-    return conv2d_relu(x, filters, 3, use_batchnorm=use_batchnorm, name=f"{name}_conv2")
+    x = conv_relu(x, filters, 3, use_batchnorm=use_batchnorm, name=f"{name}_conv1")
+    return conv_relu(x, filters, 3, use_batchnorm=use_batchnorm, name=f"{name}_conv2")
 
 
 @DECODERS.register(

@@ -43,7 +43,7 @@ the parameters of the encoder stages its forward never runs (``docs/reference/sm
 
 from keras import layers
 
-from tfseg.decoders._conv2d_relu import conv2d_relu
+from tfseg.decoders._smp_blocks import conv_relu
 from tfseg.layers import AdaptiveAvgPool2D, BilinearUpsample, ResizeLike
 from tfseg.registry import DECODERS
 
@@ -57,7 +57,7 @@ def psp_module(x, *, bins=(1, 2, 3, 6), use_batchnorm=True, name):
     branches = []
     for s in bins:
         y = AdaptiveAvgPool2D(s, name=f"{name}_pool{s}")(x)
-        y = conv2d_relu(y, hidden, 1, use_batchnorm=use_batchnorm and s != 1, name=f"{name}_bin{s}")
+        y = conv_relu(y, hidden, 1, use_batchnorm=use_batchnorm and s != 1, name=f"{name}_bin{s}")
         branches.append(ResizeLike(name=f"{name}_up{s}")([y, x]))
     return layers.Concatenate(name=f"{name}_concat")([*branches, x])
 
@@ -91,7 +91,7 @@ def pspnet(
     x = psp_module(
         x, bins=tuple(int(b) for b in bins), use_batchnorm=use_batchnorm, name=f"{name}_psp"
     )
-    x = conv2d_relu(x, int(out_channels), 1, use_batchnorm=use_batchnorm, name=f"{name}_fuse")
+    x = conv_relu(x, int(out_channels), 1, use_batchnorm=use_batchnorm, name=f"{name}_fuse")
     if dropout:
         x = layers.SpatialDropout2D(float(dropout), name=f"{name}_dropout")(x)
     x = layers.Conv2D(num_classes, 3, padding="same", name=f"{name}_head")(x)

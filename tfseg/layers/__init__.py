@@ -12,7 +12,7 @@ from tfseg.layers.blocks import (
     seg_head,
     separable_bn_act,
 )
-from tfseg.layers.conv import PerGroupConv2D
+from tfseg.layers.conv import PerGroupConv2D, SubsampledPointwiseConv2D
 from tfseg.layers.downsample import conv_pool_downsample, strided_depthwise
 from tfseg.layers.factorized import factorized_conv
 from tfseg.layers.init import torch_depthwise_init, torch_init
@@ -24,6 +24,7 @@ from tfseg.layers.misc import (
     StrideGuard,
     pad_to_multiple,
 )
+from tfseg.layers.norm import ExportableGroupNormalization
 from tfseg.layers.pooling import AdaptiveAvgPool2D, ResizeLike, pyramid_pooling
 from tfseg.layers.resize import BilinearUpsample, bilinear_downsample, upsample_bilinear
 from tfseg.layers.sampler import GuidedSampler, pixel_grid, regular_grid, sample
@@ -54,10 +55,12 @@ __all__ = [
     "StrideGuard",
     "CropToInput",
     "pad_to_multiple",
+    "ExportableGroupNormalization",
     "AdaptiveAvgPool2D",
     "ResizeLike",
     "pyramid_pooling",
     "PerGroupConv2D",
+    "SubsampledPointwiseConv2D",
     "MaxUnpool2D",
     "PoolSwitches",
     "max_pool_with_switches",

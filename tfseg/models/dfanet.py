@@ -49,6 +49,7 @@ from keras import layers
 
 from tfseg.layers import (
     BilinearUpsample,
+    SubsampledPointwiseConv2D,
     bn_act,
     conv_bn_act,
     seg_head,
@@ -92,7 +93,9 @@ def xception_block(x, filters, *, strides=1, name):
     )(y)
     y = layers.ReLU(name=f"{name}_project_relu")(y)
     if strides > 1:
-        shortcut = layers.Conv2D(
+        # A strided 1x1 convolution, subsampled first: TF's oneDNN backward of the direct form
+        # corrupts the heap on the first block's 8-channel input (``SubsampledPointwiseConv2D``).
+        shortcut = SubsampledPointwiseConv2D(
             filters, 1, strides=strides, use_bias=False, kernel_initializer="he_normal",
             name=f"{name}_shortcut",
         )(x)
