@@ -113,3 +113,56 @@ def test_parse_size():
     for bad in ("0x5", "axb", "1x2x3"):
         with pytest.raises(ValueError):
             parse_size(bad)
+
+
+ALL_CFGS = sorted(
+    os.path.join(root, f) for root, _, files in os.walk("configs") for f in files
+    if f.endswith(".cfg")
+)  # fmt: skip
+
+
+def _model_of(fv):
+    """``(model, encoder, model_kwargs, encoder_kwargs)`` a parsed flagfile trains."""
+    from tfseg.models.build import needs_encoder
+
+    encoder = fv.encoder if fv["encoder"].present or needs_encoder(fv.model) else None
+    return fv.model, encoder, fv.model_kwargs, fv.encoder_kwargs
+
+
+def _models_of_all_cfgs():
+    models = {}
+    for cfg in ALL_CFGS:
+        models.setdefault(_model_of(_parse([f"--flagfile={cfg}"])), cfg)
+    return models
+
+
+def test_every_flagfile_parses():
+    assert len(ALL_CFGS) >= 60
+    for name in ("ssn.cfg", "enet_paper.cfg", "erfnet_paper.cfg", "espnet_paper.cfg"):
+        assert f"configs/cityscapes/{name}" in ALL_CFGS
+    assert len(_models_of_all_cfgs()) >= 50
+
+
+@pytest.mark.slow  # ~2 minutes on 2 cores: about 55 distinct models
+def test_every_flagfile_builds_its_model():
+    """The model each ``configs/**/*.cfg`` names builds (each distinct model / encoder / kwargs
+    once, symbolically at a small size)."""
+    import json
+
+    import keras
+
+    import tfseg
+    from tfseg.models.build import stride_of
+
+    for (model, encoder, model_kwargs, encoder_kwargs), cfg in _models_of_all_cfgs().items():
+        built = tfseg.build_model(
+            model,
+            19,
+            encoder=encoder,
+            encoder_kwargs=json.loads(encoder_kwargs),
+            **json.loads(model_kwargs),
+        )
+        h = max(64, 2 * stride_of(model))
+        spec = built.compute_output_spec(keras.KerasTensor((1, h, 2 * h, 3)))
+        keras.backend.clear_session()
+        assert tuple(spec.shape) == (1, h, 2 * h, 19), cfg

@@ -10,7 +10,7 @@ _LEVELS = ("P1", "P2", "P3", "P4")
 
 
 @DECODERS.register("skipnet", paper="RTSeg (Siam et al., 2018), SkipNet / FCN8s")
-def skipnet(pyramid, num_classes, *, finest="P3", name="skipnet"):
+def skipnet(pyramid, num_classes, *, finest="P3", fc_channels=0, name="skipnet"):
     """FCN8s-style decoding: 1x1 scores at P5, P4, P3; x2, x2 transposed convolutions with additive
     fusion; a final x8 transposed convolution to the input resolution. All upsampling happens on
     ``num_classes`` channels, which is why this decoder is the cheapest of the three.
@@ -18,10 +18,26 @@ def skipnet(pyramid, num_classes, *, finest="P3", name="skipnet"):
     ``finest`` is the finest pyramid level fused. The default ``"P3"`` is RTSeg's SkipNet (FCN8s).
     ``"P2"`` adds one more x2 step with scores at stride 4 (FCN4s-style). The final upsampling is
     then x4, for a few MFLOPs more (on the quickstart: val mIoU 0.498 against 0.484 for P3).
+
+    ``fc_channels`` > 0 adds FCN's fc6 / fc7 before the P5 score, as convolutions: 7x7 then 1x1,
+    each with ``fc_channels`` outputs, a bias, ReLU and dropout 0.5 (Long et al., FCN, sec. 3.1;
+    the RTSeg authors' ``models/encoders/VGG.py`` builds them on pool5 with VGG16's fc weights
+    reshaped to 7x7x512x4096, or as 7x7 / 1x1 with 512 channels in its "reduced" VGG). The
+    default 0 leaves them out (tfseg's SkipNet, 322.6 GFLOPs on VGG16 at 1024x512);
+    ``fc_channels=4096`` is FCN8s-VGG16: 445.0 GFLOPs, against the 445.9 of RTSeg's Table 3
+    (whose caption says 640x360, where this layout measures 195.6: the figure fits 1024x512).
     """
     if finest not in _LEVELS:
         raise ValueError(f"skipnet: finest must be one of {_LEVELS}, got {finest!r}")
-    x = classifier(pyramid["P5"], num_classes, name=f"{name}_score_p5")
+    if int(fc_channels) < 0:
+        raise ValueError(f"skipnet: fc_channels must be >= 0, got {fc_channels!r}")
+    x = pyramid["P5"]
+    for fc, kernel in (("fc6", 7), ("fc7", 1)) if fc_channels else ():
+        x = layers.Conv2D(
+            int(fc_channels), kernel, padding="same", activation="relu", name=f"{name}_{fc}"
+        )(x)
+        x = layers.Dropout(0.5, name=f"{name}_{fc}_dropout")(x)
+    x = classifier(x, num_classes, name=f"{name}_score_p5")
     level = 5
     while f"P{level}" != finest:
         level -= 1

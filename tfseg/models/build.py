@@ -251,10 +251,16 @@ def _encoder_decoder(name, num_classes, encoder, x, encoder_kwargs, kwargs):
     check_kwargs(info, kwargs, "decoder")
     check_kwargs(encoder_info, encoder_kwargs, "encoder")
     output_stride = info.encoder_output_stride
+    depth = info.extra.get("encoder_depth")
+    # A decoder whose options change what it asks of the encoder (``dilation``'s ``variant``) is
+    # registered with ``encoder_setup(**decoder kwargs) -> (output_stride, depth or None)``.
+    setup = info.extra.get("encoder_setup")
+    if setup is not None:
+        output_stride, depth = setup(**kwargs)
     pyramid = encoder_info.fn(x, output_stride=output_stride, name=encoder, **encoder_kwargs)
     # A decoder registered with ``encoder_depth=k`` (SMP's PSPNet: 3) reads P1..Pk only; the deeper
     # levels are left out of the pyramid (and so of the model, its anatomy and its heads).
-    depth = int(info.extra.get("encoder_depth", len(pyramid)))
+    depth = int(depth or len(pyramid))
     pyramid = {k: v for k, v in pyramid.items() if int(k[1:]) <= depth}
     logits = info.fn(pyramid, int(num_classes), name=name, **kwargs)
     strides = {k: min(2 ** int(k[1:]), output_stride) for k in pyramid}
