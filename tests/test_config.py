@@ -143,10 +143,16 @@ def test_every_flagfile_parses():
     assert len(_models_of_all_cfgs()) >= 50
 
 
-@pytest.mark.slow  # ~2 minutes on 2 cores: about 55 distinct models
-def test_every_flagfile_builds_its_model():
-    """The model each ``configs/**/*.cfg`` names builds (each distinct model / encoder / kwargs
-    once, symbolically at a small size)."""
+_CFG_MODELS = _models_of_all_cfgs()
+
+
+@pytest.mark.slow  # ~55 distinct models, ~2 s each: one case each, so pytest-xdist spreads them
+@pytest.mark.parametrize(
+    "key", list(_CFG_MODELS), ids=[os.path.basename(c)[:-4] for c in _CFG_MODELS.values()]
+)
+def test_every_flagfile_builds_its_model(key):
+    """The model a ``configs/**/*.cfg`` names builds (each distinct model / encoder / kwargs once,
+    symbolically at a small size)."""
     import json
 
     import keras
@@ -154,15 +160,12 @@ def test_every_flagfile_builds_its_model():
     import tfseg
     from tfseg.models.build import stride_of
 
-    for (model, encoder, model_kwargs, encoder_kwargs), cfg in _models_of_all_cfgs().items():
-        built = tfseg.build_model(
-            model,
-            19,
-            encoder=encoder,
-            encoder_kwargs=json.loads(encoder_kwargs),
-            **json.loads(model_kwargs),
-        )
-        h = max(64, 2 * stride_of(model))
-        spec = built.compute_output_spec(keras.KerasTensor((1, h, 2 * h, 3)))
-        keras.backend.clear_session()
-        assert tuple(spec.shape) == (1, h, 2 * h, 19), cfg
+    model, encoder, model_kwargs, encoder_kwargs = key
+    built = tfseg.build_model(
+        model, 19, encoder=encoder, encoder_kwargs=json.loads(encoder_kwargs),
+        **json.loads(model_kwargs),
+    )  # fmt: skip
+    h = max(64, 2 * stride_of(model))
+    spec = built.compute_output_spec(keras.KerasTensor((1, h, 2 * h, 3)))
+    keras.backend.clear_session()
+    assert tuple(spec.shape) == (1, h, 2 * h, 19), _CFG_MODELS[key]
