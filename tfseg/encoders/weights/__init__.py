@@ -62,6 +62,7 @@ from tfseg.encoders.weights.legacy_h5 import (
 )
 from tfseg.encoders.weights.torch_state import (
     TORCH_ENCODERS,
+    check_torch_encoder,
     is_torch_path,
     load_torch_weights,
     match_torch_epsilon,
@@ -163,6 +164,7 @@ def _resolve_source(encoder_name, path, encoder_kwargs):
     if path == "imagenet":
         return fetch_imagenet_file(encoder_name, encoder_kwargs), "legacy"
     if is_torch_path(path):
+        check_torch_encoder(encoder_name, encoder_kwargs, path)
         return path, "torch"
     if path.endswith(".weights.h5"):
         return path, "keras"

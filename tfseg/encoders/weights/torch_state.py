@@ -143,6 +143,8 @@ def read_safetensors(path):
                 f"{path}: tensor {name!r} holds {array.size} values, its shape {shape} needs "
                 f"{math.prod(shape)}"
             )
+        if array.dtype.kind == "f":  # as read_torch_checkpoint: every float as float32
+            array = array.astype(np.float32)
         tensors[name] = array.reshape(shape)
     return tensors
 
@@ -156,7 +158,7 @@ def read_torch_checkpoint(path):
             f"reading the PyTorch checkpoint {path} needs PyTorch: pip install torch (the CPU "
             "build is enough: --index-url https://download.pytorch.org/whl/cpu). Or convert it "
             "once where torch is installed to .safetensors, which tfseg reads without PyTorch: "
-            "python -c \"import torch, safetensors.torch as st; "
+            'python -c "import torch, safetensors.torch as st; '
             "st.save_file(torch.load('x.pth'), 'x.safetensors')\""
         ) from None
     try:
@@ -270,8 +272,8 @@ def check_torch_encoder(encoder_name, encoder_kwargs, path):
             raise ValueError(
                 f"{path}: encoder {encoder_name!r} with {key}={encoder_kwargs.get(key, 'keras')!r}"
                 f" does not have the torchvision layout of a PyTorch checkpoint; build it with "
-                f"--encoder_kwargs='{{\"{key}\": \"{value}\"}}' (Python: "
-                f"encoder_kwargs={{\"{key}\": \"{value}\"}})"
+                f'--encoder_kwargs=\'{{"{key}": "{value}"}}\' (Python: '
+                f'encoder_kwargs={{"{key}": "{value}"}})'
             )
 
 
@@ -324,6 +326,11 @@ def _find_prefix(state, first_name, expected):
     return max(sorted(candidates, key=len), key=lambda p: sum(p + n in state for n in expected))
 
 
+def _sample_names(state, n=3):
+    """A few tensor names of a state dict, BatchNorm's batch counters left out."""
+    return [k for k in state if not k.endswith("num_batches_tracked")][:n]
+
+
 class TorchLoad:
     """What :func:`load_torch_weights` did: ``unused`` and ``missing`` tensor names (checkpoint
     names, as in the file), ``not_loaded`` (Keras layer suffixes left as they were)."""
@@ -351,7 +358,7 @@ def load_torch_weights(reference, encoder_name, path, encoder_kwargs):
         raise ValueError(
             f"{path} holds none of the tensors of encoder {encoder_name!r} in the torchvision "
             f"layout (such as {expected[0]!r}); its tensors are named like "
-            f"{', '.join(list(state)[:3]) or '(none)'}"
+            f"{', '.join(_sample_names(state)) or '(none)'}"
         )
     used, missing, not_loaded, values = set(), [], set(), {}
     for suffix, layer, kind, tensors in plan:
