@@ -340,3 +340,23 @@ def test_pth_without_torch_says_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
     with pytest.raises(ImportError, match=r"needs PyTorch: pip install torch.*\.safetensors"):
         load_encoder_weights(keras.Model(), "resnet18", path)
+
+
+def test_torchvision_preprocessing_is_tfseg_normalize():
+    """torchvision's ImageNet checkpoints expect what ``tfseg.data.normalize`` feeds (RGB / 255,
+    then ImageNet mean/std), so the first convolution is loaded without adaptation."""
+    from tfseg.data.pipeline import normalize
+
+    models = _torchvision_models()
+    weights = (
+        models.ResNet18_Weights,
+        models.ResNet50_Weights,
+        models.ResNet101_Weights,
+        models.VGG16_Weights,
+        models.MobileNet_V2_Weights,
+    )
+    image = np.random.default_rng(0).integers(0, 256, size=(4, 5, 3), dtype=np.uint8)
+    for enum in weights:
+        preset = enum.IMAGENET1K_V1.transforms()
+        expected = (image / 255.0 - np.asarray(preset.mean)) / np.asarray(preset.std)
+        np.testing.assert_allclose(normalize(image), expected, atol=1e-5, err_msg=str(enum))
