@@ -60,7 +60,9 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_string(
         "encoder_weights",
         None,
-        "Encoder weights: a local .weights.h5 / legacy .h5 file, or imagenet.",
+        "Encoder weights: a local .weights.h5 / legacy .h5 file, a torchvision state dict "
+        "(.pth/.pt/.bin with torch installed, or .safetensors; resnet50/101 and mobilenetv2 need "
+        "--encoder_kwargs='{\"layout\": \"torchvision\"}'), or imagenet.",
         flag_values=fv,
     )
     flags.DEFINE_string(

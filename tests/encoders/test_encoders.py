@@ -210,6 +210,23 @@ def test_mobilenetv2_odd_static_size_pads_as_keras_applications():
     ]
 
 
+def test_mobilenetv2_torchvision_layout():
+    """``layout="torchvision"``: the same weights (names, shapes), symmetric padding on every
+    strided convolution and BatchNorm epsilon 1e-5; the default layout is unchanged (its features
+    against torchvision's: tests/encoders/test_torch_weights.py)."""
+    tv = build_encoder_model("mobilenetv2", (64, 96, 3), layout="torchvision")
+    keras_layout = build_encoder_model("mobilenetv2", (64, 96, 3))
+    assert weighted_layers(tv, "mobilenetv2_") == weighted_layers(keras_layout, "mobilenetv2_")
+    assert tv.get_layer("mobilenetv2_Conv1_pad").padding == ((1, 1), (1, 1))
+    assert tv.get_layer("mobilenetv2_Conv1").padding == "valid"
+    assert tv.get_layer("mobilenetv2_block_1_pad").padding == ((1, 1), (1, 1))
+    assert keras_layout.get_layer("mobilenetv2_block_1_pad").padding == ((0, 1), (0, 1))
+    assert {layer.epsilon for layer in tv.layers if hasattr(layer, "epsilon")} == {1e-5}
+    assert [t.shape for t in tv.outputs] == [t.shape for t in keras_layout.outputs]
+    with pytest.raises(ValueError, match="layout must be one of"):
+        build_encoder_model("mobilenetv2", layout="caffe")
+
+
 def test_mobilenetv2_dilation_frontend_layers():
     enc = encoder_model("mobilenetv2", 8)
     dw = {i: enc.get_layer(f"mobilenetv2_block_{i}_depthwise") for i in (5, 6, 7, 12, 13, 14, 16)}

@@ -15,6 +15,12 @@ as keras-applications' ``correct_pad`` (bottom/right only for even or unknown si
 the keras-applications ImageNet files load (``--encoder_weights=imagenet`` or the local file
 ``mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5``).
 
+``layout="torchvision"`` builds torchvision's ``mobilenet_v2().features`` exactly: every strided
+convolution (``Conv1`` and the strided depthwise ones) pads symmetrically by one (``ZeroPadding2D``
++ "valid", as PyTorch's ``padding=1``) and BatchNorm uses torchvision's epsilon 1e-5 (instead of
+keras-applications' 1e-3), so torchvision / timm PyTorch checkpoints give the same features
+(``tfseg.encoders.weights.torch_state``). Parameters and layer names are the same in both layouts.
+
 The networks of the reference zoo that use MobileNetV2 (CANet, LiteSeg) take ``features[:18]``:
 they stop at the 320-channel block and never use the 1280 convolution, hence the default.
 """
@@ -62,8 +68,13 @@ def make_divisible(value, divisor=8, min_value=None):
     return rounded
 
 
-def _bn(x, name):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)(x)
+LAYOUTS = ("keras", "torchvision")
+TORCH_BN_EPSILON = 1e-5
+
+
+def _bn(x, name, layout="keras"):
+    epsilon = TORCH_BN_EPSILON if layout == "torchvision" else BN_EPSILON
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=epsilon, name=name)(x)
 
 
 def _correct_pad(x):
@@ -75,15 +86,17 @@ def _correct_pad(x):
     return ((height % 2, 1), (width % 2, 1))
 
 
-def _inverted_residual(x, filters, *, expansion, strides, dilation, prefix):
+def _inverted_residual(x, filters, *, expansion, strides, dilation, layout, prefix):
     in_channels = x.shape[-1]
     y = x
     if expansion != 1:
         y = layers.Conv2D(expansion * in_channels, 1, use_bias=False, name=f"{prefix}_expand")(y)
-        y = _bn(y, f"{prefix}_expand_BN")
+        y = _bn(y, f"{prefix}_expand_BN", layout)
         y = layers.ReLU(6.0, name=f"{prefix}_expand_relu")(y)
     if strides == 2:
-        y = layers.ZeroPadding2D(_correct_pad(y), name=f"{prefix}_pad")(y)
+        # torchvision: padding=dilation on both sides; keras-applications: correct_pad.
+        pad = dilation if layout == "torchvision" else _correct_pad(y)
+        y = layers.ZeroPadding2D(pad, name=f"{prefix}_pad")(y)
     y = layers.DepthwiseConv2D(
         3,
         strides=strides,
@@ -92,10 +105,10 @@ def _inverted_residual(x, filters, *, expansion, strides, dilation, prefix):
         use_bias=False,
         name=f"{prefix}_depthwise",
     )(y)
-    y = _bn(y, f"{prefix}_depthwise_BN")
+    y = _bn(y, f"{prefix}_depthwise_BN", layout)
     y = layers.ReLU(6.0, name=f"{prefix}_depthwise_relu")(y)
     y = layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}_project")(y)
-    y = _bn(y, f"{prefix}_project_BN")
+    y = _bn(y, f"{prefix}_project_BN", layout)
     if strides == 1 and in_channels == filters:
         y = layers.Add(name=f"{prefix}_add")([x, y])
     return y
@@ -103,7 +116,13 @@ def _inverted_residual(x, filters, *, expansion, strides, dilation, prefix):
 
 @ENCODERS.register("mobilenetv2")
 def mobilenetv2(
-    inputs, *, output_stride=32, alpha=1.0, include_last_conv=False, name="mobilenetv2"
+    inputs,
+    *,
+    output_stride=32,
+    alpha=1.0,
+    include_last_conv=False,
+    layout="keras",
+    name="mobilenetv2",
 ):
     """MobileNetV2 encoder with width multiplier ``alpha``. Returns ``{"P1": .., "P5": ..}``.
 
@@ -113,20 +132,28 @@ def mobilenetv2(
     convolution to 1280 channels + BN + ReLU6 after it (keras-applications' ``Conv_1``/``out_relu``,
     torchvision's ``features[18]``). With ``output_stride=8`` blocks 6 and 13 keep stride 1 and the
     blocks after them use dilation 2 (blocks 7-13) and 4 (blocks 14-16).
+
+    ``layout``: ``"keras"`` (keras-applications padding and BatchNorm epsilon, the default) or
+    ``"torchvision"`` (symmetric padding, epsilon 1e-5: torchvision's ``mobilenet_v2``).
     """
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"{name}: layout must be one of {LAYOUTS}, got {layout!r}")
     schedule = StrideSchedule(output_stride)
     schedule.down()  # the first convolution always downsamples
+    x = inputs
+    if layout == "torchvision":
+        x = layers.ZeroPadding2D(1, name=f"{name}_Conv1_pad")(x)
     x = layers.Conv2D(
         make_divisible(32 * alpha),
         3,
         strides=2,
-        padding="same",
+        padding="valid" if layout == "torchvision" else "same",
         use_bias=False,
         name=f"{name}_Conv1",
-    )(inputs)
-    x = _bn(x, f"{name}_bn_Conv1")
+    )(x)
+    x = _bn(x, f"{name}_bn_Conv1", layout)
     x = layers.ReLU(6.0, name=f"{name}_Conv1_relu")(x)
     pyramid = {}
     level = 1
@@ -143,12 +170,13 @@ def mobilenetv2(
             expansion=expansion,
             strides=stride,
             dilation=dilation,
+            layout=layout,
             prefix=f"{name}_block_{block_id}" if block_id else f"{name}_expanded_conv",
         )
     if include_last_conv:
         last = make_divisible(LAST_CONV_CHANNELS * alpha) if alpha > 1.0 else LAST_CONV_CHANNELS
         x = layers.Conv2D(last, 1, use_bias=False, name=f"{name}_Conv_1")(x)
-        x = _bn(x, f"{name}_Conv_1_bn")
+        x = _bn(x, f"{name}_Conv_1_bn", layout)
         x = layers.ReLU(6.0, name=f"{name}_out_relu")(x)
     pyramid[f"P{level}"] = x
     return pyramid

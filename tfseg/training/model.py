@@ -15,6 +15,8 @@ def build_from_config(config, task, num_classes, input_shape=(None, None, 3)):
 
         n = load_encoder_weights(model, mc.encoder, mc.encoder_weights, **mc.encoder_kwargs)
         print(f"loaded {n} encoder weight tensors from {mc.encoder_weights}")
+        for note in getattr(n, "notes", ()):  # e.g. PyTorch checkpoints: BatchNorm epsilon set
+            print(note)
     if mc.init_model:
         n = init_from_model(model, mc.init_model)
         print(f"initialised {n} weight tensors from {mc.init_model}")

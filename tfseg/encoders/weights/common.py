@@ -17,21 +17,26 @@ class LoadReport(int):
 
     Attributes: ``tensors``, ``layers`` (layers loaded), ``skipped`` (layer names in the source that
     the encoder does not have, e.g. a classifier, and the encoder layers of its last stages that a
-    model holding only its first stages lacks), ``source`` (the file read).
+    model holding only its first stages lacks; for a PyTorch checkpoint: its unused tensor names),
+    ``missing`` (PyTorch checkpoints: names of tensors the encoder needs that the file lacks; their
+    layers keep their weights), ``notes`` (what the loader changed besides weights, e.g. the
+    BatchNorm epsilon), ``source`` (the file read).
     """
 
-    def __new__(cls, tensors, layers, skipped=(), source=None):
+    def __new__(cls, tensors, layers, skipped=(), source=None, *, missing=(), notes=()):
         obj = super().__new__(cls, tensors)
         obj.tensors = int(tensors)
         obj.layers = int(layers)
         obj.skipped = tuple(skipped)
+        obj.missing = tuple(missing)
+        obj.notes = tuple(notes)
         obj.source = source
         return obj
 
     def __repr__(self):
         return (
             f"LoadReport(tensors={self.tensors}, layers={self.layers}, "
-            f"skipped={len(self.skipped)}, source={self.source!r})"
+            f"skipped={len(self.skipped)}, missing={len(self.missing)}, source={self.source!r})"
         )
 
 
