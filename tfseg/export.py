@@ -2,7 +2,11 @@
 
 Formats: ``saved_model`` (float and uint8 serving signatures), ``tflite`` (fp32 / fp16 / int8,
 built-in ops only, runs with ai-edge-litert), ``onnx`` (opset and op allow-list of the
-``--target``), ``tensorrt`` (ONNX -> engine where TensorRT is installed), ``tftrt`` (only on a
+``--target``; fp32, or int8 QDQ for onnxruntime on CPUs), ``auto`` (``--target=cpu`` only: exports,
+verifies and times LiteRT and onnxruntime candidates in fp32 and int8 on this machine and keeps
+the fastest that passes ``--verify``'s thresholds; ``--precision`` is then the lowest precision
+allowed, default int8; see ``tfseg/export_lib/auto.py``), ``tensorrt`` (ONNX -> engine where
+TensorRT is installed), ``tftrt`` (only on a
 TensorFlow built with TensorRT, i.e. TF <= 2.17 CUDA builds). Writes the artifact at ``--output``
 and ``<output>.report.json`` (op types, opset, BatchNorm folding, verification figures).
 
@@ -15,6 +19,8 @@ Examples::
         --precision=fp16 --input_size=512x1024 --output=saved_models/quickstart_fp16.tflite --verify
     python -m tfseg.export --model_path=runs/quickstart/model.keras --format=onnx --target=tx2 \\
         --input_size=512x1024 --output=saved_models/quickstart_tx2.onnx --verify
+    python -m tfseg.export --model_path=runs/quickstart/model.keras --format=auto --target=cpu \\
+        --input_size=512x1024 --output=saved_models/quickstart_cpu
 """
 
 import json
@@ -31,7 +37,14 @@ FLAGS = flags.FLAGS
 def define_flags(fv=FLAGS):
     flags.DEFINE_string("model_path", None, "A tfseg .keras model.", flag_values=fv)
     flags.DEFINE_enum("format", "saved_model", FORMATS, "Artifact format.", flag_values=fv)
-    flags.DEFINE_enum("precision", "fp32", PRECISIONS, "Numeric precision.", flag_values=fv)
+    flags.DEFINE_enum(
+        "precision",
+        "fp32",
+        PRECISIONS,
+        "Numeric precision. With --format=auto: the lowest precision it may choose (default "
+        "there: int8, every candidate; each must pass --verify's thresholds).",
+        flag_values=fv,
+    )
     flags.DEFINE_enum(
         "target",
         "generic",
@@ -92,6 +105,10 @@ def define_flags(fv=FLAGS):
         "comma-separated layer names / fnmatch patterns.",
         flag_values=fv,
     )
+    flags.DEFINE_integer(
+        "auto_runs", 10, "--format=auto: timed rounds per candidate.", lower_bound=1,
+        flag_values=fv,
+    )  # fmt: skip
     flags.mark_flags_as_required(["model_path", "output"], flag_values=fv)
 
 
@@ -110,7 +127,9 @@ def options_from_flags(fv=FLAGS):
         model_path=fv.model_path,
         output=fv.output,
         format=fv.format,
-        precision=fv.precision,
+        precision=fv.precision
+        if fv.format != "auto" or fv["precision"].present
+        else "int8",
         target=fv.target,
         input_size=parse_size(fv.input_size, "--input_size") if fv.input_size else None,
         verify=fv.verify,
@@ -140,20 +159,28 @@ def main(argv):
     try:
         options = options_from_flags()
         check_options(options)
-        report = run_export(options)
+        if options.format == "auto":
+            from tfseg.export_lib.auto import run_auto
+
+            report = run_auto(options, runs=FLAGS.auto_runs)
+        else:
+            report = run_export(options)
     except VerificationError as e:
         print(f"error: {e}", file=sys.stderr)
-        print(
-            f"error: {FLAGS.output} was not written; figures in {FLAGS.output}.report.json",
-            file=sys.stderr,
-        )
+        if FLAGS.format == "auto":
+            from tfseg.export_lib.auto import output_stem
+
+            figures = output_stem(FLAGS.output) + ".auto.json"
+        else:
+            figures = FLAGS.output + ".report.json"
+        print(f"error: {FLAGS.output} was not written; figures in {figures}", file=sys.stderr)
         sys.exit(2)
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     print(
         f"wrote {report['output']} ({report['artifact_bytes']:,} bytes) and "
-        f"{FLAGS.output}.report.json"
+        f"{report['output']}.report.json"
     )
 
 

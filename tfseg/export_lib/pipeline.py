@@ -19,13 +19,15 @@ import time
 from tfseg.export_lib.errors import ExportError, VerificationError
 from tfseg.export_lib.targets import PRECISIONS, TARGETS
 
-FORMATS = ("saved_model", "tflite", "onnx", "tensorrt", "tftrt")
+FORMATS = ("saved_model", "tflite", "onnx", "tensorrt", "tftrt", "auto")
 FORMAT_PRECISIONS = {
     "saved_model": ("fp32",),
     "tflite": ("fp32", "fp16", "int8"),
-    "onnx": ("fp32",),
+    "onnx": ("fp32", "int8"),
     "tensorrt": ("fp32", "fp16", "int8"),
     "tftrt": ("fp32", "fp16", "int8"),
+    # --format=auto: --precision is the lowest precision it may choose (export_lib.auto)
+    "auto": ("fp32", "fp16", "int8"),
 }
 
 
@@ -86,11 +88,29 @@ def check_options(o):
     if o.precision not in FORMAT_PRECISIONS[o.format]:
         hint = {
             "saved_model": "a SavedModel is fp32; use --format=tflite or tensorrt for fp16/int8",
-            "onnx": "an ONNX file is fp32; TensorRT picks fp16/int8 when it builds the engine "
-            "(--format=tensorrt, or tfseg/deploy/build_engine.py --precision on the device)",
+            "onnx": "an ONNX file is fp32 or int8 (QDQ, for onnxruntime); TensorRT picks fp16 "
+            "when it builds the engine (--format=tensorrt, or tfseg/deploy/build_engine.py "
+            "--precision on the device)",
         }[o.format]
         raise ExportError(
             f"--precision={o.precision} is not available for --format={o.format}: {hint}"
+        )
+    if (o.format, o.precision) == ("onnx", "int8") and o.target not in ("generic", "cpu"):
+        raise ExportError(
+            f"--format=onnx --precision=int8 is onnxruntime's QDQ graph for CPUs "
+            f"(--target=cpu or generic); for --target={o.target}, export the fp32 ONNX and let "
+            "TensorRT calibrate int8 when it builds the engine (tfseg/deploy/build_engine.py "
+            "--precision=int8)"
+        )
+    if o.format == "auto" and o.target != "cpu":
+        raise ExportError(
+            "--format=auto measures the candidates on this machine, so it is for --target=cpu "
+            f"(the artifact runs on a CPU like this one), not --target={o.target}"
+        )
+    if (o.int8_float_layers or "").strip() and o.format == "auto":
+        raise ExportError(
+            "--format=auto tries int8 with the class-score layers in float itself; "
+            "--int8_float_layers is for --format=tflite --precision=int8"
         )
     if (o.int8_float_layers or "").strip() and (o.format, o.precision) != ("tflite", "int8"):
         raise ExportError(
@@ -199,7 +219,7 @@ def run_export(o, log=print):
     batch = 1 if TARGETS[o.target]["static"] or o.format in ("tflite", "tensorrt") else None
     num_classes = int(model.outputs[0].shape[-1])
     outputs = output_names(model)  # ExportError for an unsupported multi-output model
-    if INSTANCE in outputs and o.format == "tflite" and o.precision == "int8":
+    if INSTANCE in outputs and o.format in ("tflite", "onnx") and o.precision == "int8":
         raise ExportError(
             "--precision=int8 cannot carry the instance output of a --task=instance model: its "
             "centres are pixel coordinates, which 8 bits cannot hold to a pixel (SSN at 128x256: "
@@ -447,8 +467,31 @@ def _build_onnx(o, model, tmp, *, size, batch, stride, spec, report, log):
 
     proto = _onnx_model(o, model, size=size, batch=batch, report=report, log=log)
     onnx.checker.check_model(proto)
-    onnx.save(proto, tmp)
-    return OnnxRunner(proto, threads=o.threads)
+    if o.precision != "int8":
+        onnx.save(proto, tmp)
+        return OnnxRunner(proto, threads=o.threads)
+    from tfseg.export_lib.onnx_int8 import quantize_onnx
+    from tfseg.export_lib.samples import calibration_images
+
+    if size[0] is None:
+        raise ExportError("--format=onnx --precision=int8 needs a static --input_size=HxW")
+    log(f"int8 calibration on {o.calibration_steps} {spec.name} {o.calibration_split} images")
+    info = {}
+    content = quantize_onnx(
+        proto,
+        calibration_images(
+            spec, o.calibration_split, steps=o.calibration_steps, input_size=size, stride=stride
+        ),
+        info=info,
+    )
+    with open(tmp, "wb") as f:
+        f.write(content)
+    report["onnx"]["int8"] = info
+    log(
+        f"ONNX int8 (QDQ): {info['quantize_linear_nodes']} QuantizeLinear nodes, weights "
+        f"{info['weights']}, reduce_range={info['reduce_range']}"
+    )
+    return OnnxRunner(content, threads=o.threads)
 
 
 def _build_tensorrt(o, model, tmp, *, size, batch, stride, spec, report, log):

@@ -184,6 +184,14 @@ TARGETS = {
         "static": False,
         "precisions": ("fp32", "fp16", "int8"),
     },
+    "cpu": {
+        "description": "this machine's CPU: LiteRT or onnxruntime, static 1xHxW (--format=auto "
+        "measures the candidates here and keeps the fastest that passes --verify)",
+        "opset": 17,
+        "tensorrt": None,
+        "static": True,
+        "precisions": ("fp32", "fp16", "int8"),
+    },
     "tx2": {
         "description": "Jetson TX2, JetPack 4.6.x, TensorRT 8.2 (FP32/FP16, no INT8)",
         "opset": 13,

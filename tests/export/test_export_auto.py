@@ -1,0 +1,131 @@
+"""int8 ONNX (onnxruntime QDQ) and ``--format=auto --target=cpu``: the guard, the choice, the
+files, the errors."""
+
+import json
+import os
+
+import pytest
+
+from tfseg.export_lib import THRESHOLDS, ExportError, VerificationError, run_export
+from tfseg.export_lib.auto import CANDIDATES, candidates_for, output_stem, run_auto
+
+QUIET = {"log": lambda *_: None}
+
+
+def test_onnx_int8_is_qdq_and_passes_the_int8_guard(export_options, tmp_path):
+    import onnx
+
+    out = str(tmp_path / "m_int8.onnx")
+    report = run_export(
+        export_options(output=out, format="onnx", precision="int8", target="cpu",
+                       input_size=(64, 128)), **QUIET
+    )  # fmt: skip
+    v = report["verification"]
+    assert v["passed"] and v["argmax_agreement"] >= THRESHOLDS["int8"]["min_argmax_agreement"]
+    info = report["onnx"]["int8"]
+    assert info["calibration_images"] == 4 and info["weights"] == "int8, per output channel"
+    graph = onnx.load(out).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") == info["quantize_linear_nodes"] > 5
+    assert "DequantizeLinear" in ops and "Conv" in ops
+    # float edges: the same input/output contract as the fp32 export
+    assert [i.name for i in graph.input] == ["images"] and [o.name for o in graph.output] == [
+        "logits"
+    ]
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    # the convolution weights are stored as int8 initializers (QDQ)
+    int8 = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.dims]
+    assert len(int8) >= ops.count("Conv") > 0
+
+
+def test_onnx_int8_is_refused_for_tensorrt_targets(export_options, tmp_path):
+    for target in ("tx2", "xavier"):
+        with pytest.raises(ExportError, match="let TensorRT calibrate int8|does not support"):
+            run_export(
+                export_options(output=str(tmp_path / "m.onnx"), format="onnx", precision="int8",
+                               target=target, input_size=(64, 128)), **QUIET
+            )  # fmt: skip
+    assert not os.listdir(tmp_path)
+
+
+def test_auto_publishes_the_fastest_passing_candidate(export_options, tmp_path):
+    out = str(tmp_path / "deploy" / "model.tflite")  # an extension is replaced by the winner's
+    report = run_auto(
+        export_options(output=out, format="auto", target="cpu", precision="int8",
+                       input_size=(64, 128)), warmup=1, runs=3, **QUIET
+    )  # fmt: skip
+    auto = report["auto"]
+    stem = str(tmp_path / "deploy" / "model")
+    with open(stem + ".auto.json") as f:
+        assert json.load(f) == json.loads(json.dumps(auto))
+    names = [c["candidate"] for c in auto["candidates"]]
+    assert names == [c[0] for c in CANDIDATES]
+    passed = [c for c in auto["candidates"] if c["passed"]]
+    assert passed, auto
+    fastest = min(passed, key=lambda c: c["latency"]["median_ms"])
+    assert auto["chosen"] == fastest["candidate"] and fastest.get("chosen") is True
+    for c in passed:  # every passing candidate was timed and met its precision's guard
+        assert c["latency"]["runs"] == 3 and c["latency"]["median_ms"] > 0
+        floor = THRESHOLDS[c["precision"]]["min_argmax_agreement"]
+        assert c["verification"]["argmax_agreement"] >= floor
+    ext = ".tflite" if fastest["format"] == "tflite" else ".onnx"
+    assert report["output"] == os.path.abspath(stem + ext) == auto["artifact"]
+    assert report["precision"] == fastest["precision"] and report["format"] == fastest["format"]
+    # only the winner, its report and the auto summary are left; no temporary folder
+    assert sorted(os.listdir(tmp_path / "deploy")) == sorted(
+        ["model" + ext, "model" + ext + ".report.json", "model.auto.json"]
+    )
+    with open(stem + ext + ".report.json") as f:
+        assert json.load(f)["auto"]["chosen"] == fastest["candidate"]
+    assert "avx2" in auto["cpu_flags"] or not auto["cpu_flags"] or "asimddp" in auto["cpu_flags"]
+
+
+def test_auto_precision_floor_and_nothing_published_when_no_candidate_passes(
+    export_options, tmp_path, monkeypatch
+):
+    assert [c[2] for c in candidates_for("fp32")] == ["fp32", "fp32"]
+    assert len(candidates_for("int8")) == len(CANDIDATES)
+    for p in ("fp32", "int8"):
+        monkeypatch.setitem(THRESHOLDS, p, {**THRESHOLDS[p], "min_argmax_agreement": 1.01})
+    out = str(tmp_path / "model")
+    with pytest.raises(VerificationError, match="no candidate passed verification"):
+        run_auto(
+            export_options(output=out, format="auto", target="cpu", precision="fp32",
+                           input_size=(64, 128)), warmup=0, runs=1, **QUIET
+        )  # fmt: skip
+    assert sorted(os.listdir(tmp_path)) == ["model.auto.json"]
+    with open(out + ".auto.json") as f:
+        auto = json.load(f)
+    assert auto["chosen"] is None and [c["precision"] for c in auto["candidates"]] == ["fp32"] * 2
+    assert all(not c["passed"] and "argmax agreement" in c["reason"] for c in auto["candidates"])
+
+
+def test_auto_bad_options(export_options, tmp_path):
+    with pytest.raises(ExportError, match="--format=auto .* is for --target=cpu"):
+        run_auto(export_options(output=str(tmp_path / "m"), format="auto", target="generic"))
+    with pytest.raises(ExportError, match="tries int8 with the class-score layers"):
+        run_auto(export_options(output=str(tmp_path / "m"), format="auto", target="cpu",
+                                precision="int8", int8_float_layers="scores"))  # fmt: skip
+    with pytest.raises(ExportError, match="needs a static input size"):
+        run_auto(export_options(output=str(tmp_path / "m"), format="auto", target="cpu"), **QUIET)
+    assert not os.listdir(tmp_path)
+    assert output_stem("a/b.onnx") == "a/b" and output_stem("a/b.v2") == "a/b.v2"
+
+
+def test_cli_auto_defaults_to_allowing_int8():
+    from absl import flags
+
+    from tfseg import export
+
+    fv = flags.FlagValues()
+    export.define_flags(fv)
+    fv(["prog", "--model_path=m.keras", "--output=o", "--format=auto", "--target=cpu"])
+    assert export.options_from_flags(fv).precision == "int8"
+    fv = flags.FlagValues()
+    export.define_flags(fv)
+    fv(["prog", "--model_path=m.keras", "--output=o", "--format=auto", "--precision=fp32"])
+    assert export.options_from_flags(fv).precision == "fp32"
+    fv = flags.FlagValues()
+    export.define_flags(fv)
+    fv(["prog", "--model_path=m.keras", "--output=o.onnx", "--format=onnx"])
+    assert export.options_from_flags(fv).precision == "fp32"

@@ -1,0 +1,124 @@
+"""int8 ONNX for onnxruntime's CPU provider: static post-training quantization in QDQ form.
+
+``quantize_onnx(proto, calibration)`` takes the fp32 graph of ``onnx_export.convert_onnx`` (BN
+already folded by ``graph.inference_model``) and returns an ONNX model in which every convolution,
+matrix multiplication and the ops between them run on 8-bit integers: QuantizeLinear /
+DequantizeLinear pairs around them (``QuantFormat.QDQ``), which onnxruntime fuses into its
+integer kernels (QLinearConv, ...). It uses onnxruntime's own quantizer
+(``onnxruntime.quantization.quantize_static``), not a home-made one:
+
+- weights: signed int8, one scale per output channel (``per_channel=True``), symmetric;
+- activations: unsigned int8 with a zero point, ranges from the calibration images (MinMax);
+  unsigned activations with signed weights (U8S8) are the pair onnxruntime's x86 integer GEMM
+  runs fastest;
+- ``reduce_range``: on x86 CPUs without VNNI (``avx512_vnni`` / ``avx_vnni`` / ``amx_int8`` absent,
+  e.g. an AMD Zen 3 with AVX2 only) the U8S8 product is computed with ``vpmaddubsw``, whose 16-bit
+  intermediate sums can saturate; onnxruntime's documented remedy is 7-bit weights
+  (``reduce_range=True``). ``None`` (default) decides from ``/proc/cpuinfo``, and the report says
+  which was used. An artifact made on a VNNI machine and run on one without can therefore be less
+  accurate: export on (a CPU like) the deployment CPU, as ``--format=auto`` does anyway.
+
+The input and output stay float32 (NHWC ``images`` in, ``logits`` out), as in the fp32 export, so
+``OnnxRunner`` and ``tfseg.export --verify`` work unchanged.
+"""
+
+import os
+import shutil
+import tempfile
+
+from tfseg.export_lib.errors import ExportError
+
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")  # x86 VNNI / AMX, Arm dot product
+
+
+def cpu_flags():
+    """The ``flags`` (x86) / ``Features`` (Arm) of ``/proc/cpuinfo`` as a set (empty if absent)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key = line.split(":", 1)[0].strip().lower()
+                if key in ("flags", "features"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def has_int8_dot_product():
+    """True when this CPU has an 8-bit dot-product instruction (VNNI, AMX or Arm's dot product)."""
+    return bool(cpu_flags() & set(VNNI_FLAGS))
+
+
+class _Reader:
+    """onnxruntime's calibration data reader over a list of float32 ``(1, H, W, 3)`` arrays."""
+
+    def __init__(self, input_name, images):
+        self._items = iter([{input_name: x} for x in images])
+
+    def get_next(self):
+        return next(self._items, None)
+
+    def rewind(self):  # pragma: no cover - called by some onnxruntime versions
+        pass
+
+
+def quantize_onnx(proto, calibration, *, per_channel=True, reduce_range=None, info=None):
+    """The int8 (QDQ) version of the fp32 ONNX ``proto`` as serialized bytes.
+
+    ``calibration``: float32 ``(1, H, W, 3)`` arrays (normalised images, the model's input size);
+    ``info`` (optional dict) receives the settings used and the quantized node counts.
+    """
+    import onnx
+
+    try:
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+    except ImportError as e:
+        raise ExportError(f"int8 ONNX needs onnxruntime's quantization tools: {e}") from None
+    images = list(calibration)
+    if not images:
+        raise ExportError("int8 ONNX needs at least one calibration image")
+    if reduce_range is None:
+        reduce_range = not has_int8_dot_product()
+    reader_type = type("CalibrationReader", (_Reader, CalibrationDataReader), {})
+    work = tempfile.mkdtemp(prefix="tfseg_onnx_int8_")
+    try:
+        src, dst = os.path.join(work, "fp32.onnx"), os.path.join(work, "int8.onnx")
+        onnx.save(proto, src)
+        quantize_static(
+            src,
+            dst,
+            reader_type(proto.graph.input[0].name, images),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+        with open(dst, "rb") as f:
+            content = f.read()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if info is not None:
+        quantized = onnx.load_from_string(content)
+        ops = [n.op_type for n in quantized.graph.node]
+        info.update(
+            {
+                "quantizer": "onnxruntime.quantization.quantize_static (QDQ, MinMax calibration)",
+                "weights": "int8, per output channel" if per_channel else "int8, per tensor",
+                "activations": "uint8 with zero point",
+                "reduce_range": bool(reduce_range),
+                "int8_dot_product_cpu": has_int8_dot_product(),
+                "calibration_images": len(images),
+                "quantize_linear_nodes": ops.count("QuantizeLinear"),
+                "dequantize_linear_nodes": ops.count("DequantizeLinear"),
+            }
+        )
+    return content
+
