@@ -110,7 +110,7 @@ def test_training_step_moves_weights_not_batchnorm_and_checkpoint_round_trips(tm
 SYNTH = {"num_train": 8, "num_val": 1, "height": 64, "width": 64, "seed": 3}
 
 
-@pytest.mark.slow  # a whole tiny run (fit, validation, model.keras): 102 s on a loaded 2-core machine
+@pytest.mark.slow  # a whole tiny run (fit, validation, model.keras): 102 s, loaded 2 cores
 def test_qat_run_writes_a_plain_model_and_records_qat(tmp_path):
     from tfseg.training import train
 
