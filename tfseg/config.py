@@ -89,6 +89,8 @@ class TrainConfig:
     kd_loss: str = "kl"  # kl | mse | cwd
     kd_temperature: float = 4.0
     kd_weight: float = 1.0
+    # quantization-aware fine-tuning of the --init_model (tfseg.training.qat)
+    qat: bool = False
     seed: int = 0
     resume: bool = False
     val_every: int = 1

@@ -197,6 +197,14 @@ def define_flags(fv=FLAGS):
         "kd_weight", t.kd_weight, "Weight of the distillation loss.", lower_bound=0.0,
         flag_values=fv,
     )
+    flags.DEFINE_bool(
+        "qat", t.qat,
+        "Quantization-aware fine-tuning of the trained model given as --init_model: int8 rounding "
+        "of weights (per channel) and activations is simulated in the forward pass, BatchNorm is "
+        "frozen; use a low --learning_rate and 1-2 epochs. Validation during the run is of the "
+        "simulated int8 model; model.keras is the plain float model (export it with "
+        "--format=tflite --precision=int8 as usual). docs/training.md.", flag_values=fv,
+    )
     flags.DEFINE_integer(
         "seed", t.seed, "Random seed (data order, augmentation, init).", flag_values=fv
     )
@@ -468,6 +476,11 @@ def _train_config(fv, stages):
         from tfseg.training.distribute import parse_tf_config
 
         parse_tf_config(os.environ.get("TF_CONFIG", ""))  # a bad TF_CONFIG fails before anything
+    if fv.qat and not (fv.init_model or fv.resume):
+        raise ValueError(
+            "--qat fine-tunes a trained model: give it as --init_model=PATH.keras (e.g. "
+            "--init_model=runs/quickstart/model.keras)"
+        )
     if fv.ema_ramp and not fv.ema_decay:
         raise ValueError("--ema_ramp needs --ema_decay (e.g. --ema_decay=1 for the zoo's ramp)")
     if fv.ema_decay == 1.0 and not fv.ema_ramp:
@@ -493,6 +506,7 @@ def _train_config(fv, stages):
         kd_loss=fv.kd_loss,
         kd_temperature=fv.kd_temperature,
         kd_weight=fv.kd_weight,
+        qat=fv.qat,
         seed=fv.seed,
         resume=fv.resume,
         val_every=fv.val_every,

@@ -15,7 +15,10 @@ def finalize(task, config, spec, paths, state):
     from tfseg.training.precision import float32_model
 
     best_path = paths.best if os.path.exists(paths.best) else paths.last
-    best = task.final_model(load_model(best_path))
+    from tfseg.training.qat import strip_quantization
+
+    # --qat: the checkpoint holds the fake-quant model; model.keras is the plain float one
+    best = task.final_model(strip_quantization(load_model(best_path)))
     unsynchronize_batchnorm(best)  # --sync_bn is a training setting; model.keras loads anywhere
     # a mixed-precision run still writes a float32 model.keras
     best = float32_model(
@@ -51,6 +54,9 @@ def _metrics(result, state, model):
         "best_epoch": state["best_epoch"],
         "params": int(model.count_params()),
     }
+    if state.get("qat"):
+        # best_val_miou_fake_quant: the simulated int8 model's; "val" above: the float model's
+        metrics["qat"] = {**state["qat"], "best_val_miou_fake_quant": state["best_miou"]}
     if state.get("stages"):
         metrics["stages"] = state["stages"]
     return metrics

@@ -137,6 +137,22 @@ def make_ema(run, model):
     return ema
 
 
+def quantize_for_training(model):
+    """``--qat``: the fake-quant copy of the initialised ``model`` (``tfseg.training.qat``) and
+    what was quantised."""
+    from tfseg.training.qat import quantize_model
+
+    qat, info = quantize_model(model)
+    print(
+        f"--qat: {info['quantized_kernels']} kernels int8 per channel, "
+        f"{info['activation_quantizers']} activations 8-bit, {info['frozen_batchnorms']} "
+        "BatchNorm layers frozen; validation below is of the simulated int8 model"
+        + (f"; left in float: {', '.join(info['unquantized_kernels'])}"
+           if info["unquantized_kernels"] else "")
+    )
+    return qat, info
+
+
 def model_and_state(run):
     """Seed the run; then the resumed checkpoint and its state, or a new compiled model."""
     keras.utils.set_random_seed(run.config.train.seed)
@@ -148,6 +164,9 @@ def model_and_state(run):
     else:
         with dtype_policy(run.config.train.precision):
             model = build_from_config(run.config, run.task, run.spec.num_classes)
+        qat_info = None
+        if run.config.train.qat:
+            model, qat_info = quantize_for_training(model)
         if run.teacher is not None:
             from tfseg.training.distill import attach_teacher
 
@@ -155,5 +174,7 @@ def model_and_state(run):
         total = total_steps(run.plans)
         compile_model(model, run.task, run.config, run.spec, run.class_weights, total)
         state = new_state()
+        if qat_info is not None:
+            state["qat"] = qat_info
     state["config"] = run.config.to_dict()
     return model, state

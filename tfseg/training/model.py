@@ -45,6 +45,7 @@ def init_from_model(model, path):
 def load_checkpoint(path):
     """Load ``path`` with its compile state (optimizer variables, schedule, losses)."""
     import tfseg.training.optimizer  # noqa: F401  (registers ReplicaMeanLoss)
+    import tfseg.training.qat  # noqa: F401  (registers the fake-quant layers of --qat runs)
 
     model = load_model(path, compile=True)
     if model.optimizer is None:
