@@ -34,23 +34,31 @@ import warnings
 import numpy as np
 from absl import app, flags
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("reference_dir", None, "Checkout of the reference zoo (holds models/).")
-flags.DEFINE_list("networks", [], "tfseg names (default: every network both have).")
-flags.DEFINE_string("input_size", "512x1024", "HxW of every candidate.")
-flags.DEFINE_integer("threads", 2, "CPU threads for every candidate.")
-flags.DEFINE_integer("rounds", 10, "Timed rounds (each calls every candidate once).")
-flags.DEFINE_integer("warmup", 3, "Untimed calls per candidate.")
-flags.DEFINE_integer("num_classes", 19, "Classes of every model.")
-flags.DEFINE_list("tfseg_runtimes", ["onnxruntime", "tflite", "tflite_int8"],
-                  "tfseg runtimes to time (tfseg.bench.runtimes.RUNTIMES).")
-flags.DEFINE_string("out", None, "Markdown file whose reference-compare section is replaced.")
-flags.DEFINE_string("json", None, "JSON file of every raw timing.")
-flags.DEFINE_bool("merge", False, "Keep the --json rows of networks not measured in this run.")
-
 START, END = "<!-- reference-compare:start -->", "<!-- reference-compare:end -->"
 EAGER, ONNX = "reference_eager", "reference_onnx"
 GOALS = {EAGER: 3.0, ONNX: 2.0}  # issue 22: tfseg best >= 3x eager, >= 2x the reference's ONNX
+
+
+def define_flags(fv=flags.FLAGS):
+    """Define the program's flags in ``fv``."""
+    for kind, name, default, text in [
+        ("string", "reference_dir", None, "Checkout of the reference zoo (holds models/)."),
+        ("list", "networks", [], "tfseg names (default: every network both have)."),
+        ("string", "input_size", "512x1024", "HxW of every candidate."),
+        ("integer", "threads", 2, "CPU threads for every candidate."),
+        ("integer", "rounds", 10, "Timed rounds (each calls every candidate once)."),
+        ("integer", "warmup", 3, "Untimed calls per candidate."),
+        ("integer", "num_classes", 19, "Classes of every model."),
+        ("list", "tfseg_runtimes", ["onnxruntime", "tflite", "tflite_int8"],
+         "tfseg runtimes to time (names of tfseg.bench.runtimes.RUNTIMES)."),
+        ("string", "out", None, "Markdown file: its reference-compare section is replaced."),
+        ("string", "json", None, "JSON file of every raw timing."),
+        ("bool", "merge", False, "Keep the --json rows of networks not measured in this run."),
+    ]:
+        getattr(flags, f"DEFINE_{kind}")(name, default, text, flag_values=fv)
+    flags.DEFINE_enum("reference_exporter", "auto", ["auto", "dynamo", "torchscript"],
+                      "torch.onnx.export mode: auto (dynamo, else TorchScript), dynamo, or "
+                      "torchscript (opset 11, the reference's own).", flag_values=fv)
 
 
 def reference_name(name):
@@ -123,29 +131,40 @@ def build_reference(cls, num_classes):
     return cls(num_class=num_classes, **extra).eval()
 
 
-def export_reference(net, x, modules):
-    """``(onnx bytes, exporter used)``: the dynamo exporter, else TorchScript at opset 11."""
+def _dynamo(net, x):
+    """ONNX bytes from torch's dynamo exporter (torch 2.13's default; needs ``onnxscript``)."""
     import torch
 
+    program = torch.onnx.export(net, (x,), dynamo=True, verbose=False)
+    opset = {o.domain: o.version for o in program.model_proto.opset_import}.get("")
+    return program.model_proto.SerializeToString(), f"dynamo, opset {opset}"
+
+
+def _torchscript(net, x):
+    """ONNX bytes from the TorchScript exporter at opset 11, as the reference's tools/export.py."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.onnx.export(net, (x,), buffer, opset_version=11, dynamo=False,
+                      input_names=["input"], output_names=["output"])
+    return buffer.getvalue(), "TorchScript, opset 11"
+
+
+def export_reference(net, x, modules, mode="auto"):
+    """``(onnx bytes, exporter used)`` of a copy of ``net`` with the reference's own
+    ``replace_adaptive_avg_pool``: ``mode`` dynamo, torchscript, or auto (dynamo, else TorchScript:
+    in torch 2.13 it fails on ENet's max_unpool2d)."""
     net = copy.deepcopy(net)
     if modules is not None and hasattr(modules, "replace_adaptive_avg_pool"):
         net = modules.replace_adaptive_avg_pool(net)
     errors = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    for name in ["dynamo", "torchscript"] if mode == "auto" else [mode]:
         try:
-            program = torch.onnx.export(net, (x,), dynamo=True, verbose=False)
-            opset = {o.domain: o.version for o in program.model_proto.opset_import}.get("")
-            return program.model_proto.SerializeToString(), f"dynamo, opset {opset}"
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"dynamo: {_short(e)}")
-        try:
-            buffer = io.BytesIO()
-            torch.onnx.export(net, (x,), buffer, opset_version=11, dynamo=False,
-                              input_names=["input"], output_names=["output"])
-            return buffer.getvalue(), "TorchScript, opset 11"
-        except Exception as e:  # noqa: BLE001
-            errors.append(f"TorchScript: {_short(e)}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return {"dynamo": _dynamo, "torchscript": _torchscript}[name](net, x)
+        except Exception as e:  # noqa: BLE001  (the row shows it)
+            errors.append(f"{name}: {_short(e)}")
     raise RuntimeError("; ".join(errors))
 
 
@@ -160,7 +179,7 @@ def _add(runners, reasons, key, build):
         reasons[key] = _short(e)
 
 
-def measure_network(name, hub, failed, modules, size):
+def measure_network(name, hub, failed, modules, size, opts):
     """One row: every candidate of network ``name`` timed in alternating rounds."""
     import keras
     import torch
@@ -179,7 +198,7 @@ def measure_network(name, hub, failed, modules, size):
     workdir = tempfile.mkdtemp(prefix="tfseg_refcmp_")
     try:
         if ref in hub:
-            net = build_reference(hub[ref], FLAGS.num_classes)
+            net = build_reference(hub[ref], opts.num_classes)
 
             def eager():
                 with torch.inference_mode():
@@ -188,8 +207,9 @@ def measure_network(name, hub, failed, modules, size):
             _add(runners, reasons, EAGER, lambda: eager)
 
             def onnx():
-                data, row["onnx_exporter"] = export_reference(net, x, modules)
-                runner, xn = OnnxRunner(data, threads=FLAGS.threads), x.numpy()
+                data, row["onnx_exporter"] = export_reference(net, x, modules,
+                                                            opts.reference_exporter)
+                runner, xn = OnnxRunner(data, threads=opts.threads), x.numpy()
                 return lambda: runner(xn)
 
             _add(runners, reasons, ONNX, onnx)
@@ -198,32 +218,32 @@ def measure_network(name, hub, failed, modules, size):
         run_size = padded_size(size, stride_of(name))
         if run_size != tuple(size):
             row["tfseg_input_size"] = f"{run_size[0]}x{run_size[1]}"
-        model = tfseg.build_model(name, FLAGS.num_classes, input_shape=(*run_size, 3))
+        model = tfseg.build_model(name, opts.num_classes, input_shape=(*run_size, 3))
         xt = np.transpose(x.numpy(), (0, 2, 3, 1))
         xt = np.pad(xt, [(0, 0), (0, run_size[0] - size[0]), (0, run_size[1] - size[1]), (0, 0)])
         cache = {}
-        for runtime in FLAGS.tfseg_runtimes:
+        for runtime in opts.tfseg_runtimes:
             def build(runtime=runtime):
-                fn = make_runner(runtime, model, run_size, threads=FLAGS.threads, workdir=workdir,
+                fn = make_runner(runtime, model, run_size, threads=opts.threads, workdir=workdir,
                                  cache=cache)
                 return lambda: fn(xt)
 
             _add(runners, reasons, runtime, build)
-        times = time_interleaved(runners, warmup=FLAGS.warmup, runs=FLAGS.rounds)
+        times = time_interleaved(runners, warmup=opts.warmup, runs=opts.rounds)
         row["times_ms"] = {k: [1e3 * t for t in v] for k, v in times.items()}
     finally:
         runners.clear()
         shutil.rmtree(workdir, ignore_errors=True)
         keras.backend.clear_session()
         gc.collect()
-    return summarize(row)
+    return summarize(row, opts.tfseg_runtimes)
 
 
-def summarize(row):
+def summarize(row, runtimes):
     """Add the medians, tfseg's best runtime and its ratios against the reference to ``row``."""
     med = {k: float(np.median(v)) for k, v in row.get("times_ms", {}).items()}
     row["median_ms"] = med
-    ours = {r: med[r] for r in FLAGS.tfseg_runtimes if r in med}
+    ours = {r: med[r] for r in runtimes if r in med}
     row["best"] = min(ours, key=ours.get) if ours else None
     for key, goal in GOALS.items():
         ratio = med[key] / ours[row["best"]] if row["best"] and key in med else None
@@ -280,29 +300,30 @@ def write_section(path, section):
         f.write(text)
 
 
-def merged_rows(rows, doc):
+def merged_rows(rows, doc, path):
     """``rows`` plus the ``--json`` rows of networks not measured now (same CPU and settings)."""
-    if not (FLAGS.json and os.path.exists(FLAGS.json)):
+    if not (path and os.path.exists(path)):
         return rows
-    with open(FLAGS.json) as f:
+    with open(path) as f:
         old = json.load(f)
     keys = ("cpu", "input_size", "threads", "tfseg_runtimes")
     if any(old.get(k) != doc[k] for k in keys):
-        raise app.UsageError(f"--merge: {FLAGS.json} was measured with other settings "
+        raise app.UsageError(f"--merge: {path} was measured with other settings "
                              f"{ {k: old.get(k) for k in keys} }")
     done = {r["network"] for r in rows}
     return rows + [r for r in old["rows"] if r["network"] not in done]
 
 
-def command_line(names):
+def command_line(names, opts):
     """The command that measures ``names`` with this run's settings (the checkout path left out)."""
-    args = [f"--networks={','.join(names)}", f"--input_size={FLAGS.input_size}",
-            f"--threads={FLAGS.threads}", f"--rounds={FLAGS.rounds}", f"--warmup={FLAGS.warmup}",
-            f"--tfseg_runtimes={','.join(FLAGS.tfseg_runtimes)}"]
+    args = [f"--networks={','.join(names)}", f"--input_size={opts.input_size}",
+            f"--threads={opts.threads}", f"--rounds={opts.rounds}", f"--warmup={opts.warmup}",
+            f"--tfseg_runtimes={','.join(opts.tfseg_runtimes)}",
+            f"--reference_exporter={opts.reference_exporter}"]
     return "python experiments/reference_compare.py --reference_dir=CHECKOUT " + " ".join(args)
 
 
-def run():
+def run(opts):
     """Measure, write ``--json`` and the ``--out`` section; returns the JSON document."""
     # torch's OpenMP threads spin while they wait: on a loaded machine that costs it several times
     # its latency (ENet, 2 threads: 0.4-4 s against 70 ms passive). Passive waiting is fair to it.
@@ -319,37 +340,38 @@ def run():
     from tfseg.config import parse_size
     from tfseg.files import write_json_atomic
 
-    check_runtimes(FLAGS.tfseg_runtimes)
-    size = parse_size(FLAGS.input_size, "--input_size")
-    hub, failed, modules = load_reference(FLAGS.reference_dir)
-    names = networks_to_run(FLAGS.networks, hub, failed)
-    torch.set_num_threads(FLAGS.threads)
+    check_runtimes(opts.tfseg_runtimes)
+    size = parse_size(opts.input_size, "--input_size")
+    hub, failed, modules = load_reference(opts.reference_dir)
+    names = networks_to_run(opts.networks, hub, failed)
+    torch.set_num_threads(opts.threads)
     for noisy in ("onnxscript", "onnx_ir"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    command = command_line(names)
+    command = command_line(names, opts)
     doc = {"cpu": cpu_description(), "input_size": f"{size[0]}x{size[1]}",
-           "threads": FLAGS.threads, "rounds": FLAGS.rounds, "warmup": FLAGS.warmup,
-           "tfseg_runtimes": list(FLAGS.tfseg_runtimes), "torch": torch.__version__,
+           "threads": opts.threads, "rounds": opts.rounds, "warmup": opts.warmup,
+           "tfseg_runtimes": list(opts.tfseg_runtimes), "torch": torch.__version__,
            "onnxruntime": onnxruntime.__version__,
            "omp_wait_policy": policy}
     rows = []
     for name in names:
-        rows.append({**measure_network(name, hub, failed, modules, size), "command": command})
+        rows.append({**measure_network(name, hub, failed, modules, size, opts), "command": command})
         print(json.dumps({k: rows[-1][k] for k in ("network", "median_ms", "best", "reasons")}),
               flush=True)
-    doc["rows"] = merged_rows(rows, doc) if FLAGS.merge else rows
-    if FLAGS.json:
-        write_json_atomic(FLAGS.json, doc)
-    if FLAGS.out:
-        write_section(FLAGS.out, markdown(doc))
-        print(f"wrote {FLAGS.out}")
+    doc["rows"] = merged_rows(rows, doc, opts.json) if opts.merge else rows
+    if opts.json:
+        write_json_atomic(opts.json, doc)
+    if opts.out:
+        write_section(opts.out, markdown(doc))
+        print(f"wrote {opts.out}")
     return doc
 
 
 def main(argv):
     del argv
-    run()
+    run(flags.FLAGS)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
