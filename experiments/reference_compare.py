@@ -5,16 +5,11 @@ runtimes on tfseg's model of the same network (issue 22).
     PYTHONPATH=. python experiments/reference_compare.py --reference_dir=/path/to/checkout \
         --networks=enet,erfnet,espnet --out=docs/zoo.md --json=docs/reference_compare.json
 
-Nothing of the reference is copied: its ``models/`` package is imported from ``--reference_dir``
-(one module at a time, so one that cannot import, e.g. on a broken torchvision, costs only its own
-rows). Every candidate runs batch 1 with random weights at ``--input_size``: the reference in eval
-mode under ``torch.inference_mode()`` with ``torch.set_num_threads(--threads)`` on NCHW float32;
-its ONNX export (``torch.onnx.export`` after the reference's own ``replace_adaptive_avg_pool``:
-the dynamo exporter, torch 2.13's default, which needs ``onnxscript``; where that fails, the
-TorchScript exporter at the reference's opset 11; the row names the one used) in tfseg's
-``OnnxRunner`` (same thread settings as tfseg's onnxruntime); tfseg's runtimes through
-``tfseg.bench.runtimes.make_runner`` on NHWC. All candidates of a network are timed in alternating
-rounds (``tfseg.bench.timing.time_interleaved``), median over rounds. A candidate that cannot be
+Nothing of the reference is copied: its ``models/`` files are imported one by one from
+``--reference_dir`` (one that cannot import costs only its own row). Batch 1, random weights: the
+reference in eval mode under ``torch.inference_mode()`` on NCHW; its ONNX export (see
+``export_reference``) in tfseg's ``OnnxRunner``; tfseg's runtimes via ``make_runner`` on NHWC; all
+timed in alternating rounds (``time_interleaved``), median over rounds. A candidate that cannot be
 built or run gets its reason in the section, never a crash of the run.
 """
 
