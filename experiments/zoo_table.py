@@ -93,22 +93,6 @@ def targets():
     return out
 
 
-def cpu_description():
-    """The CPU model and its int8 / bf16 flags (from /proc/cpuinfo on Linux)."""
-    model, flags_ = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "unknown CPU":
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags_ = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
-    return f"{model} ({', '.join(f for f in wanted if f in flags_) or 'no AVX2'})"
-
-
 def train_command(name, model=None, encoder=None):
     """The short recipe for table row ``name`` (``model`` / ``encoder``: of an SMP decoder row)."""
     pair = [f"--model={model or name}"] + ([f"--encoder={encoder}"] if encoder else [])
@@ -204,6 +188,7 @@ def merged(rows, cpu):
 def main(argv):
     del argv
     import tfseg  # noqa: F401  (fills the registries)
+    from tfseg.bench.kernels import cpu_description
     from tfseg.bench.timing import matmul_gflops
     from tfseg.files import atomic_path, write_json_atomic
 

@@ -140,3 +140,20 @@ def cpu_int8_features():
     except OSError:
         pass
     return []
+
+
+def cpu_description():
+    """The CPU model and its int8 / bf16 flags, e.g. ``"AMD EPYC 7B13 (avx2)"`` (from
+    /proc/cpuinfo on Linux): the line the experiment tables put above their figures."""
+    model, flags_ = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags_ = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+    return f"{model} ({', '.join(f for f in wanted if f in flags_) or 'no AVX2'})"

@@ -1,0 +1,117 @@
+"""experiments/reference_compare.py on a tiny fake reference checkout (a ``models/`` package whose
+``model_hub`` maps ``enet`` to a one-convolution torch module) at 64x128, one round."""
+
+import importlib.util
+import json
+import os
+import sys
+
+import pytest
+from absl import app, flags
+
+torch = pytest.importorskip("torch")
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+REGISTRY = '''
+model_hub = {}
+
+
+def register_model(*others):
+    def decorator(cls):
+        model_hub[cls.__name__.lower()] = cls
+        return cls
+    return decorator
+'''
+ENET = '''
+import torch.nn as nn
+
+from .model_registry import register_model
+
+
+@register_model()
+class ENet(nn.Module):
+    def __init__(self, num_class=1, n_channel=3, use_aux=True):
+        super().__init__()
+        assert use_aux is False  # the script turns auxiliary heads off
+        self.conv = nn.Conv2d(n_channel, num_class, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+'''
+
+
+@pytest.fixture(scope="module")
+def script():
+    path = os.path.join(REPO, "experiments", "reference_compare.py")
+    spec = importlib.util.spec_from_file_location("tfseg_experiments_reference_compare", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    for key in [k for k in sys.modules if k == "models" or k.startswith("models.")]:
+        del sys.modules[key]  # the fake reference
+
+
+def _options(script, argv):
+    fv = flags.FlagValues()
+    script.define_flags(fv)
+    fv(["reference_compare"] + argv)
+    return fv
+
+
+def _fake_reference(root):
+    models = root / "models"
+    models.mkdir(parents=True)
+    (models / "__init__.py").write_text("raise ImportError('the script must not run this')\n")
+    (models / "model_registry.py").write_text(REGISTRY)
+    (models / "enet.py").write_text(ENET)
+    (models / "erfnet.py").write_text("import not_installed_module\n")
+    return root
+
+
+def test_reference_compare_writes_the_section_and_the_json(script, tmp_path):
+    ref = _fake_reference(tmp_path / "ref")
+    out = tmp_path / "zoo.md"
+    out.write_text("# Zoo\n\nbefore\n\n<!-- reference-compare:start -->\nold\n"
+                   "<!-- reference-compare:end -->\n\nafter\n")
+    opts = _options(script, [
+        f"--reference_dir={ref}", "--networks=enet", "--input_size=64x128", "--rounds=1",
+        "--warmup=1", "--tfseg_runtimes=keras", "--reference_exporter=torchscript",
+        f"--out={out}", f"--json={tmp_path / 'r.json'}",
+    ])  # fmt: skip
+    doc = script.run(opts)
+    (row,) = doc["rows"]
+    assert row["network"] == "enet" and row["reference"] == "enet" and row["reasons"] == {}
+    assert set(row["times_ms"]) == {"reference_eager", "reference_onnx", "keras"}
+    assert all(len(v) == 1 and v[0] > 0 for v in row["times_ms"].values())
+    assert row["best"] == "keras"
+    ratio = row["median_ms"]["reference_eager"] / row["median_ms"]["keras"]
+    assert row["best_vs_reference_eager"] == pytest.approx(ratio)
+    assert row["goal_reference_eager"] == (ratio >= 3.0)
+    assert row["onnx_exporter"] == "TorchScript, opset 11"
+    assert json.loads((tmp_path / "r.json").read_text())["rows"][0]["times_ms"] == row["times_ms"]
+    text = out.read_text()
+    assert text.startswith("# Zoo\n\nbefore\n\n<!-- reference-compare:start -->\nCPU: ")
+    assert text.endswith("<!-- reference-compare:end -->\n\nafter\n") and "old" not in text
+    table = [line for line in text.splitlines() if line.startswith("| `enet`")]
+    assert len(table) == 1 and f"{ratio:.2f}x" in table[0]
+    assert "--networks=enet --input_size=64x128" in text and "calibrated on random" in text
+
+    # the reference's erfnet cannot be imported: the row says why, tfseg's side is still there
+    hub, failed, _ = script.load_reference(str(ref))
+    assert "not_installed_module" in failed["erfnet"]
+    assert script.networks_to_run([], hub, failed) == ["enet", "erfnet"]
+
+
+def test_reference_compare_errors_name_the_culprit(script, tmp_path):
+    with pytest.raises(app.UsageError, match="no models/model_registry.py"):
+        script.load_reference(str(tmp_path))
+    ref = _fake_reference(tmp_path / "ref")
+    hub, failed, _ = script.load_reference(str(ref))
+    with pytest.raises(app.UsageError, match=r"\['nosuchnet'\] not in both"):
+        script.networks_to_run(["enet", "nosuchnet"], hub, failed)
+    with pytest.raises(app.UsageError, match=r"unknown \['tflite_int9'\]"):
+        script.check_runtimes(["tflite", "tflite_int9"])
+    opts = _options(script, [f"--reference_dir={tmp_path}", "--tfseg_runtimes=nope"])
+    with pytest.raises(app.UsageError, match="nope"):  # before anything is built
+        script.run(opts)
