@@ -25,21 +25,6 @@ flags.DEFINE_integer("rounds", 4, "Rounds (each times every precision once).")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16", "mixed_float16"], "Precisions.")
 
 
-def cpu_flags():
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_bf16",
-              "amx_tile")
-    try:
-        with open("/proc/cpuinfo") as f:
-            text = f.read()
-    except OSError:
-        return "unknown", []
-    name = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                 if line.startswith("model name")), "unknown")
-    present = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
-                        if line.startswith("flags")), []))
-    return name, [f for f in wanted if f in present]
-
-
 def compiled(precision, h, w):
     import keras
 
@@ -73,8 +58,9 @@ def main(argv):
                 loss = m.train_on_batch(x, y)
             rates[p].append(FLAGS.steps * FLAGS.batch / (time.perf_counter() - t))
             assert np.isfinite(loss), (p, loss)
-    name, present = cpu_flags()
-    print(f"CPU: {name}; flags: {' '.join(present)}; {os.cpu_count()} cores; "
+    from tfseg.cpuinfo import cpu_description
+
+    print(f"CPU: {cpu_description()}; {os.cpu_count()} cores; "
           f"{FLAGS.model} {h}x{w} batch {FLAGS.batch}, {FLAGS.rounds} rounds x {FLAGS.steps} steps")
     base = statistics.median(rates[FLAGS.precisions[0]])
     print("| precision | images/s (median of rounds) | vs " + FLAGS.precisions[0] + " |")

@@ -331,8 +331,8 @@ def run(opts):
     import torch
 
     import tfseg  # noqa: F401  (fills the registries)
-    from tfseg.bench.kernels import cpu_description
     from tfseg.config import parse_size
+    from tfseg.cpuinfo import cpu_description
     from tfseg.files import write_json_atomic
 
     check_runtimes(opts.tfseg_runtimes)

@@ -188,8 +188,8 @@ def merged(rows, cpu):
 def main(argv):
     del argv
     import tfseg  # noqa: F401  (fills the registries)
-    from tfseg.bench.kernels import cpu_description
     from tfseg.bench.timing import matmul_gflops
+    from tfseg.cpuinfo import cpu_description
     from tfseg.files import atomic_path, write_json_atomic
 
     every = targets()

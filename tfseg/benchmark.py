@@ -16,6 +16,12 @@ Runtimes (``--runtimes``, comma-separated):
   ``tfseg.export --verify`` for accuracy); ``tflite_int8_mixed`` is int8 with the class-score
   layers left in float (``tfseg.export --int8_float_layers=scores``);
 - ``onnxruntime``: the ``tfseg.export`` ONNX graph (opset 17) on onnxruntime's CPU provider;
+  ``onnxruntime_int8`` its int8 QDQ version (``tfseg.export --format=onnx --precision=int8``),
+  calibrated on 4 random-normal inputs like ``tflite_int8``;
+- ``auto``: the candidates of ``tfseg.export --format=auto --target=cpu`` (``tflite``,
+  ``tflite_int8``, ``tflite_int8_mixed``, ``onnxruntime``, ``onnxruntime_int8``); the summary
+  names the fastest. Speed only: the export's ``--format=auto`` adds the accuracy guard (each
+  candidate must pass ``--verify`` on dataset images) that random weights cannot give;
 - ``tensorrt``: ONNX -> TensorRT fp16 engine, where ``tensorrt`` and a GPU are present (skipped
   with a note elsewhere);
 - ``none``: parameters and GFLOPs only.
@@ -43,7 +49,7 @@ from absl import app, flags
 import tfseg
 from tfseg.bench import report
 from tfseg.bench.measure import measure, model_targets, parse_sizes
-from tfseg.bench.runtimes import RUNTIMES
+from tfseg.bench.runtimes import RUNTIMES, expand_runtimes
 from tfseg.bench.timing import matmul_gflops
 from tfseg.registry import ENCODERS, MODELS
 
@@ -64,7 +70,11 @@ def define_flags(fv=FLAGS):
         "input_size", ["512x1024"], "Comma-separated HxW sizes, or 'sweep'.", flag_values=fv
     )
     flags.DEFINE_list(
-        "runtimes", ["keras"], f"Runtimes to time: {RUNTIMES} (none: counts only).", flag_values=fv
+        "runtimes",
+        ["keras"],
+        f"Runtimes to time: {RUNTIMES} (none: counts only), or auto (the CPU candidates of "
+        "tfseg.export --format=auto).",
+        flag_values=fv,
     )
     flags.DEFINE_integer(
         "threads", None, "CPU threads (default: all).", lower_bound=1, flag_values=fv
@@ -112,9 +122,7 @@ def _check_flags():
     """``(sizes, encoder_kwargs)`` from the flags; exits with ``error: ...`` on a bad value."""
     try:
         sizes = parse_sizes(FLAGS.input_size)
-        bad = [r for r in FLAGS.runtimes if r not in RUNTIMES]
-        if bad:
-            raise ValueError(f"unknown runtime(s) {bad}; choose from {RUNTIMES}")
+        FLAGS.runtimes = expand_runtimes(FLAGS.runtimes)
         encoder_kwargs = json.loads(FLAGS.encoder_kwargs)
         if FLAGS.model_path and not os.path.exists(FLAGS.model_path):
             raise ValueError(f"model file not found: {FLAGS.model_path}")
@@ -146,7 +154,9 @@ def run_kernels():
     peak = matmul_gflops() if FLAGS.matmul else None
     if peak:
         _say(report.format_matmul_macs(peak))
-    found = kernels.cpu_int8_features()
+    from tfseg.cpuinfo import cpu_int8_features
+
+    found = cpu_int8_features()
     _say(f"int8 dot-product CPU flags: {', '.join(found) if found else 'none'}")
     _say(report.KERNEL_HEADER)
     rows = kernels.measure_kernels(

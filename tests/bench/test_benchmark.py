@@ -35,7 +35,7 @@ def test_model_targets():
 
 
 def test_measure_every_cpu_runtime(tmp_path):
-    runtimes = ["keras", "tflite", "tflite_int8", "onnxruntime", "tensorrt"]
+    runtimes = ["keras", "tflite", "tflite_int8", "onnxruntime", "onnxruntime_int8", "tensorrt"]
     lines = []
     row = measure.measure(
         "skipnet", "mobilenet", 5, (50, 100), runtimes=runtimes, warmup=1, runs=2,
@@ -53,7 +53,10 @@ def test_measure_every_cpu_runtime(tmp_path):
     except ImportError:
         assert row["tensorrt"] == {"skipped": "tensorrt not installed"}
     assert lines == [report.format_line(row, r) for r in runtimes]
+    timed = runtimes[:-1]
+    assert row["fastest"] == min(timed, key=lambda r: row[r]["median_ms"])
     table = report.format_rows([row])
+    assert f"fastest: {row['fastest']}" in table
     assert "tflite_int8" in table and "64x128*" in table and "padded up" in table
     path = str(tmp_path / "fps.png")
     report.plot_fps([row], path)
@@ -94,7 +97,11 @@ def test_json_documents_keep_their_keys():
 def test_unknown_runtime_is_named():
     import pytest
 
-    from tfseg.bench.runtimes import make_runner
+    from tfseg.bench.runtimes import AUTO_RUNTIMES, expand_runtimes, make_runner
+
+    assert expand_runtimes(["keras", "auto", "tflite"]) == ["keras", *AUTO_RUNTIMES]
+    with pytest.raises(ValueError, match="'tflite_int4'"):
+        expand_runtimes(["auto", "tflite_int4"])
 
     with pytest.raises(ValueError, match="'tpu'"):
         make_runner("tpu", None, (32, 32), workdir=None, cache={})

@@ -171,7 +171,7 @@ def test_broken_instance_artifact_fails_verification(
 def test_ssn_instance_exports_for_tx2(export_options, tmp_path):
     """The paper's network with its instance module: ONNX for TensorRT 8.2 and TFLite built-ins."""
     path = str(tmp_path / "ssn_inst.keras")
-    _instance_model("ssn", None, iterations=10).save(path)  # t=30 in docs/instance.md
+    _instance_model("ssn", None, iterations=3).save(path)  # t=30 in docs/instance.md; 3 here
     for fmt, target, suffix in (
         ("onnx", "tx2", ".onnx"),
         ("tflite", "generic", ".tflite"),

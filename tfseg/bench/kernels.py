@@ -125,35 +125,3 @@ def measure_kernels(kernels=KERNELS, *, threads=None, warmup=2, runs=10, log=Non
         if log:
             log(format_kernel_row(rows[-1]))
     return rows
-
-
-def cpu_int8_features():
-    """The CPU flags that give int8 dot products (x86 VNNI / AMX, Arm dot product / i8mm) found in
-    /proc/cpuinfo; empty where there are none (or no /proc/cpuinfo)."""
-    wanted = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    present = set(line.split(":", 1)[1].split())
-                    return [w for w in wanted if w in present]
-    except OSError:
-        pass
-    return []
-
-
-def cpu_description():
-    """The CPU model and its int8 / bf16 flags, e.g. ``"AMD EPYC 7B13 (avx2)"`` (from
-    /proc/cpuinfo on Linux): the line the experiment tables put above their figures."""
-    model, flags_ = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "unknown CPU":
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags_ = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
-    return f"{model} ({', '.join(f for f in wanted if f in flags_) or 'no AVX2'})"

@@ -141,6 +141,8 @@ def _time_runtimes(row, model, run_size, *, warmup, runs, threads, peak_gflops, 
                 row[runtime] = _runtime_stats(times[runtime], row["gflops"], peak_gflops)
             if log:
                 log(format_line(row, runtime))
+        if len(times) > 1:
+            row["fastest"] = min(times, key=lambda r: row[r]["median_ms"])
     finally:
         runners.clear()
         shutil.rmtree(workdir, ignore_errors=True)

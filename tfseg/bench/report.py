@@ -41,6 +41,8 @@ def format_rows(rows, peak=None):
         runtimes = r.get("runtimes") or [k for k in ("keras",) if k in r] or ["none"]
         for runtime in runtimes:
             lines.append(format_line(r, runtime))
+        if r.get("fastest"):
+            lines.append(f"{'':<22}fastest: {r['fastest']} ({r[r['fastest']]['median_ms']:.1f} ms)")
     if any(r.get("padded") for r in rows):
         lines.append("* padded up to a multiple of the model's stride (requested size in the JSON)")
     if peak:

@@ -17,9 +17,25 @@ RUNTIMES = [
     "tflite_int8",
     "tflite_int8_mixed",
     "onnxruntime",
+    "onnxruntime_int8",
     "tensorrt",
     "none",
 ]
+# ``--runtimes=auto``: the CPU candidates of ``tfseg.export --format=auto`` (export_lib.auto)
+AUTO_RUNTIMES = ["tflite", "tflite_int8", "tflite_int8_mixed", "onnxruntime", "onnxruntime_int8"]
+
+
+def expand_runtimes(names):
+    """``names`` with ``auto`` replaced by ``AUTO_RUNTIMES`` (order kept, no duplicates);
+    ``ValueError`` naming any unknown runtime."""
+    out = []
+    for name in names:
+        for r in AUTO_RUNTIMES if name == "auto" else [name]:
+            if r not in RUNTIMES:
+                raise ValueError(f"unknown runtime {r!r}; choose from {RUNTIMES + ['auto']}")
+            if r not in out:
+                out.append(r)
+    return out
 
 
 class RuntimeUnavailable(Exception):
@@ -102,12 +118,20 @@ def tensorrt_runner(proto, size, workdir):
 
 
 def onnx_runner(runtime, model, size, threads, workdir, cache):
-    """onnxruntime (CPU provider) or TensorRT on the opset-17 ONNX conversion."""
+    """onnxruntime (CPU provider) or TensorRT on the opset-17 ONNX conversion;
+    ``onnxruntime_int8`` on its QDQ int8 version (``export_lib.onnx_int8``), calibrated on 4
+    random-normal inputs."""
     from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
 
     proto = convert_onnx(export_copy(model, cache, "onnx"), opset=17, input_shape=(1, *size))
     if runtime == "onnxruntime":
         return OnnxRunner(proto, threads=threads)
+    if runtime == "onnxruntime_int8":
+        from tfseg.export_lib.onnx_int8 import quantize_onnx
+
+        rng = np.random.default_rng(0)
+        rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
+        return OnnxRunner(quantize_onnx(proto, rep), threads=threads)
     return tensorrt_runner(proto, size, workdir)
 
 
@@ -120,6 +144,6 @@ def make_runner(runtime, model, size, *, threads=None, workdir, cache):
         return saved_model_runner(model, size, workdir, cache)
     if runtime.startswith("tflite"):
         return tflite_runner(runtime, model, size, threads, cache)
-    if runtime in ("onnxruntime", "tensorrt"):
+    if runtime in ("onnxruntime", "onnxruntime_int8", "tensorrt"):
         return onnx_runner(runtime, model, size, threads, workdir, cache)
     raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")

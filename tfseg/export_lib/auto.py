@@ -169,30 +169,13 @@ def _time(passed, reports, work, o, warmup, runs, latency_stats, time_interleave
 
 def _summary(entries, o, warmup, runs):
     """The ``auto`` section of the reports."""
-    from tfseg.export_lib.onnx_int8 import cpu_flags
+    from tfseg.cpuinfo import cpu_description
 
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
-              "amx_bf16", "asimddp")  # fmt: skip
-    flags = cpu_flags()
     return {
         "lowest_precision": o.precision,
-        "cpu": _cpu_name(),
-        "cpu_flags": [f for f in wanted if f in flags],
+        "cpu": cpu_description(),
         "threads": o.threads,
         "timing": f"batch 1, median of {runs} interleaved rounds after {warmup} warm-up calls",
         "candidates": entries,
         "chosen": None,
     }
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()

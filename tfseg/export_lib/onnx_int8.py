@@ -28,25 +28,12 @@ import tempfile
 
 from tfseg.export_lib.errors import ExportError
 
-VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")  # x86 VNNI / AMX, Arm dot product
-
-
-def cpu_flags():
-    """The ``flags`` (x86) / ``Features`` (Arm) of ``/proc/cpuinfo`` as a set (empty if absent)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key = line.split(":", 1)[0].strip().lower()
-                if key in ("flags", "features"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
 
 def has_int8_dot_product():
     """True when this CPU has an 8-bit dot-product instruction (VNNI, AMX or Arm's dot product)."""
-    return bool(cpu_flags() & set(VNNI_FLAGS))
+    from tfseg.cpuinfo import cpu_int8_features
+
+    return bool(cpu_int8_features())
 
 
 class _Reader:
