@@ -10,6 +10,8 @@ shared with other work.
 Runtimes (``--runtimes``, comma-separated):
 
 - ``keras``: the Keras model called in a ``tf.function`` (TensorFlow's CPU kernels);
+  ``keras_bf16`` the same weights with every layer computing in bfloat16 (``mixed_bfloat16``
+  policy; oneDNN's bf16 kernels pay on CPUs with AVX-512 BF16 or AMX);
 - ``saved_model``: the SavedModel of ``tfseg.export`` (BN folded), its ``serving_default``;
 - ``tflite``, ``tflite_fp16``, ``tflite_int8``: LiteRT (``ai-edge-litert``, XNNPACK) on the
   ``tfseg.export`` conversion; int8 is calibrated on 4 random-normal inputs here (latency only: use

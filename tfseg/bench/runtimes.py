@@ -11,6 +11,7 @@ import numpy as np
 
 RUNTIMES = [
     "keras",
+    "keras_bf16",
     "saved_model",
     "tflite",
     "tflite_fp16",
@@ -50,7 +51,29 @@ def keras_runner(model, size):
     def f(x):
         return model(x, training=False)
 
-    return lambda x: f(x).numpy()
+    return lambda x: f(x).numpy().astype(np.float32, copy=False)
+
+
+def _with_policy(config, policy):
+    """A copy of a Keras model config with every layer's dtype policy set to ``policy``."""
+    if isinstance(config, list):
+        return [_with_policy(c, policy) for c in config]
+    if not isinstance(config, dict):
+        return config
+    if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
+        return {**config, "config": {**config["config"], "name": policy}}
+    return {k: _with_policy(v, policy) for k, v in config.items()}
+
+
+def bf16_runner(model, size):
+    """``keras`` with every layer computing in bfloat16 (Keras' ``mixed_bfloat16`` policy, float32
+    weights cast per call), the same weights: TensorFlow runs bf16 convolutions through oneDNN,
+    which pays where the CPU has AVX-512 BF16 or AMX (elsewhere it emulates them, slowly). The
+    logits are cast back to float32. Speed here; the argmax agreement with float32 is the user's
+    to check (``experiments``/docs/results.md)."""
+    rebuilt = model.__class__.from_config(_with_policy(model.get_config(), "mixed_bfloat16"))
+    rebuilt.set_weights(model.get_weights())
+    return keras_runner(rebuilt, size)
 
 
 def export_copy(model, cache, fmt, precision="fp32"):
@@ -140,6 +163,8 @@ def make_runner(runtime, model, size, *, threads=None, workdir, cache):
     ``workdir``; export copies shared through the dict ``cache``)."""
     if runtime == "keras":
         return keras_runner(model, size)
+    if runtime == "keras_bf16":
+        return bf16_runner(model, size)
     if runtime == "saved_model":
         return saved_model_runner(model, size, workdir, cache)
     if runtime.startswith("tflite"):
