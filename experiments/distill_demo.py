@@ -29,11 +29,13 @@ flags.DEFINE_float("kd_weight", 1.0, "Weight of the distillation loss.")
 flags.DEFINE_float("kd_temperature", 4.0, "Temperature of kl / cwd.")
 flags.DEFINE_string("tag", "", "Suffix of the distilled runs' directories (several KD settings).")
 flags.DEFINE_string("json", None, "Also write the rows here.")
+flags.DEFINE_integer("epochs", 2, "Epochs of 75 steps (the zoo's short recipe: 2); runs of other "
+                     "lengths get an _e<epochs> suffix.")
 
 # The short recipe of docs/zoo.md's table (the same for every network there).
 RECIPE = [
     "--dataset=synthetic", "--crop_size=256x256", "--min_scale=0.75", "--max_scale=1.25",
-    "--nocolor_jitter", "--batch_size=4", "--epochs=2", "--val_every=2", "--optimizer=adam",
+    "--nocolor_jitter", "--batch_size=4", "--optimizer=adam",
     "--learning_rate=5e-3", "--weight_decay=1e-4", "--lr_schedule=poly", "--loss=ohem",
 ]
 
@@ -43,7 +45,7 @@ def train(run_dir, seed, teacher=None):
         return
     args = [sys.executable, "-m", "tfseg.train", f"--model={FLAGS.student}",
             f"--data_dir={FLAGS.data_dir}", f"--run_dir={run_dir}", f"--seed={seed}", "--resume",
-            *RECIPE]
+            f"--epochs={FLAGS.epochs}", f"--val_every={FLAGS.epochs}", *RECIPE]
     if teacher:
         args += [f"--teacher_model={teacher}", f"--kd_loss={FLAGS.kd_loss}",
                  f"--kd_weight={FLAGS.kd_weight}", f"--kd_temperature={FLAGS.kd_temperature}"]
@@ -77,7 +79,8 @@ def main(argv):
     rows = []
     for seed in FLAGS.seeds:
         for kd in (False, True):
-            name = f"{FLAGS.student}_{'kd' + FLAGS.tag if kd else 'plain'}_s{seed}"
+            length = "" if FLAGS.epochs == 2 else f"_e{FLAGS.epochs}"
+            name = f"{FLAGS.student}_{'kd' + FLAGS.tag if kd else 'plain'}{length}_s{seed}"
             run_dir = os.path.join(FLAGS.out_dir, name)
             train(run_dir, seed, FLAGS.teacher if kd else None)
             with open(os.path.join(run_dir, "metrics.json")) as f:
