@@ -122,7 +122,7 @@ def test_layer_for_op():
         ({"target": "nano"}, "unknown target 'nano'"),
         ({"precision": "int4"}, "unknown precision 'int4'"),
         ({"format": "saved_model", "precision": "int8"}, "a SavedModel is fp32"),
-        ({"format": "onnx", "precision": "fp16"}, "TensorRT picks fp16/int8"),
+        ({"format": "onnx", "precision": "fp16"}, "an ONNX file is fp32 or int8"),
         (
             {"format": "tensorrt", "target": "tx2", "precision": "int8"},
             "does not support --precision=int8",
@@ -169,3 +169,35 @@ def test_judge_thresholds():
     assert not judge({**base, "max_rel_logit_diff": 0.01}, "fp32")["passed"]
     assert judge({**base, "max_rel_logit_diff": 0.01}, "int8")["passed"]  # int8: no logit bound
     assert not judge({**base, "miou_diff": -0.2}, "int8")["passed"]
+
+
+def test_prelu_as_max_for_int8_tflite():
+    """int8 LiteRT gets PReLU as max(x, alpha x) where every slope is in [0, 1]: same function,
+    no PRELU op left (XNNPACK has no int8 PRELU); a slope outside [0, 1] keeps its PReLU."""
+    from tfseg.export_lib.tflite import convert_tflite, tflite_op_types
+
+    inp = keras.Input((16, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    x = keras.layers.PReLU(shared_axes=[1, 2], name="p_channel")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c2")(x)
+    x = keras.layers.PReLU(shared_axes=[1, 2, 3], name="p_shared")(x)
+    x = keras.layers.Conv2D(8, 1, name="c3")(x)
+    y = keras.layers.PReLU(shared_axes=[1, 2], name="p_steep")(x)
+    model = keras.Model(inp, y)
+    rng = np.random.default_rng(0)
+    model.get_layer("p_channel").set_weights([rng.uniform(0, 1, (1, 1, 8))])
+    model.get_layer("p_shared").set_weights([np.full((1, 1, 1), 0.25)])
+    model.get_layer("p_steep").set_weights([np.linspace(-0.5, 1.5, 8).reshape(1, 1, 8)])
+    assert rewrites("tflite", "int8")["prelu_as_max"] and "prelu_as_max" not in rewrites("tflite")
+    new, info = inference_model(model, prelu_as_max=True)
+    assert info["prelu_as_max"] == ["p_channel", "p_shared"] and info["prelu_kept"] == ["p_steep"]
+    xs = rng.standard_normal((2, 16, 32, 3)).astype("float32")
+    np.testing.assert_allclose(new(xs), model(xs), atol=1e-5)
+    steep = inference_model(
+        keras.Model(inp, model.get_layer("c3").output), prelu_as_max=True
+    )[0]  # fmt: skip
+    content = convert_tflite(
+        steep, input_size=(16, 32), precision="int8", representative=[xs[:1], xs[1:]]
+    )
+    ops = tflite_op_types(content)
+    assert "PRELU" not in ops and ops.get("MAXIMUM") == 2

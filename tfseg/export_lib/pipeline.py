@@ -51,6 +51,7 @@ def rewrites(fmt, precision="fp32"):
     kw = dict(REWRITES[fmt])
     if fmt == "tflite" and precision == "int8":
         kw["subpixel_quadrants"] = False
+        kw["prelu_as_max"] = True  # XNNPACK has no int8 PRELU (graph._MaxFormPReLU)
     return kw
 
 
@@ -257,7 +258,10 @@ def run_export(o, log=print):
         "stride": stride,
         "output": os.path.abspath(o.output),
         "batchnorm": {k: bn_info[k] for k in ("batchnorm_layers", "folded", "unfolded")},
-        "rewrites": {k: bn_info[k] for k in ("native_grouped_convs", "subpixel_deconvs")},
+        "rewrites": {
+            k: bn_info[k]
+            for k in ("native_grouped_convs", "subpixel_deconvs", "prelu_as_max", "prelu_kept")
+        },
         "versions": _versions(),
     }
     if spec is not None:
