@@ -18,11 +18,13 @@ subprocess of this program (``--worker``):
    pixels) on a batch of 2: the loss must be finite and the weights must change.
 
 A network is ``name`` (a complete network, built with every head it has: ``aux``, ``detail``),
-``decoder/encoder`` (a pair), ``name+instance`` (with an attachable head; its iterations cut to 2)
-or ``distill:name`` (``name`` with a frozen teacher of the same architecture attached, as
-``tfseg.train --teacher_model`` does). ``--networks`` defaults to every registered network and
-every decoder x encoder pair. One network that fails, hangs (``--network_timeout``) or crashes
-its process is reported as such; the scan goes on with the next one.
+``decoder/encoder`` (a pair), ``name+instance`` (with an attachable head; its iterations cut to 2),
+``name+any_size`` (``build_model(..., any_size=True)``: outputs cropped to the input),
+``distill:name`` (``name`` with a frozen teacher of the same architecture attached, as
+``tfseg.train --teacher_model`` does) or ``probe:guided_sampler`` (a two-convolution model around
+``GuidedSampler``, the one tfseg layer no network uses). ``--networks`` defaults to every
+registered network and every decoder x encoder pair. One network that fails, hangs
+(``--network_timeout``) or crashes its process is reported as such; the scan goes on.
 
 It imports the installed package (``pip install -e .``, or run it from the repository root with
 ``PYTHONPATH=.``).
@@ -39,7 +41,7 @@ import traceback
 from absl import app, flags
 
 HEAD_ITERATIONS = 2  # instance head iterations in a check (30 by default: slow, same layers)
-TRAIN_DEFAULT = ("enet", "bisenetv2", "fastscnn", "skipnet/mobilenet")
+TRAIN_DEFAULT = ("enet", "bisenetv2", "fastscnn", "stdc", "skipnet/mobilenet")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("backends", ["jax", "torch"], "backends compared with TensorFlow")
@@ -70,12 +72,30 @@ def every_network():
 
 
 def parse_network(spec):
-    """``(name, encoder or None, attachable heads, distill)`` of a network spec."""
+    """``(name, encoder or None, attachable heads, distill, any_size)`` of a network spec."""
     distill = spec.startswith("distill:")
     spec = spec[len("distill:"):] if distill else spec
     spec, *extra = spec.split("+")
     name, _, encoder = spec.partition("/")
-    return name, encoder or None, tuple(extra), distill
+    any_size = "any_size" in extra
+    heads = tuple(e for e in extra if e != "any_size")
+    return name, encoder or None, heads, distill, any_size
+
+
+def guided_sampler_probe(num_classes, size):
+    """Low-resolution scores (stride 4) sampled at coordinates predicted from the image."""
+    import keras
+
+    from tfseg.layers.sampler import GuidedSampler
+
+    image = keras.Input((*size, 3))
+    scores = keras.layers.Conv2D(num_classes, 3, strides=4, padding="same")(image)
+    coords = keras.layers.Conv2D(2, 1, activation="sigmoid")(image)
+    coords = keras.layers.Rescaling(size[0] // 4 - 1)(coords)  # (y, x) within the score map
+    return keras.Model(image, GuidedSampler()([scores, coords]), name="guided_sampler_probe")
+
+
+PROBES = {"probe:guided_sampler": guided_sampler_probe}
 
 
 def build(spec, num_classes, size, seed=0):
@@ -85,11 +105,14 @@ def build(spec, num_classes, size, seed=0):
     import tfseg
     from tfseg.registry import MODELS
 
-    name, encoder, extra, distill = parse_network(spec)
+    keras.utils.set_random_seed(seed)
+    if spec in PROBES:
+        return PROBES[spec](num_classes, size)
+    name, encoder, extra, distill, any_size = parse_network(spec)
     heads = (MODELS.info(name).heads if name in MODELS.names() else ()) + extra
     head_kwargs = {"instance": {"iterations": HEAD_ITERATIONS}} if "instance" in heads else None
-    kwargs = dict(encoder=encoder, input_shape=(*size, 3), heads=heads, head_kwargs=head_kwargs)
-    keras.utils.set_random_seed(seed)
+    kwargs = dict(encoder=encoder, input_shape=(*size, 3), heads=heads, head_kwargs=head_kwargs,
+                  any_size=any_size)
     model = tfseg.build_model(name, num_classes, **kwargs)
     if distill:
         from tfseg.models.outputs import logits_view
@@ -127,7 +150,9 @@ def outputs_of(model, x):
     import keras
     import numpy as np
 
-    out = model(x, training=False)
+    # JAX: one compiled call (what predict does) is ~2x quicker here than op-by-op dispatch
+    jax = keras.backend.backend() == "jax"
+    out = model.predict_on_batch(x) if jax else model(x, training=False)
     out = out if isinstance(out, (list, tuple)) else [out]
     return [np.asarray(keras.ops.convert_to_numpy(o), dtype="float32") for o in out]
 
@@ -227,20 +252,24 @@ def train_step(model, size, num_classes):
     import keras
     import numpy as np
 
-    from tfseg.losses import SegmentationCrossEntropy
+    from tfseg.losses import ResizedLabelLoss, SegmentationCrossEntropy
 
     rng = np.random.default_rng(3)
     x = fixed_input(size, batch=2, seed=4)
     y = rng.integers(0, num_classes, (2, *size)).astype("int32")
     y[rng.random(y.shape) < 0.125] = 255
-    # class scores get the cross entropy, STDC's detail head its detail loss (both read the
-    # label map); instance centres and distillation pairs no loss here
+    # as the semantic task: the cross entropy (on labels resized to aux outputs), STDC's detail
+    # loss for its detail head; instance centres and distillation pairs no loss here
     from tfseg.detail_loss import DetailLoss
     from tfseg.models.anatomy import get_anatomy
 
-    kinds = [kind for _, kind in get_anatomy(model).outputs]
+    try:
+        kinds = [kind for _, kind in get_anatomy(model).outputs]
+    except ValueError:  # a probe: one logits output, no anatomy
+        kinds = ["logits"]
     n_out = len(kinds)
-    losses = [SegmentationCrossEntropy() if k in ("logits", "aux")
+    losses = [SegmentationCrossEntropy() if k == "logits"
+              else ResizedLabelLoss(SegmentationCrossEntropy()) if k == "aux"
               else DetailLoss() if k == "detail" else None for k in kinds]
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=losses if n_out > 1 else losses[0])
@@ -305,6 +334,12 @@ def run_backend(backend, role, networks, workdir, size, num_classes=19, train_ne
         os.remove(results)
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", TFSEG_QUIET="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
+    if backend == "jax":
+        # most of a JAX check is XLA compiling each weight shape's initializer (overwritten by the
+        # load): unoptimised CPU code compiles ~2.5x faster (ENet's build 26 s -> 9 s)
+        env.setdefault("JAX_PLATFORMS", "cpu")
+        env["XLA_FLAGS"] = " ".join(
+            filter(None, [env.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
     done, remaining = {}, list(networks)
     while remaining:
         list_file = os.path.join(workdir, f"{role}_{backend}.networks")
@@ -362,18 +397,24 @@ def check(networks, backends, size, workdir, *, num_classes=19, train_networks=(
                 rows.append({"network": n, "backend": backend, "built": False,
                              "error": f"tensorflow reference failed: {ref[n].get('error')}"})
                 continue
-            row = dict(got[n])
-            scale = max(1.0, ref[n]["logit_scale"])
-            row["logit_scale"] = ref[n]["logit_scale"]
-            for key in ("max_abs_diff", "keras_diff"):
-                if row.get(key) is not None:
-                    row[key.replace("max_abs", "rel").replace("keras_diff", "keras_rel")] = (
-                        row[key] / scale)
-            row["logits_ok"] = row.get("max_abs_diff") is not None and (
-                row["max_abs_diff"] <= atol * scale
-                and (row.get("keras_diff") is None or row["keras_diff"] <= atol * scale))
-            rows.append(row)
+            rows.append(judge(ref[n], got[n], atol))
     return rows
+
+
+def judge(ref, got, atol=1e-4):
+    """The row of one backend's ``got`` record against TensorFlow's ``ref``: relative differences
+    (over ``max(1, max |logit|)``) and ``logits_ok`` (weights and .keras outputs within ``atol``
+    of that scale)."""
+    row = dict(got)
+    scale = max(1.0, ref["logit_scale"])
+    row["logit_scale"] = ref["logit_scale"]
+    for key, rel in (("max_abs_diff", "rel_diff"), ("keras_diff", "keras_rel_diff")):
+        if row.get(key) is not None:
+            row[rel] = row[key] / scale
+    row["logits_ok"] = row.get("max_abs_diff") is not None and (
+        row["max_abs_diff"] <= atol * scale
+        and (row.get("keras_diff") is None or row["keras_diff"] <= atol * scale))
+    return row
 
 
 def row_ok(row):
