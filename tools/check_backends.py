@@ -21,8 +21,15 @@ A network is ``name`` (a complete network, built with every head it has: ``aux``
 ``decoder/encoder`` (a pair), ``name+instance`` (with an attachable head; its iterations cut to 2),
 ``name+any_size`` (``build_model(..., any_size=True)``: outputs cropped to the input),
 ``distill:name`` (``name`` with a frozen teacher of the same architecture attached, as
-``tfseg.train --teacher_model`` does) or ``probe:guided_sampler`` (a two-convolution model around
-``GuidedSampler``, the one tfseg layer no network uses). ``--networks`` defaults to every
+``tfseg.train --teacher_model`` does) or ``probe:layers`` (a small model of the tfseg layers no
+network uses, or only an expensive one: ``GuidedSampler``, ``SubsampledPointwiseConv2D``,
+``FrozenTeacher``).
+
+Max-unpooling networks (ENet, SegNet: ``PoolSwitches``) route each value to the position of its
+2x2 window's maximum: where two values of a window differ by float rounding only, the backends
+may pick different positions and the outputs there differ by O(1). Such a network passes when
+its max |diff| is within tolerance, or when at most ``SWITCH_FLIP_FRACTION`` of its output values
+are off (``off_fraction``, reported). ``--networks`` defaults to every
 registered network and every decoder x encoder pair. One network that fails, hangs
 (``--network_timeout``) or crashes its process is reported as such; the scan goes on.
 
@@ -82,20 +89,31 @@ def parse_network(spec):
     return name, encoder or None, heads, distill, any_size
 
 
-def guided_sampler_probe(num_classes, size):
-    """Low-resolution scores (stride 4) sampled at coordinates predicted from the image."""
+def layers_probe(num_classes, size):
+    """Stride-4 scores (``SubsampledPointwiseConv2D``) sampled at coordinates predicted from the
+    image (``GuidedSampler``), plus the same computed by a frozen copy (``FrozenTeacher``)."""
     import keras
 
+    from tfseg.layers.conv import SubsampledPointwiseConv2D
     from tfseg.layers.sampler import GuidedSampler
+    from tfseg.layers.teacher import FrozenTeacher
+
+    def student(prefix):
+        image = keras.Input((*size, 3))
+        scores = SubsampledPointwiseConv2D(num_classes, strides=4, name=f"{prefix}_scores")(image)
+        coords = keras.layers.Conv2D(2, 1, activation="sigmoid", name=f"{prefix}_coords")(image)
+        coords = keras.layers.Rescaling(size[0] // 4 - 1)(coords)  # (y, x) in the score map
+        out = GuidedSampler(name=f"{prefix}_sampler")([scores, coords])
+        return keras.Model(image, out, name=f"{prefix}_probe")
 
     image = keras.Input((*size, 3))
-    scores = keras.layers.Conv2D(num_classes, 3, strides=4, padding="same")(image)
-    coords = keras.layers.Conv2D(2, 1, activation="sigmoid")(image)
-    coords = keras.layers.Rescaling(size[0] // 4 - 1)(coords)  # (y, x) within the score map
-    return keras.Model(image, GuidedSampler()([scores, coords]), name="guided_sampler_probe")
+    out = student("student")(image)
+    out = keras.layers.Add()([out, FrozenTeacher(student("teacher"), name="teacher")(image)])
+    return keras.Model(image, out, name="layers_probe")
 
 
-PROBES = {"probe:guided_sampler": guided_sampler_probe}
+PROBES = {"probe:layers": layers_probe}
+SWITCH_FLIP_FRACTION = 0.01
 
 
 def build(spec, num_classes, size, seed=0):
@@ -201,16 +219,22 @@ def reference_one(spec, workdir, size, num_classes):
     return record
 
 
-def _diff(outs, ref):
+def _diff(outs, ref, atol):
+    """``(max |diff|, fraction of values off by more than atol * max(1, max |ref|))``."""
+    import numpy as np
+
     if len(outs) != len(ref):
         raise ValueError(f"{len(outs)} outputs, TensorFlow gave {len(ref)}")
     for o, r in zip(outs, ref):
         if o.shape != r.shape:
             raise ValueError(f"output shape {o.shape}, TensorFlow gave {r.shape}")
-    return float(max(abs(o - r).max() for o, r in zip(outs, ref)))
+    tol = atol * max(1.0, max(float(np.abs(r).max()) for r in ref))
+    off = sum(int((abs(o - r) > tol).sum()) for o, r in zip(outs, ref))
+    return (float(max(abs(o - r).max() for o, r in zip(outs, ref))),
+            off / sum(r.size for r in ref))
 
 
-def check_one(spec, workdir, size, num_classes, train, record):
+def check_one(spec, workdir, size, num_classes, train, record, atol=1e-4):
     """Other backend: build, load the TF weights, compare; load the TF .keras file; train.
     Fills ``record`` as it goes (what was reached stays in it when a step raises)."""
     import keras
@@ -224,14 +248,15 @@ def check_one(spec, workdir, size, num_classes, train, record):
     model = build(spec, num_classes, size, seed=1)  # other random weights: the load must matter
     record["built"] = True
     model.load_weights(base + ".weights.h5")
-    record["max_abs_diff"] = _diff(outputs_of(model, x), ref)
+    record["max_abs_diff"], record["off_fraction"] = _diff(outputs_of(model, x), ref, atol)
     errors = []
     try:
         from tfseg.models.saving import load_model
 
         loaded = load_model(base + ".keras")
         record["keras_loads"] = True
-        record["keras_diff"] = _diff(outputs_of(loaded, x), ref)
+        record["keras_diff"], record["keras_off_fraction"] = _diff(
+            outputs_of(loaded, x), ref, atol)
         del loaded
     except Exception as e:  # reported, the other checks go on
         record["keras_loads"] = False
@@ -411,9 +436,16 @@ def judge(ref, got, atol=1e-4):
     for key, rel in (("max_abs_diff", "rel_diff"), ("keras_diff", "keras_rel_diff")):
         if row.get(key) is not None:
             row[rel] = row[key] / scale
-    row["logits_ok"] = row.get("max_abs_diff") is not None and (
+    within = row.get("max_abs_diff") is not None and (
         row["max_abs_diff"] <= atol * scale
         and (row.get("keras_diff") is None or row["keras_diff"] <= atol * scale))
+    flips = "PoolSwitches" in ref.get("layers", ()) and row.get("max_abs_diff") is not None and (
+        max(row.get("off_fraction") or 0, row.get("keras_off_fraction") or 0)
+        <= SWITCH_FLIP_FRACTION)
+    row["logits_ok"] = bool(within or flips)
+    if flips and not within:
+        row["note"] = (f"max-unpool switch flips: {row['off_fraction']:.2%} of values off "
+                       "(near-tied 2x2 windows)")
     return row
 
 
@@ -442,7 +474,7 @@ def markdown(rows):
             f"| {r['network']} | {r['backend']} | {yes(r.get('built'))} | "
             f"{num(r.get('max_abs_diff'))} | {num(r.get('rel_diff'))} | "
             f"{yes(r.get('keras_loads'))} | {train} | "
-            f"{(r.get('error') or '').replace('|', '/')} |")
+            f"{(r.get('error') or r.get('note') or '').replace('|', '/')} |")
     return "\n".join(lines)
 
 
