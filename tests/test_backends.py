@@ -34,6 +34,7 @@ LAYERS = {
     "farseenet": ("PixelShuffle",),
     "fpenet": ("ChannelMean",),
     "stdc": ("DetailFusionWeights",),
+    "cgnet": ("SameAveragePooling2D",),
     "fpn/mobilenet": ("ExportableGroupNormalization",),
     "manet/mobilenet": ("PositionAttention",),
     "probe:layers": ("GuidedSampler", "SubsampledPointwiseConv2D", "FrozenTeacher"),

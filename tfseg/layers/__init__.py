@@ -25,7 +25,12 @@ from tfseg.layers.misc import (
     pad_to_multiple,
 )
 from tfseg.layers.norm import ExportableGroupNormalization
-from tfseg.layers.pooling import AdaptiveAvgPool2D, ResizeLike, pyramid_pooling
+from tfseg.layers.pooling import (
+    AdaptiveAvgPool2D,
+    ResizeLike,
+    SameAveragePooling2D,
+    pyramid_pooling,
+)
 from tfseg.layers.resize import BilinearUpsample, bilinear_downsample, upsample_bilinear
 from tfseg.layers.sampler import GuidedSampler, pixel_grid, regular_grid, sample
 from tfseg.layers.unpool import MaxUnpool2D, PoolSwitches, max_pool_with_switches
@@ -58,6 +63,7 @@ __all__ = [
     "ExportableGroupNormalization",
     "AdaptiveAvgPool2D",
     "ResizeLike",
+    "SameAveragePooling2D",
     "pyramid_pooling",
     "PerGroupConv2D",
     "SubsampledPointwiseConv2D",

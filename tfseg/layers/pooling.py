@@ -170,3 +170,46 @@ def pyramid_pooling(
     return pointwise_bn_act(
         y, out_channels, activation=activation, use_bias=use_bias, name=f"{name}_fuse"
     )
+
+
+@keras_serializable
+class SameAveragePooling2D(layers.Layer):
+    """``AveragePooling2D(pool_size, strides, padding="same")`` that gives TensorFlow's result on
+    every Keras backend: each output averages the input pixels its window covers, padding not
+    counted, with TensorFlow's split of an odd total padding (the extra row / column at the
+    bottom / right).
+
+    Keras 3.15's PyTorch backend gets this wrong when the padding is asymmetric (an even input
+    with a 3x3 window at stride 2, or an even window): on a 4x4 input of 1..16 it returns
+    ``[6, 7.667, 12.667, 14.333]`` where TensorFlow and JAX return ``[6, 7.5, 12, 13.5]``
+    (tools/check_backends.py, docs/backends.md). On that backend the layer computes the window
+    sums with a depthwise convolution of ones (``padding="same"``, which Keras pads as TensorFlow
+    does) and divides by the same convolution of a map of ones: the number of real pixels per
+    window. Everywhere else it is Keras' own average pooling, so TensorFlow graphs and every export
+    are unchanged.
+    """
+
+    def __init__(self, pool_size, strides=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _pair(pool_size)
+        self.strides = _pair(strides if strides is not None else pool_size)
+
+    def call(self, x):
+        import keras
+
+        if keras.backend.backend() != "torch":
+            return ops.average_pool(x, self.pool_size, self.strides, padding="same")
+        channels = x.shape[-1]
+        ones = ops.ones((*self.pool_size, channels, 1), dtype=x.dtype)
+        sums = ops.depthwise_conv(x, ones, self.strides, padding="same")
+        mask = ops.ones_like(x[..., :1])
+        count = ops.depthwise_conv(mask, ones[:, :, :1], self.strides, padding="same")
+        return sums / count
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        out = [None if s is None else -(-s // st) for s, st in zip((h, w), self.strides)]
+        return (b, out[0], out[1], c)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}

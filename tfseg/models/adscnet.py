@@ -39,7 +39,7 @@ GMACs at 512x1024 in both):
 
 from keras import layers
 
-from tfseg.layers import bn_act, conv_bn_act, depthwise_bn_act
+from tfseg.layers import SameAveragePooling2D, bn_act, conv_bn_act, depthwise_bn_act
 from tfseg.registry import MODELS
 
 DDCC_DILATIONS = (3, 5, 9, 13)
@@ -68,7 +68,7 @@ def adsc_unit(x, *, strides=1, dilation=1, activation="relu6", name):
     y = _pointwise(y, channels, name=f"{name}_pw2")
     if strides == 1:
         return layers.Add(name=f"{name}_add")([x, y])
-    pool = layers.AveragePooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
+    pool = SameAveragePooling2D(3, strides=2, name=f"{name}_pool")(x)
     return layers.Concatenate(name=f"{name}_concat")([y, pool])
 
 
@@ -82,7 +82,7 @@ def ddcc(x, *, dilations=DDCC_DILATIONS, activation="relu6", name):
         else:
             y = layers.Concatenate(name=f"{name}_b{k + 1}_concat")(outputs)
             y = _pointwise(y, channels, name=f"{name}_b{k + 1}_proj")
-        y = layers.AveragePooling2D(d, strides=1, padding="same", name=f"{name}_b{k + 1}_pool")(y)
+        y = SameAveragePooling2D(d, strides=1, name=f"{name}_b{k + 1}_pool")(y)
         outputs.append(adsc_unit(y, dilation=d, activation=activation, name=f"{name}_b{k + 1}"))
     y = layers.Concatenate(name=f"{name}_concat")(outputs)
     return _pointwise(y, channels, name=f"{name}_fuse")

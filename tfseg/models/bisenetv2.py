@@ -43,7 +43,14 @@ Parameters with 19 classes: 2,272,688 (reference 2,272,688), 2,559,920 with the 
 
 from keras import layers
 
-from tfseg.layers import BilinearUpsample, conv_bn_act, depthwise_bn_act, pointwise_bn_act, seg_head
+from tfseg.layers import (
+    BilinearUpsample,
+    SameAveragePooling2D,
+    conv_bn_act,
+    depthwise_bn_act,
+    pointwise_bn_act,
+    seg_head,
+)
 from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM
 from tfseg.registry import MODELS
 
@@ -141,7 +148,7 @@ def guided_aggregation(detail, semantic, filters, *, name):
     d_high = depthwise_bn_act(detail, 3, name=f"{name}_detail_high")
     d_high = _conv(d_high, channels, 1, name=f"{name}_detail_high_pw")
     d_low = depthwise_bn_act(detail, 3, strides=2, name=f"{name}_detail_low")
-    d_low = layers.AveragePooling2D(3, strides=2, padding="same", name=f"{name}_detail_low_pool")(
+    d_low = SameAveragePooling2D(3, strides=2, name=f"{name}_detail_low_pool")(
         d_low
     )
     s_high = conv_bn_act(semantic, channels, 3, name=f"{name}_semantic_high")

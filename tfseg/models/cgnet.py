@@ -49,7 +49,7 @@ Parameters with 19 classes: 243,805 and 4.38 GMACs at 512x1024, as the reference
 
 from keras import layers
 
-from tfseg.layers import BilinearUpsample
+from tfseg.layers import BilinearUpsample, SameAveragePooling2D
 from tfseg.layers.blocks import BN_EPSILON, BN_MOMENTUM, conv_bn_prelu, prelu
 from tfseg.layers.downsample import strided_depthwise
 from tfseg.registry import MODELS
@@ -115,7 +115,7 @@ def cgnet_encoder(inputs, *, M=3, N=15, name="cgnet"):
     image = inputs
     pyramid = []
     for level in ("half", "quarter", "eighth"):
-        image = layers.AveragePooling2D(3, strides=2, padding="same", name=f"{name}_image_{level}")(
+        image = SameAveragePooling2D(3, strides=2, name=f"{name}_image_{level}")(
             image
         )
         pyramid.append(image)

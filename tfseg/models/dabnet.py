@@ -32,7 +32,7 @@ leaves the padding out), where PyTorch pads one pixel on each side and counts it
 
 from keras import layers
 
-from tfseg.layers import BilinearUpsample
+from tfseg.layers import BilinearUpsample, SameAveragePooling2D
 from tfseg.layers.blocks import conv_bn_prelu
 from tfseg.layers.downsample import conv_pool_downsample
 from tfseg.layers.factorized import factorized_conv
@@ -77,7 +77,7 @@ def dabnet_encoder(inputs, *, name="dabnet"):
     pyramid = []
     image = inputs
     for level in ("half", "quarter", "eighth"):
-        image = layers.AveragePooling2D(3, strides=2, padding="same", name=f"{name}_image_{level}")(
+        image = SameAveragePooling2D(3, strides=2, name=f"{name}_image_{level}")(
             image
         )
         pyramid.append(image)

@@ -50,7 +50,13 @@ Parameters with 19 classes: 5,542,624 (reference 5,542,624), 5,619,040 with the 
 
 from keras import layers
 
-from tfseg.layers import BilinearUpsample, ResizeLike, conv_bn_act, seg_head
+from tfseg.layers import (
+    BilinearUpsample,
+    ResizeLike,
+    SameAveragePooling2D,
+    conv_bn_act,
+    seg_head,
+)
 from tfseg.registry import MODELS
 
 # arch: (base width c, blocks of stage 2, stage 3, stage 4, stage 4's second round, stage 5,
@@ -118,7 +124,7 @@ def _pooled(x, filters, pool, *, name):
         y = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
     else:
         kernel, stride = pool
-        y = layers.AveragePooling2D(kernel, strides=stride, padding="same", name=f"{name}_pool")(x)
+        y = SameAveragePooling2D(kernel, strides=stride, name=f"{name}_pool")(x)
     y = layers.Conv2D(
         filters, 1, use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv"
     )(y)
