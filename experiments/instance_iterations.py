@@ -131,11 +131,11 @@ def main(argv=None):
         raise SystemExit(f"--val_every must be a positive number of epochs, got {args.val_every}")
     import numpy as np
 
-    from tfseg.bench.timing import time_interleaved
     from tfseg.data import get_dataset
     from tfseg.instance.evaluation import evaluate_instances
     from tfseg.instance.module import InstanceSampling
     from tfseg.models.saving import load_model
+    from tfseg.timing import time_interleaved
 
     ts = [int(t) for t in args.iterations.split(",")]
     if min(ts) < 1:

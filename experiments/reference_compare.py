@@ -182,9 +182,9 @@ def measure_network(name, hub, failed, modules, size, opts):
     import tfseg
     from tfseg.arrays import padded_size
     from tfseg.bench.runtimes import make_runner
-    from tfseg.bench.timing import time_interleaved
     from tfseg.export_lib.onnx_export import OnnxRunner
     from tfseg.models import stride_of
+    from tfseg.timing import time_interleaved
 
     ref = reference_name(name)
     row = {"network": name, "reference": ref, "input_size": f"{size[0]}x{size[1]}", "reasons": {}}

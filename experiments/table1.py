@@ -93,8 +93,8 @@ def measure_network(network, decoders, *, num_classes, size, runtimes, threads, 
     import numpy as np
 
     from tfseg.bench.runtimes import RuntimeUnavailable, make_runner
-    from tfseg.bench.timing import latency_stats, time_interleaved
     from tfseg.flops import count_params, model_macs
+    from tfseg.timing import latency_stats, time_interleaved
 
     rows, runners = {}, {}
     workdir = tempfile.mkdtemp(prefix="tfseg_table1_")

@@ -188,9 +188,9 @@ def merged(rows, cpu):
 def main(argv):
     del argv
     import tfseg  # noqa: F401  (fills the registries)
-    from tfseg.bench.timing import matmul_gflops
     from tfseg.cpuinfo import cpu_description
     from tfseg.files import atomic_path, write_json_atomic
+    from tfseg.timing import matmul_gflops
 
     every = targets()
     names = FLAGS.networks or list(every)

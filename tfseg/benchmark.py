@@ -52,8 +52,8 @@ import tfseg
 from tfseg.bench import report
 from tfseg.bench.measure import measure, model_targets, parse_sizes
 from tfseg.bench.runtimes import RUNTIMES, expand_runtimes
-from tfseg.bench.timing import matmul_gflops
 from tfseg.registry import ENCODERS, MODELS
+from tfseg.timing import matmul_gflops
 
 FLAGS = flags.FLAGS
 

@@ -1,4 +1,4 @@
-"""tfseg.bench.timing: call order and counts of the interleaved timing, the latency statistics,
+"""tfseg.timing: call order and counts of the interleaved timing, the latency statistics,
 and the export library's independence of the benchmark (no speed is asserted)."""
 
 import ast
@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from tfseg.bench import timing
+from tfseg import timing
 
 
 def test_time_interleaved_warms_up_then_alternates():
@@ -32,7 +32,7 @@ def test_latency_stats():
 
 def test_export_lib_does_not_import_the_benchmark():
     """bench builds on export_lib, never the other way round."""
-    root = pathlib.Path(timing.__file__).parents[1] / "export_lib"
+    root = pathlib.Path(timing.__file__).parent / "export_lib"
     for path in root.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []

@@ -15,7 +15,7 @@ that means on the machine it runs on.
 import numpy as np
 
 from tfseg.bench.report import format_kernel_row
-from tfseg.bench.timing import latency_stats, time_interleaved
+from tfseg.timing import latency_stats, time_interleaved
 
 # (name, kind, H, W, C_in, C_out): layers of the models tfseg benchmarks at 512x1024.
 KERNELS = (

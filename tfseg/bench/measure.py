@@ -12,9 +12,9 @@ import numpy as np
 from tfseg.arrays import padded_size
 from tfseg.bench.report import format_line
 from tfseg.bench.runtimes import RuntimeUnavailable, make_runner
-from tfseg.bench.timing import latency_stats, time_interleaved
 from tfseg.config import parse_size
 from tfseg.registry import DECODERS, ENCODERS, MODELS
+from tfseg.timing import latency_stats, time_interleaved
 
 # The papers' resolution sweep, as H x W (the issue and the papers write W x H).
 SWEEP = ["360x640", "720x1280", "1080x1920", "256x512", "512x1024", "1024x2048"]

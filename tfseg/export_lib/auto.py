@@ -87,9 +87,9 @@ def run_auto(o, *, warmup=3, runs=10, log=print):
     ``format="auto"``); publish the fastest that passes. Returns the chosen export report (with
     its ``auto`` section); raises ``VerificationError`` when none passes, ``ExportError`` for bad
     input (nothing published in either case)."""
-    from tfseg.bench.timing import latency_stats, time_interleaved
     from tfseg.export_lib.pipeline import check_options, run_export
     from tfseg.files import write_json_atomic
+    from tfseg.timing import latency_stats, time_interleaved
 
     check_options(o)
     stem = output_stem(o.output)

@@ -1,4 +1,6 @@
-"""Every timing helper of the benchmark code, in one place.
+"""Every timing helper of tfseg, in one place: the benchmark (``tfseg.bench``), the automatic
+export choice (``tfseg.export_lib.auto``) and the experiments all time with it. It sits at the
+top of the package, so that export_lib never imports the benchmark.
 
 - ``time_interleaved``: warm every runner up, then time them round-robin (one call of each per
   round), so that load from other processes on a shared machine hits all of them alike;
