@@ -61,6 +61,42 @@ def reference_name(name):
     return name.replace("_", "")
 
 
+#: torchvision's detection operators, whose schemas its Python code registers fake kernels for
+TORCHVISION_OPS = {
+    "nms": "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+    "qnms": "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+}
+
+
+def import_torchvision():
+    """Import torchvision even where its compiled operators did not load (a CUDA wheel on a CPU
+    machine: ``RuntimeError: operator torchvision::nms does not exist``). The reference uses only
+    its model definitions (ResNet and MobileNet backbones, plain ``torch.nn``); the detection
+    operators' schemas are then declared without kernels, so calling one would fail loudly.
+    Returns what was done, for the JSON (``None``: torchvision is absent; the rows that need it
+    say so)."""
+    import torch
+
+    try:
+        import torchvision  # noqa: F401
+        return "loaded"
+    except ImportError:
+        return None
+    except RuntimeError as e:
+        if "torchvision::" not in str(e):
+            raise
+    for key in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
+        del sys.modules[key]
+    for op, schema in TORCHVISION_OPS.items():
+        try:
+            torch.library.define(f"torchvision::{op}", schema)
+        except RuntimeError:
+            pass  # declared already (by torchvision itself or an earlier call)
+    import torchvision  # noqa: F401,F811
+
+    return "loaded without its compiled operators (detection ops declared, no kernels)"
+
+
 def load_reference(reference_dir):
     """``(model_hub, failed, modules)``: the reference's classes by name, ``{name: reason}`` for
     its model files that cannot be imported, and its ``models.modules`` (or ``None``)."""
@@ -72,6 +108,7 @@ def load_reference(reference_dir):
         import torch  # noqa: F401
     except ImportError:
         raise app.UsageError("the reference needs torch (pip install torch)") from None
+    import_torchvision()
     for key in [k for k in sys.modules if k == "models" or k.startswith("models.")]:
         del sys.modules[key]  # another reference directory loaded before
     package = types.ModuleType("models")  # the package without its __init__ (imports every file)
@@ -192,8 +229,13 @@ def measure_network(name, hub, failed, modules, size, opts):
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
     workdir = tempfile.mkdtemp(prefix="tfseg_refcmp_")
     try:
+        net = None
         if ref in hub:
-            net = build_reference(hub[ref], opts.num_classes)
+            try:
+                net = build_reference(hub[ref], opts.num_classes)
+            except Exception as e:  # noqa: BLE001  (the row shows it)
+                reasons[EAGER] = reasons[ONNX] = f"building the reference: {_short(e)}"
+        if net is not None:
 
             def eager():
                 with torch.inference_mode():
@@ -208,7 +250,7 @@ def measure_network(name, hub, failed, modules, size, opts):
                 return lambda: runner(xn)
 
             _add(runners, reasons, ONNX, onnx)
-        else:
+        elif ref not in hub:
             reasons[EAGER] = reasons[ONNX] = failed[ref]
         run_size = padded_size(size, stride_of(name))
         if run_size != tuple(size):
@@ -338,6 +380,7 @@ def run(opts):
     check_runtimes(opts.tfseg_runtimes)
     size = parse_size(opts.input_size, "--input_size")
     hub, failed, modules = load_reference(opts.reference_dir)
+    torchvision_state = import_torchvision()
     names = networks_to_run(opts.networks, hub, failed)
     torch.set_num_threads(opts.threads)
     for noisy in ("onnxscript", "onnx_ir"):
@@ -347,7 +390,7 @@ def run(opts):
            "threads": opts.threads, "rounds": opts.rounds, "warmup": opts.warmup,
            "tfseg_runtimes": list(opts.tfseg_runtimes), "torch": torch.__version__,
            "onnxruntime": onnxruntime.__version__,
-           "omp_wait_policy": policy}
+           "omp_wait_policy": policy, "torchvision": torchvision_state}
     rows = []
     for name in names:
         rows.append({**measure_network(name, hub, failed, modules, size, opts), "command": command})

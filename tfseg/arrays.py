@@ -1,4 +1,5 @@
-"""Array helpers shared by the programs: padding an image (and its label map) to a model's stride.
+"""Array helpers shared by the programs: padding an image (and its label map) to a model's stride,
+and parsing an ``HxW`` size. No TensorFlow here: the benchmark imports it on every Keras backend.
 
 Models need input sizes that are multiples of their stride (``tfseg.models.stride_of``); evaluation,
 prediction, export samples and benchmarks pad at the bottom and right and crop the outputs back.
@@ -22,3 +23,18 @@ def pad_to_stride(array, stride, value=0):
         return array
     widths = ((0, ph), (0, pw)) + ((0, 0),) * (array.ndim - 2)
     return np.pad(array, widths, constant_values=value)
+
+
+def parse_size(text, what="size"):
+    """Parse ``"HxW"`` (or a single ``"S"`` for a square) into ``(H, W)`` positive ints."""
+    try:
+        parts = [int(p) for p in str(text).lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise ValueError(
+            f"{what} must look like HxW with positive integers (e.g. 512x1024), got {text!r}"
+        )
+    return tuple(parts)

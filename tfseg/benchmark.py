@@ -26,7 +26,17 @@ Runtimes (``--runtimes``, comma-separated):
   candidate must pass ``--verify`` on dataset images) that random weights cannot give;
 - ``tensorrt``: ONNX -> TensorRT fp16 engine, where ``tensorrt`` and a GPU are present (skipped
   with a note elsewhere);
+- ``keras_train``, ``keras_bf16_train``: one training step (SGD with momentum, cross-entropy, a
+  fixed random batch) of the Keras model in float32 / ``mixed_bfloat16``; FPS counts images;
 - ``none``: parameters and GFLOPs only.
+
+Keras backends: the ``keras*`` runtimes run on whichever backend ``KERAS_BACKEND`` selects
+(``tfseg.bench.backends``): TensorFlow, JAX (one ``jax.jit``-compiled call) or PyTorch, on a CPU or
+a GPU, synchronised with the device, the logits left on it. Under JAX or PyTorch the benchmark
+imports no TensorFlow at all (the other runtimes need it and are refused by name), so it runs on a
+machine that has only JAX or PyTorch: ``KERAS_BACKEND=jax python -m tfseg.benchmark --model=ssn
+--runtimes=keras,keras_bf16,keras_train --batch_sizes=1,8 --input_size=512x1024``.
+``--batch_sizes`` times each size at several batches (the exported formats run batch 1 only).
 
 ``--threads`` sets the CPU threads of every runtime (TF intra-op, LiteRT, onnxruntime).
 ``--input_size=sweep`` is the papers' sweep: 640x360, 1280x720, 1920x1080, 512x256, 1024x512,
@@ -50,6 +60,7 @@ from absl import app, flags
 
 import tfseg
 from tfseg.bench import report
+from tfseg.bench.backends import BACKEND_RUNTIMES, backend, device_description
 from tfseg.bench.measure import measure, model_targets, parse_sizes
 from tfseg.bench.runtimes import RUNTIMES, expand_runtimes
 from tfseg.registry import ENCODERS, MODELS
@@ -80,6 +91,12 @@ def define_flags(fv=FLAGS):
     )
     flags.DEFINE_integer(
         "threads", None, "CPU threads (default: all).", lower_bound=1, flag_values=fv
+    )
+    flags.DEFINE_list(
+        "batch_sizes",
+        ["1"],
+        "Images per call, comma-separated (batch > 1: the keras* runtimes only).",
+        flag_values=fv,
     )
     flags.DEFINE_integer("warmup", 3, "Untimed runs first.", lower_bound=0, flag_values=fv)
     flags.DEFINE_integer("runs", 10, "Timed runs.", lower_bound=1, flag_values=fv)
@@ -120,11 +137,39 @@ def _say(line=""):
     print(line, flush=True)
 
 
+def _batch_sizes(values):
+    """``["1", "8"]`` -> ``[1, 8]``; ``ValueError`` naming a value that is not a positive int."""
+    out = []
+    for v in values:
+        if not str(v).strip().isdigit() or int(v) < 1:
+            raise ValueError(f"--batch_sizes takes positive integers, got {v!r}")
+        out.append(int(v))
+    return out
+
+
+def _check_backend(runtimes, kernels):
+    """``ValueError`` naming the runtimes (or ``--kernels``) that need TensorFlow when the Keras
+    backend is another one."""
+    name = backend()
+    if name == "tensorflow":
+        return
+    if kernels:
+        raise ValueError(f"--kernels needs the TensorFlow backend (KERAS_BACKEND is {name})")
+    bad = [r for r in runtimes if r not in BACKEND_RUNTIMES and r != "none"]
+    if bad:
+        raise ValueError(
+            f"runtime(s) {', '.join(bad)} need the TensorFlow backend (KERAS_BACKEND is {name}); "
+            f"on {name}: {', '.join(BACKEND_RUNTIMES)}"
+        )
+
+
 def _check_flags():
     """``(sizes, encoder_kwargs)`` from the flags; exits with ``error: ...`` on a bad value."""
     try:
         sizes = parse_sizes(FLAGS.input_size)
         FLAGS.runtimes = expand_runtimes(FLAGS.runtimes)
+        FLAGS.batch_sizes = _batch_sizes(FLAGS.batch_sizes)
+        _check_backend(FLAGS.runtimes, FLAGS.kernels)
         encoder_kwargs = json.loads(FLAGS.encoder_kwargs)
         if FLAGS.model_path and not os.path.exists(FLAGS.model_path):
             raise ValueError(f"model file not found: {FLAGS.model_path}")
@@ -135,11 +180,20 @@ def _check_flags():
 
 
 def _set_threads(threads):
-    """TensorFlow's intra- and inter-op threads (``--threads``)."""
-    import tensorflow as tf
+    """The backend's CPU threads (``--threads``): TensorFlow's intra- and inter-op pools,
+    PyTorch's intra-op pool; JAX fixes its threads at start-up (a note says so)."""
+    name = backend()
+    if name == "torch":
+        import torch
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+        torch.set_num_threads(threads)
+    elif name == "jax":
+        _say("note: --threads is not applied on the JAX backend (XLA sets its threads at start-up)")
+    else:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def _write_json(document):
@@ -169,24 +223,35 @@ def run_kernels():
         _write_json(document)
 
 
+def _document(rows, peak):
+    """The ``--json`` document of ``rows`` so far."""
+    return report.results_json(
+        rows, threads=FLAGS.threads, peak=peak, backend=backend(), device=device_description()
+    )
+
+
 def _measure_all(targets, sizes, encoder_kwargs, peak, timed):
-    """One row per target and size, each runtime's line printed as it is measured."""
+    """One row per target, size and batch, each runtime's line printed as it is measured; the
+    ``--json`` file is rewritten after every row (a stopped run keeps what it measured)."""
     rows = []
     for name, enc in targets:
         for size in sizes:
-            try:
-                row = measure(
-                    name, enc, FLAGS.num_classes, size, runtimes=FLAGS.runtimes,
-                    warmup=FLAGS.warmup, runs=FLAGS.runs, encoder_kwargs=encoder_kwargs,
-                    threads=FLAGS.threads, model_path=FLAGS.model_path,
-                    peak_gflops=peak["best"] if peak else None, log=_say,
-                )  # fmt: skip
-            except ValueError as e:
-                print(f"error: {name}/{enc} at {size}: {e}", file=sys.stderr)
-                sys.exit(1)
-            if not timed:
-                _say(report.format_line(row, "none"))
-            rows.append(row)
+            for batch in FLAGS.batch_sizes:
+                try:
+                    row = measure(
+                        name, enc, FLAGS.num_classes, size, runtimes=FLAGS.runtimes,
+                        warmup=FLAGS.warmup, runs=FLAGS.runs, encoder_kwargs=encoder_kwargs,
+                        threads=FLAGS.threads, model_path=FLAGS.model_path,
+                        peak_gflops=peak["best"] if peak else None, log=_say, batch=batch,
+                    )  # fmt: skip
+                except ValueError as e:
+                    print(f"error: {name}/{enc} at {size}: {e}", file=sys.stderr)
+                    sys.exit(1)
+                if not timed:
+                    _say(report.format_line(row, "none"))
+                rows.append(row)
+                if FLAGS.json:
+                    _write_json(_document(rows, peak))
     return rows
 
 
@@ -203,6 +268,8 @@ def run_models(sizes, encoder_kwargs):
         every=FLAGS.all,
     )
     timed = [r for r in FLAGS.runtimes if r != "none"]
+    if timed:
+        _say(f"Keras backend: {backend()}, device: {device_description()}")
     peak = matmul_gflops() if FLAGS.matmul and timed else None
     if peak:
         _say(report.format_matmul(peak))
@@ -211,7 +278,7 @@ def run_models(sizes, encoder_kwargs):
     print()
     print(report.format_rows(rows, peak))
     if FLAGS.json:
-        _write_json(report.results_json(rows, threads=FLAGS.threads, peak=peak))
+        _write_json(_document(rows, peak))
     if FLAGS.plot:
         report.plot_fps(rows, FLAGS.plot)
         print(f"wrote {FLAGS.plot}")

@@ -15,6 +15,7 @@ import dataclasses
 import json
 from typing import Optional, Tuple
 
+from tfseg.arrays import parse_size  # noqa: F401  (re-exported: tfseg.config.parse_size)
 from tfseg.data.progressive import Stage, parse_schedule
 from tfseg.instance.module import INSTANCE_LOSSES
 
@@ -230,16 +231,3 @@ def _stages(value):
     return tuple(Stage(**s) if isinstance(s, dict) else Stage(*s) for s in value)
 
 
-def parse_size(text, what="size"):
-    """Parse ``"HxW"`` (or a single ``"S"`` for a square) into ``(H, W)`` positive ints."""
-    try:
-        parts = [int(p) for p in str(text).lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) <= 0:
-        raise ValueError(
-            f"{what} must look like HxW with positive integers (e.g. 512x1024), got {text!r}"
-        )
-    return tuple(parts)

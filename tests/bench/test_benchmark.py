@@ -89,8 +89,9 @@ def test_measure_a_saved_dynamic_model_with_mixed_int8(tmp_path):
 
 
 def test_json_documents_keep_their_keys():
-    doc = report.results_json([{"model": "m"}], threads=2, peak=None)
-    assert list(doc) == ["cpu_count", "threads", "matmul", "results"] and doc["threads"] == 2
+    doc = report.results_json([{"model": "m"}], threads=2, peak=None, device="cpu")
+    keys = ["cpu_count", "threads", "matmul", "results", "backend", "device"]
+    assert list(doc) == keys and doc["threads"] == 2 and doc["backend"] == "tensorflow"
     doc = report.kernels_json([], threads=None, peak={"best": 1.0}, int8_cpu_flags=["avx_vnni"])
     assert list(doc) == ["cpu_count", "threads", "matmul", "int8_cpu_flags", "kernels"]
 

@@ -9,10 +9,9 @@ import tempfile
 
 import numpy as np
 
-from tfseg.arrays import padded_size
+from tfseg.arrays import padded_size, parse_size
 from tfseg.bench.report import format_line
 from tfseg.bench.runtimes import RuntimeUnavailable, make_runner
-from tfseg.config import parse_size
 from tfseg.registry import DECODERS, ENCODERS, MODELS
 from tfseg.timing import latency_stats, time_interleaved
 
@@ -112,37 +111,50 @@ def _base_row(model, name, encoder, size, run_size, runtimes, model_path):
     }
 
 
-def _runtime_stats(seconds, gflops, peak_gflops):
-    """Latency statistics plus achieved GFLOP/s (and its fraction of ``peak_gflops``)."""
+#: a training step's FLOPs as a multiple of the forward pass's (the backward pass computes two
+#: products per forward one: the gradients of the inputs and of the weights), the usual estimate
+TRAIN_FLOPS_FACTOR = 3.0
+
+
+def _runtime_stats(seconds, gflops, peak_gflops, batch=1, train=False):
+    """Latency statistics (per call of ``batch`` images; ``fps`` = images per second) plus
+    achieved GFLOP/s (a training step counted as ``TRAIN_FLOPS_FACTOR`` forward passes) and its
+    fraction of ``peak_gflops``."""
     stats = latency_stats(seconds)
-    stats["gflops_per_s"] = gflops / (stats["median_ms"] / 1e3)
+    stats["fps"] *= batch
+    work = gflops * batch * (TRAIN_FLOPS_FACTOR if train else 1.0)
+    stats["gflops_per_s"] = work / (stats["median_ms"] / 1e3)
     if peak_gflops:
         stats["fraction_of_matmul"] = stats["gflops_per_s"] / peak_gflops
     return stats
 
 
-def _time_runtimes(row, model, run_size, *, warmup, runs, threads, peak_gflops, log):
+def _time_runtimes(row, model, run_size, *, warmup, runs, threads, peak_gflops, log, batch=1):
     """Build every runtime of ``row`` (or note why it is skipped), time them interleaved and
     store their statistics in ``row``."""
-    x = np.random.default_rng(0).standard_normal((1, *run_size, 3), dtype=np.float32)
+    x = np.random.default_rng(0).standard_normal((batch, *run_size, 3), dtype=np.float32)
     workdir = tempfile.mkdtemp(prefix="tfseg_bench_")
     cache, runners = {}, {}
     try:
         for runtime in row["runtimes"]:
             try:
                 runners[runtime] = make_runner(
-                    runtime, model, run_size, threads=threads, workdir=workdir, cache=cache
-                )
+                    runtime, model, run_size, threads=threads, workdir=workdir, cache=cache,
+                    batch=batch,
+                )  # fmt: skip
             except RuntimeUnavailable as e:
                 row[runtime] = {"skipped": str(e)}
         times = time_interleaved(runners, x, warmup=warmup, runs=runs)
         for runtime in row["runtimes"]:
             if runtime in times:
-                row[runtime] = _runtime_stats(times[runtime], row["gflops"], peak_gflops)
+                row[runtime] = _runtime_stats(
+                    times[runtime], row["gflops"], peak_gflops, batch, runtime.endswith("_train")
+                )
             if log:
                 log(format_line(row, runtime))
-        if len(times) > 1:
-            row["fastest"] = min(times, key=lambda r: row[r]["median_ms"])
+        inference = [r for r in times if not r.endswith("_train")]
+        if len(inference) > 1:
+            row["fastest"] = min(inference, key=lambda r: row[r]["median_ms"])
     finally:
         runners.clear()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -150,8 +162,9 @@ def _time_runtimes(row, model, run_size, *, warmup, runs, threads, peak_gflops, 
 
 def measure(name, encoder, num_classes, size, *, runtimes=("keras",), warmup=3, runs=10,
             encoder_kwargs=None, threads=None, model_path=None, peak_gflops=None,
-            log=None):  # fmt: skip
-    """Params, GFLOPs and per-runtime latency of one model at one size (padded to the stride).
+            log=None, batch=1):  # fmt: skip
+    """Params, GFLOPs and per-runtime latency of one model at one size (padded to the stride),
+    for batches of ``batch`` images (GFLOPs are per image).
 
     ``model_path``: a ``.keras`` file instead of the registry's ``name`` / ``encoder``;
     ``peak_gflops``: the matmul reference for ``fraction_of_matmul``; ``log`` receives each
@@ -159,8 +172,9 @@ def measure(name, encoder, num_classes, size, *, runtimes=("keras",), warmup=3, 
     """
     model, run_size = _model_at(name, encoder, num_classes, size, encoder_kwargs, model_path)
     row = _base_row(model, name, encoder, size, run_size, runtimes, model_path)
+    row["batch"] = batch
     _time_runtimes(
         row, model, run_size, warmup=warmup, runs=runs, threads=threads,
-        peak_gflops=peak_gflops, log=log,
+        peak_gflops=peak_gflops, log=log, batch=batch,
     )  # fmt: skip
     return row

@@ -20,7 +20,9 @@ def label(row):
 
 def format_line(row, runtime):
     """One table line: the model columns and ``runtime``'s latency (or why it was skipped)."""
+    batch = row.get("batch", 1)
     size = row["input_size"] + ("*" if row.get("padded") else "")
+    size = f"{batch}x{size}" if batch != 1 else size
     head = f"{label(row):<22}{size:>11}{row['params']:>12,}{row['gflops']:>8.2f}  {runtime:<18}"
     r = row.get(runtime)
     if r is None:
@@ -45,21 +47,27 @@ def format_rows(rows, peak=None):
             lines.append(f"{'':<22}fastest: {r['fastest']} ({r[r['fastest']]['median_ms']:.1f} ms)")
     if any(r.get("padded") for r in rows):
         lines.append("* padded up to a multiple of the model's stride (requested size in the JSON)")
+    if any(r.get("batch", 1) != 1 for r in rows):
+        lines.append("BxHxW: a batch of B images per call; FPS counts images")
+    if any(k.endswith("_train") for r in rows for k in r.get("runtimes", [])):
+        lines.append("*_train: one optimizer step per call; GFLOP/s counts it as 3 forward passes")
     if peak:
         lines.append(
-            f"fp32 matmul on this machine: {peak['best']:.1f} GFLOP/s "
-            f"(numpy {peak['numpy']:.1f}, TensorFlow {peak['tensorflow']:.1f}); "
+            f"fp32 matmul on this machine: {peak['best']:.1f} GFLOP/s ({_matmul_parts(peak)}); "
             "'% matmul' = achieved GFLOP/s / that"
         )
     return "\n".join(lines)
 
 
+def _matmul_parts(peak):
+    """``numpy 310.2, TensorFlow 402.1`` (the backends measured in ``peak``)."""
+    names = {"numpy": "numpy", "tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+    return ", ".join(f"{names.get(k, k)} {v:.1f}" for k, v in peak.items() if k in names)
+
+
 def format_matmul(peak):
     """The matmul line printed before the model table."""
-    return (
-        f"fp32 matmul: {peak['best']:.1f} GFLOP/s (numpy {peak['numpy']:.1f}, "
-        f"TensorFlow {peak['tensorflow']:.1f})"
-    )
+    return f"fp32 matmul: {peak['best']:.1f} GFLOP/s ({_matmul_parts(peak)})"
 
 
 def format_matmul_macs(peak):
@@ -78,9 +86,17 @@ def format_kernel_row(row):
     )
 
 
-def results_json(rows, *, threads, peak):
-    """The ``--json`` document of a model run."""
-    return {"cpu_count": os.cpu_count(), "threads": threads, "matmul": peak, "results": rows}
+def results_json(rows, *, threads, peak, backend="tensorflow", device=None):
+    """The ``--json`` document of a model run (``backend``: the Keras backend; ``device``: what it
+    computed on, in words)."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "matmul": peak,
+        "results": rows,
+        "backend": backend,
+        "device": device,
+    }
 
 
 def kernels_json(rows, *, threads, peak, int8_cpu_flags):

@@ -1,4 +1,6 @@
-"""The runtimes the benchmark times: each gives a callable ``x -> output`` (numpy) at batch 1.
+"""The runtimes the benchmark times: each gives a callable ``x -> output`` (numpy at batch 1 for
+the exported formats; the ``keras*`` runtimes of ``tfseg.bench.backends`` also take larger batches
+and run on every Keras backend).
 
 ``make_runner(runtime, model, size, ...)`` builds the artifact a runtime needs on the fly, from the
 same export copy of the model that ``tfseg.export`` converts (BN folded, the per-format rewrites),
@@ -12,6 +14,8 @@ import numpy as np
 RUNTIMES = [
     "keras",
     "keras_bf16",
+    "keras_train",
+    "keras_bf16_train",
     "saved_model",
     "tflite",
     "tflite_fp16",
@@ -43,37 +47,24 @@ class RuntimeUnavailable(Exception):
     """The runtime cannot run here (e.g. TensorRT without a GPU); the table shows the reason."""
 
 
-def keras_runner(model, size):
-    """The Keras model called in a ``tf.function`` at batch 1 and ``size`` = (H, W)."""
-    import tensorflow as tf
+def keras_runner(model, size, batch=1):
+    """The Keras model at ``batch`` and ``size`` = (H, W) on the active backend (a
+    ``tf.function`` under TensorFlow; see ``tfseg.bench.backends``). It returns the logits as a
+    backend tensor, computed but left on the device (``np.asarray`` copies them out)."""
+    from tfseg.bench.backends import inference_runner
 
-    @tf.function(input_signature=[tf.TensorSpec([1, *size, 3], tf.float32)])
-    def f(x):
-        return model(x, training=False)
-
-    return lambda x: f(x).numpy().astype(np.float32, copy=False)
+    return inference_runner(model, size, batch)
 
 
-def _with_policy(config, policy):
-    """A copy of a Keras model config with every layer's dtype policy set to ``policy``."""
-    if isinstance(config, list):
-        return [_with_policy(c, policy) for c in config]
-    if not isinstance(config, dict):
-        return config
-    if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
-        return {**config, "config": {**config["config"], "name": policy}}
-    return {k: _with_policy(v, policy) for k, v in config.items()}
-
-
-def bf16_runner(model, size):
+def bf16_runner(model, size, batch=1):
     """``keras`` with every layer computing in bfloat16 (Keras' ``mixed_bfloat16`` policy, float32
-    weights cast per call), the same weights: TensorFlow runs bf16 convolutions through oneDNN,
-    which pays where the CPU has AVX-512 BF16 or AMX (elsewhere it emulates them, slowly). The
-    logits are cast back to float32. Speed here; the argmax agreement with float32 is the user's
-    to check (``experiments``/docs/results.md)."""
-    rebuilt = model.__class__.from_config(_with_policy(model.get_config(), "mixed_bfloat16"))
-    rebuilt.set_weights(model.get_weights())
-    return keras_runner(rebuilt, size)
+    weights cast per call), the same weights. On a CPU, TensorFlow runs bf16 convolutions through
+    oneDNN, which pays where the CPU has AVX-512 BF16 or AMX (elsewhere it emulates them, slowly);
+    on a GPU, JAX and PyTorch use its bf16 tensor cores. Speed here; the argmax agreement with
+    float32 is the user's to check (``experiments``/docs/results.md)."""
+    from tfseg.bench.backends import inference_runner
+
+    return inference_runner(model, size, batch, bf16=True)
 
 
 def export_copy(model, cache, fmt, precision="fp32"):
@@ -158,17 +149,28 @@ def onnx_runner(runtime, model, size, threads, workdir, cache):
     return tensorrt_runner(proto, size, workdir)
 
 
-def make_runner(runtime, model, size, *, threads=None, workdir, cache):
-    """A callable running ``model`` at ``size`` with ``runtime`` (artifacts built on the fly under
-    ``workdir``; export copies shared through the dict ``cache``)."""
+def make_runner(runtime, model, size, *, threads=None, workdir, cache, batch=1):
+    """A callable running ``model`` on a batch of ``batch`` at ``size`` with ``runtime``
+    (artifacts built on the fly under ``workdir``; export copies shared through the dict
+    ``cache``). Only the ``keras*`` runtimes (``backends.BACKEND_RUNTIMES``) take ``batch`` > 1
+    or run on a Keras backend other than TensorFlow; the others raise ``RuntimeUnavailable``."""
+    from tfseg.bench.backends import BACKEND_RUNTIMES, backend, train_runner
+
+    if runtime not in RUNTIMES or runtime == "none":
+        raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
+    if runtime not in BACKEND_RUNTIMES:
+        if backend() != "tensorflow":
+            raise RuntimeUnavailable(f"needs the TensorFlow backend (this is {backend()})")
+        if batch != 1:
+            raise RuntimeUnavailable("batch 1 only")
     if runtime == "keras":
-        return keras_runner(model, size)
+        return keras_runner(model, size, batch)
     if runtime == "keras_bf16":
-        return bf16_runner(model, size)
+        return bf16_runner(model, size, batch)
+    if runtime in ("keras_train", "keras_bf16_train"):
+        return train_runner(model, size, batch, bf16=runtime == "keras_bf16_train")
     if runtime == "saved_model":
         return saved_model_runner(model, size, workdir, cache)
     if runtime.startswith("tflite"):
         return tflite_runner(runtime, model, size, threads, cache)
-    if runtime in ("onnxruntime", "onnxruntime_int8", "tensorrt"):
-        return onnx_runner(runtime, model, size, threads, workdir, cache)
-    raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
+    return onnx_runner(runtime, model, size, threads, workdir, cache)

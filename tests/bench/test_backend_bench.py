@@ -1,0 +1,107 @@
+"""Timing on every Keras backend (issue 20, item 2): ``tfseg.bench.backends``, the benchmark's
+batches and training steps, and ``tools/gpu_benchmark.py`` run as if TensorFlow were not
+installed, on the CPU builds of JAX and PyTorch."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfseg.bench import measure as measure_module
+from tfseg.bench.runtimes import RuntimeUnavailable, make_runner
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOL = os.path.join(REPO, "tools", "gpu_benchmark.py")
+
+
+def test_batch_and_training_step_on_tensorflow():
+    row = measure_module.measure(
+        "skipnet", "mobilenet", 5, (32, 64), runtimes=["keras", "keras_train", "tflite"], batch=2,
+        warmup=1, runs=2, encoder_kwargs={"alpha": 0.25},
+    )  # fmt: skip
+    assert row["batch"] == 2 and row["tflite"] == {"skipped": "batch 1 only"}
+    for runtime in ("keras", "keras_train"):
+        stats = row[runtime]
+        assert stats["runs"] == 2 and stats["median_ms"] > 0
+        assert stats["fps"] == pytest.approx(2 * 1e3 / stats["median_ms"])  # images, not calls
+    # a training step counts as 3 forward passes of 2 images
+    train = row["keras_train"]
+    assert train["gflops_per_s"] == pytest.approx(3 * 2 * row["gflops"] / train["median_ms"] * 1e3)
+    assert "fastest" not in row  # one inference runtime: nothing to choose from
+
+
+def test_exported_runtimes_need_tensorflow_and_batch_one(monkeypatch):
+    import keras
+
+    with pytest.raises(RuntimeUnavailable, match="batch 1 only"):
+        make_runner("onnxruntime", None, (32, 32), workdir=None, cache={}, batch=4)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(RuntimeUnavailable, match="needs the TensorFlow backend"):
+        make_runner("tflite_int8", None, (32, 32), workdir=None, cache={})
+
+
+def test_benchmark_refuses_tensorflow_runtimes_on_another_backend(monkeypatch):
+    from tfseg import benchmark
+
+    monkeypatch.setattr(benchmark, "backend", lambda: "jax")
+    benchmark._check_backend(["keras", "keras_bf16_train", "none"], kernels=False)
+    with pytest.raises(ValueError, match=r"tflite, onnxruntime need the TensorFlow backend"):
+        benchmark._check_backend(["keras", "tflite", "onnxruntime"], kernels=False)
+    with pytest.raises(ValueError, match="--kernels"):
+        benchmark._check_backend([], kernels=True)
+    assert benchmark._batch_sizes(["1", "8"]) == [1, 8]
+    with pytest.raises(ValueError, match="'0'"):
+        benchmark._batch_sizes(["1", "0"])
+
+
+def _tool(tmp_path, *args):
+    env = {**os.environ, "PYTHONPATH": REPO}
+    env.pop("KERAS_BACKEND", None)
+    proc = subprocess.run(
+        [sys.executable, TOOL, f"--out={tmp_path}", "--forbid_tensorflow", "--sizes=32x64",
+         "--warmup=1", "--runs=2", *args],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp_path / "gpu_benchmark.json") as f:
+        return json.load(f), proc.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_gpu_tool_on_jax_without_tensorflow(tmp_path):
+    doc, _ = _tool(tmp_path, "--backend=jax", "--networks=enet", "--batch_sizes=1,2")
+    assert doc["backend"] == "jax" and doc["device"].startswith("cpu (jax")
+    assert "tensorflow" not in doc["versions"] and doc["versions"]["jax"]
+    rows = {r["batch"]: r for r in doc["rows"]}
+    assert set(rows) == {1, 2} and not any(r.get("error") for r in rows.values())
+    assert rows[1]["runtimes"] == ["keras", "keras_bf16"]  # training at the largest batch only
+    assert rows[2]["runtimes"] == ["keras", "keras_bf16", "keras_train"]
+    for r in rows.values():
+        assert all(r[k]["fps"] > 0 and r[k]["runs"] == 2 for k in r["runtimes"])
+    table = (tmp_path / "gpu_benchmark.md").read_text()
+    assert "| enet | 32x64 |" in table and table.rstrip().endswith("| 140 |")  # the zoo's FPS
+    # a second run on the same device resumes: nothing is measured again
+    again, out = _tool(tmp_path, "--backend=jax", "--networks=enet", "--batch_sizes=1,2")
+    assert "2 rows already measured" in out and again["rows"] == doc["rows"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_gpu_tool_on_torch_without_tensorflow(tmp_path):
+    doc, _ = _tool(tmp_path, "--backend=torch", "--networks=enet", "--batch_sizes=2",
+                   "--precisions=fp32", "--no-train")
+    (row,) = doc["rows"]
+    assert doc["backend"] == "torch" and row["batch"] == 2 and row["runtimes"] == ["keras"]
+    assert row["keras"]["fps"] > 0
+
+
+def test_gpu_tool_rejects_bad_flags(tmp_path):
+    env = {**os.environ, "PYTHONPATH": REPO}
+    for bad, culprit in (("--networks=nonet", "nonet"), ("--batch_sizes=0", "--batch_sizes"),
+                         ("--precisions=int4", "--precisions")):
+        proc = subprocess.run([sys.executable, TOOL, f"--out={tmp_path / 'o'}", bad],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode != 0 and culprit in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "o" / "gpu_benchmark.json").exists()
