@@ -125,7 +125,34 @@ def load_reference(reference_dir):
             modules = module if stem == "modules" else modules
         except Exception as e:  # noqa: BLE001  (the row shows it)
             failed[reference_name(stem)] = f"models/{fname}: {_short(e)}"
+    no_pretrained_downloads()
     return hub, failed, modules
+
+
+def no_pretrained_downloads():
+    """Make the reference's backbone classes default to ``pretrained=False``: their constructors
+    download ImageNet weights (``pretrained=True``), which an offline machine cannot, and every
+    row is timed with random weights anyway. Returns the ``module.Class`` names changed."""
+    changed = []
+    for key, module in list(sys.modules.items()):
+        if not key.startswith("models.") or module is None:
+            continue
+        for cls_name, cls in vars(module).items():
+            if not isinstance(cls, type) or cls.__module__ != key:
+                continue  # not a class, or one imported from elsewhere
+            init = cls.__init__
+            defaults = getattr(init, "__defaults__", None)
+            code = getattr(init, "__code__", None)
+            if not defaults or code is None:
+                continue
+            names = code.co_varnames[: code.co_argcount]
+            if "pretrained" not in names[len(names) - len(defaults):]:
+                continue
+            i = names.index("pretrained") - (len(names) - len(defaults))
+            if defaults[i] is True:
+                init.__defaults__ = defaults[:i] + (False,) + defaults[i + 1:]
+                changed.append(f"{key}.{cls_name}")
+    return changed
 
 
 def _short(e):

@@ -201,3 +201,34 @@ def test_prelu_as_max_for_int8_tflite():
     )
     ops = tflite_op_types(content)
     assert "PRELU" not in ops and ops.get("MAXIMUM") == 2
+
+
+def test_int8_keeps_convolutions_xnnpack_refuses_in_float():
+    """A convolution whose calibrated output never varies (a ReLU that is always zero, like a dead
+    squeeze-excitation reduction) gets a requantisation scale XNNPACK refuses (>= 256), and the
+    whole model would fail to load; the export keeps that layer in float and the model runs."""
+    from tfseg.export_lib.tflite import (
+        LiteRTRunner,
+        _interpreter,
+        convert_tflite,
+        xnnpack_rejected_convs,
+    )
+
+    inp = keras.Input((8, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    dead = keras.layers.Conv2D(4, 1, activation="relu", name="dead",
+                               bias_initializer=keras.initializers.Constant(-50.0))(x)
+    y = keras.layers.Add(name="sum")([keras.layers.Conv2D(5, 1, name="c2")(x),
+                                      keras.layers.Conv2D(5, 1, name="c3")(dead)])
+    model = keras.Model(inp, y)
+    xs = np.random.default_rng(0).standard_normal((2, 8, 16, 3)).astype("float32")
+    plain = convert_tflite(model, input_size=(8, 16), precision="int8",
+                           representative=[xs[:1], xs[1:]], xnnpack_guard=False)
+    assert [op[1] for op in xnnpack_rejected_convs(plain)] == ["CONV_2D"]
+    with pytest.raises(RuntimeError, match="XNNPACK"):
+        _interpreter(plain, threads=1).allocate_tensors()
+    info = {}
+    content = convert_tflite(model, input_size=(8, 16), precision="int8",
+                             representative=[xs[:1], xs[1:]], info=info)
+    assert info["xnnpack_float_layers"] == ["dead"] and not xnnpack_rejected_convs(content)
+    np.testing.assert_allclose(LiteRTRunner(content)(xs[:1]), model(xs[:1]), atol=0.2)

@@ -427,10 +427,14 @@ def _build_tflite(o, model, tmp, *, size, batch, stride, spec, report, log):
         "calibration_images": o.calibration_steps if o.precision == "int8" else None,
         "int8_float_layers": float_layers,
         "float_ops": info.get("float_ops"),
+        "xnnpack_float_layers": info.get("xnnpack_float_layers"),
         "io": "float32 in / float32 out"
         + (" (QUANTIZE/DEQUANTIZE at the edges)" if o.precision == "int8" else ""),
     }
     log(f"TFLite ({o.precision}) op types: {', '.join(f'{k} x{v}' for k, v in ops.items())}")
+    if info.get("xnnpack_float_layers"):
+        log("int8: kept in float, as XNNPACK refuses their quantised form (requantisation scale "
+            f">= 256): {', '.join(info['xnnpack_float_layers'])}")
     return LiteRTRunner(content, threads=o.threads)
 
 

@@ -19,6 +19,14 @@ path (``score_layers``). 8 bits there cost argmax agreement (the logits' top two
 closer than one quantisation step). The layers have only ``num_classes`` channels, but the float
 kernels and the boundary conversions still cost time: measured in docs/results.md.
 fp16: float16 weights, dequantised at load time; computation in fp32 on CPUs without fp16 units.
+
+XNNPACK guard (int8): XNNPACK, LiteRT's CPU delegate, refuses a quantised convolution whose
+requantisation scale (input scale x weight scale / output scale) is 256 or more, and then the whole
+model fails to load ("failed to create XNNPACK runtime"). Calibration gives such a scale where a
+convolution's output barely varies on the calibration images, e.g. a squeeze-excitation reduction
+whose ReLU outputs are all zero (Lite-HRNet, random weights: scale 370). ``convert_tflite`` finds
+those convolutions (``xnnpack_rejected_convs``) and converts again with their layers in float32
+(the ``float_layers`` mechanism); ``info["xnnpack_float_layers"]`` names them.
 """
 
 import collections
@@ -38,6 +46,10 @@ from tfseg.export_lib.graph import (
 from tfseg.export_lib.targets import PRECISIONS
 
 FLOAT_LAYER_PRESETS = ("scores",)
+#: XNNPACK's limit on a quantised convolution's requantisation scale (input x weight / output)
+XNNPACK_MAX_CONV_SCALE = 256.0
+_CONV_OPS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNECTED": (0, 1),
+             "TRANSPOSE_CONV": (2, 1)}  # op -> (input, weights) operand positions
 
 
 def float_layer_names(model, spec):
@@ -83,13 +95,16 @@ def score_layers(model):
 
 
 def convert_tflite(
-    model, *, input_size, precision="fp32", representative=None, float_layers=(), info=None
+    model, *, input_size, precision="fp32", representative=None, float_layers=(), info=None,
+    xnnpack_guard=True,
 ):
     """TFLite flatbuffer (bytes) of ``model`` at batch 1 and ``input_size`` = (H, W)
     (None: dynamic).
 
     ``float_layers``: Keras layer names kept in float32 in an int8 model (``float_layer_names``).
-    ``info`` (a dict, optional) receives ``float_ops``: the op types left in float, with counts.
+    ``info`` (a dict, optional) receives ``float_ops``: the op types left in float, with counts,
+    and ``xnnpack_float_layers``: the layers the XNNPACK guard kept in float (``xnnpack_guard``:
+    see the module doc; off only to show what it prevents).
     """
     import tensorflow as tf
 
@@ -131,13 +146,55 @@ def convert_tflite(
                 content = _selective_int8(converter, model, float_layers, samples)
             else:
                 content = converter.convert()
+            guard = precision == "int8" and xnnpack_guard
+            rejected = _xnnpack_float_layers(content, model) if guard else []
+            if rejected:
+                content = _selective_int8(converter, model, [*float_layers, *rejected], samples)
     except ExportError:
         raise
     except Exception as e:  # ConverterError and friends
         raise _unsupported_ops_error(e, fn, model, precision) from e
     if info is not None and precision == "int8":
         info["float_ops"] = float_op_types(content)
+        info["xnnpack_float_layers"] = rejected
     return content
+
+
+def xnnpack_rejected_convs(content):
+    """``[(op index, op name, output tensor name, largest requantisation scale)]`` of the
+    quantised convolutions of a TFLite model that XNNPACK refuses (scale >= 256)."""
+    it = _interpreter(content, delegates=False)
+    tensors = {d["index"]: d for d in it.get_tensor_details()}
+
+    def scales(index):
+        return np.asarray(tensors[index]["quantization_parameters"]["scales"], np.float64)
+
+    found = []
+    for op in it._get_ops_details():
+        if op["op_name"] not in _CONV_OPS:
+            continue
+        x, w = (op["inputs"][i] for i in _CONV_OPS[op["op_name"]])
+        out = op["outputs"][0]
+        sx, sw, so = scales(x), scales(w), scales(out)
+        if not (sx.size and sw.size and so.size) or so[0] <= 0:
+            continue  # a float op
+        ratio = float(np.max(sx[0] * sw / so[0]))
+        if ratio >= XNNPACK_MAX_CONV_SCALE:
+            found.append((op["index"], op["op_name"], tensors[out]["name"], ratio))
+    return found
+
+
+def _xnnpack_float_layers(content, model):
+    """The Keras layers of the convolutions XNNPACK would refuse in ``content`` (sorted)."""
+    layer_names = [layer.name for layer in model.layers]
+    layers = {layer_for_op(name, layer_names) for _, _, name, _ in xnnpack_rejected_convs(content)}
+    if None in layers:
+        raise ExportError(
+            "int8: XNNPACK would refuse a convolution of this model (requantisation scale >= "
+            f"{XNNPACK_MAX_CONV_SCALE:g}) that no Keras layer can be found for; export with "
+            "--int8_float_layers naming it, or in fp32"
+        )
+    return sorted(layers)
 
 
 def _selective_int8(converter, model, float_layers, samples):
