@@ -16,7 +16,7 @@ import math
 from keras import layers
 
 from tfseg.encoders.core import StrideSchedule
-from tfseg.layers import ChannelShuffle, conv_bn_act, depthwise_bn_act
+from tfseg.layers import ChannelShuffle, SameAveragePooling2D, conv_bn_act, depthwise_bn_act
 from tfseg.registry import ENCODERS
 
 # Output channels of stages 2, 3, 4 for each number of groups (Table 1, 1x).
@@ -52,9 +52,9 @@ def _shuffle_unit(x, out_channels, *, groups, first_groups, strides, dilation, c
     y = depthwise_bn_act(y, 3, strides=strides, dilation_rate=dilation, activation=None, name=name)
     y = conv_bn_act(y, branch_channels, 1, groups=groups, activation=None, name=f"{name}_gconv2")
     if concat:
-        shortcut = layers.AveragePooling2D(3, strides=strides, padding="same", name=f"{name}_pool")(
-            x
-        )
+        # TensorFlow's "same" average pooling on every backend (Keras' torch backend splits the
+        # asymmetric padding of a 3x3/2 window differently: docs/backends.md)
+        shortcut = SameAveragePooling2D(3, strides=strides, name=f"{name}_pool")(x)
         y = layers.Concatenate(axis=-1, name=f"{name}_concat")([shortcut, y])
     else:
         y = layers.Add(name=f"{name}_add")([x, y])
