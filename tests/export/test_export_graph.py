@@ -232,3 +232,25 @@ def test_int8_keeps_convolutions_xnnpack_refuses_in_float():
                              representative=[xs[:1], xs[1:]], info=info)
     assert info["xnnpack_float_layers"] == ["dead"] and not xnnpack_rejected_convs(content)
     np.testing.assert_allclose(LiteRTRunner(content)(xs[:1]), model(xs[:1]), atol=0.2)
+
+
+def test_native_resize_for_float_formats():
+    """BilinearUpsample becomes one native bilinear resize in the float exports (same values; a
+    dynamic size keeps the slice form) and stays in slice form for int8 LiteRT."""
+    from tfseg.export_lib.onnx_export import convert_onnx, onnx_op_types
+    from tfseg.layers.resize import BilinearUpsample
+
+    assert rewrites("onnx")["native_resize"] and rewrites("tflite")["native_resize"]
+    assert not rewrites("tflite", "int8")["native_resize"]
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="c")(inp)
+    y = BilinearUpsample(4, name="up4")(BilinearUpsample(2, name="up2")(x))
+    model = keras.Model(inp, y)
+    new, info = inference_model(model, native_resize=True)
+    assert info["native_resizes"] == ["up2", "up4"]
+    xs = np.random.default_rng(0).standard_normal((1, 6, 10, 3)).astype("float32")
+    np.testing.assert_allclose(new(xs), model(xs), atol=1e-5)  # dynamic: the slice form
+    static = convert_onnx(new, opset=13, input_shape=(1, 6, 10))
+    dynamic = convert_onnx(new, opset=13, input_shape=(1, None, None))
+    assert onnx_op_types(static).get("Resize") == 2 and "Mul" not in onnx_op_types(static)
+    assert "Resize" not in onnx_op_types(dynamic)

@@ -37,12 +37,14 @@ FORMAT_PRECISIONS = {
 # label-space upsampling; onnxruntime's own ConvTranspose is the fastest at x2). x2 ones become
 # four 2x2 quadrant convolutions, except in int8 LiteRT, where the one 3x3 convolution measured
 # faster (UNet-ResNet18 at 512x1024, 2 cores, idle: 481 against 507 ms; in fp32 quadrants win).
+# native_resize: one bilinear Resize instead of the slice form where the size is static (measured
+# faster in onnxruntime and float LiteRT, slower in int8 LiteRT: graph._NativeBilinearUpsample)
 REWRITES = {
     "saved_model": {"grouped_conv": "keras", "subpixel_min_stride": 4},
     "tftrt": {"grouped_conv": "keras", "subpixel_min_stride": 4},
-    "tflite": {"grouped_conv": "keras", "subpixel_min_stride": 2},
-    "onnx": {"grouped_conv": "native", "subpixel_min_stride": 4},
-    "tensorrt": {"grouped_conv": "native", "subpixel_min_stride": 4},
+    "tflite": {"grouped_conv": "keras", "subpixel_min_stride": 2, "native_resize": True},
+    "onnx": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True},
+    "tensorrt": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True},
 }
 
 
@@ -52,6 +54,7 @@ def rewrites(fmt, precision="fp32"):
     if fmt == "tflite" and precision == "int8":
         kw["subpixel_quadrants"] = False
         kw["prelu_as_max"] = True  # XNNPACK has no int8 PRELU (graph._MaxFormPReLU)
+        kw["native_resize"] = False  # int8 RESIZE_BILINEAR measured slower than the slice form
     return kw
 
 
