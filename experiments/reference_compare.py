@@ -406,8 +406,8 @@ def run(opts):
 
     check_runtimes(opts.tfseg_runtimes)
     size = parse_size(opts.input_size, "--input_size")
+    torchvision_state = import_torchvision()  # before load_reference, which needs it too
     hub, failed, modules = load_reference(opts.reference_dir)
-    torchvision_state = import_torchvision()
     names = networks_to_run(opts.networks, hub, failed)
     torch.set_num_threads(opts.threads)
     for noisy in ("onnxscript", "onnx_ir"):
