@@ -72,31 +72,46 @@ def _tool(tmp_path, *args):
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_gpu_tool_on_jax_without_tensorflow(tmp_path):
-    # bf16 only (fp32 inference is the torch test's and the TensorFlow test's): three compilations
-    doc, _ = _tool(tmp_path, "--backend=jax", "--networks=enet", "--batch_sizes=1,2",
-                   "--precisions=bf16")
+    # one compilation: bf16 inference at batch 2 (fp32 inference and the training step are the
+    # TensorFlow and torch tests'; Keras' JAX training step is tests/test_backends.py's; which
+    # runtimes run at which batch: test_runtimes_per_batch)
+    doc, _ = _tool(tmp_path, "--backend=jax", "--networks=enet", "--batch_sizes=2",
+                   "--precisions=bf16", "--no-train")
     assert doc["backend"] == "jax" and doc["device"].startswith("cpu (jax")
     assert "tensorflow" not in doc["versions"] and doc["versions"]["jax"]
-    rows = {r["batch"]: r for r in doc["rows"]}
-    assert set(rows) == {1, 2} and not any(r.get("error") for r in rows.values())
-    assert rows[1]["runtimes"] == ["keras_bf16"]  # training at the largest batch only
-    assert rows[2]["runtimes"] == ["keras_bf16", "keras_train"]
-    for r in rows.values():
-        assert all(r[k]["fps"] > 0 and r[k]["runs"] == 2 for k in r["runtimes"])
+    (row,) = doc["rows"]
+    assert row["batch"] == 2 and not row.get("error")
+    assert row["runtimes"] == ["keras_bf16"]
+    assert all(row[k]["fps"] > 0 and row[k]["runs"] == 2 for k in row["runtimes"])
     table = (tmp_path / "gpu_benchmark.md").read_text()
     assert "| enet | 32x64 |" in table and table.rstrip().endswith("| 140 |")  # the zoo's FPS
+
+
+def test_runtimes_per_batch():
+    """Inference per precision at every batch, the training step at the largest batch only."""
+    spec = importlib.util.spec_from_file_location("gpu_benchmark", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args(["--out=x", "--batch_sizes=8,1", "--precisions=fp32,bf16"])
+    assert args.batches == [1, 8]
+    assert tool.runtimes_for(1, args) == ["keras", "keras_bf16"]
+    assert tool.runtimes_for(8, args) == ["keras", "keras_bf16", "keras_train"]
+    assert tool.runtimes_for(8, tool.parse_args(["--out=x", "--no-train"])) == [
+        "keras", "keras_bf16"]  # fmt: skip
+    assert tool.split_network("skipnet/mobilenet") == ("skipnet", "mobilenet")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 def test_gpu_tool_on_torch_without_tensorflow(tmp_path):
     doc, _ = _tool(tmp_path, "--backend=torch", "--networks=enet", "--batch_sizes=2",
-                   "--precisions=fp32", "--no-train")
+                   "--precisions=fp32")
     (row,) = doc["rows"]
-    assert doc["backend"] == "torch" and row["batch"] == 2 and row["runtimes"] == ["keras"]
-    assert row["keras"]["fps"] > 0
+    assert doc["backend"] == "torch" and row["batch"] == 2
+    assert row["runtimes"] == ["keras", "keras_train"]
+    assert row["keras"]["fps"] > 0 and row["keras_train"]["fps"] > 0
     # a second run into the same folder on the same device resumes: nothing is measured again
     again, out = _tool(tmp_path, "--backend=torch", "--networks=enet", "--batch_sizes=2",
-                       "--precisions=fp32", "--no-train")
+                       "--precisions=fp32")
     assert "1 rows already measured" in out and again["rows"] == doc["rows"]
 
 
