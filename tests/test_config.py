@@ -19,7 +19,7 @@ def test_quickstart_flagfile_parses_into_config():
     fv = _parse(["--flagfile=configs/quickstart.cfg"])
     config = train_prog.config_from_flags(fv)
     assert config.data.dataset == "synthetic"
-    assert config.model.encoder in train_prog.ENCODERS.names()
+    assert config.model.name in MODELS.names() and config.model.encoder is None
     assert Config.from_json(config.to_json()) == config
 
 
@@ -75,7 +75,7 @@ def test_smp_decoder_flagfiles_parse_and_name_their_pair(cfg):
 
 
 def test_command_line_overrides_flagfile():
-    fv = _parse(["--flagfile=configs/quickstart.cfg", "--epochs=3", "--encoder=resnet18"])
+    fv = _parse(["--flagfile=configs/quickstart_skipnet.cfg", "--epochs=3", "--encoder=resnet18"])
     config = train_prog.config_from_flags(fv)
     assert config.train.epochs == 3 and config.model.encoder == "resnet18"
 
