@@ -350,14 +350,17 @@ def markdown(doc):
     return "\n".join(lines + [""] + notes + ["", caveat]) + "\n"
 
 
-def write_section(path, section):
-    """Replace the text between START and END in ``path`` (appended when it has none)."""
+def write_section(path, section, name=None):
+    """Replace the text between START and END in ``path`` (appended when it has none); ``name``
+    gives other markers (``<!-- NAME:start -->``, ``<!-- NAME:end -->``)."""
     from tfseg.files import atomic_path
 
+    start, end = (START, END) if name is None else (f"<!-- {name}:start -->",
+                                                    f"<!-- {name}:end -->")
     text = open(path).read() if os.path.exists(path) else ""
-    block = f"{START}\n{section}{END}"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
+    block = f"{start}\n{section}{end}"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
     else:
         text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
     with atomic_path(path) as tmp, open(tmp, "w") as f:

@@ -11,7 +11,8 @@ Runtimes (``--runtimes``, comma-separated):
 
 - ``keras``: the Keras model called in a ``tf.function`` (TensorFlow's CPU kernels);
   ``keras_bf16`` the same weights with every layer computing in bfloat16 (``mixed_bfloat16``
-  policy; oneDNN's bf16 kernels pay on CPUs with AVX-512 BF16 or AMX);
+  policy; oneDNN's bf16 kernels pay on CPUs with AVX-512 BF16 or AMX); ``keras_fp16`` in float16
+  (``mixed_float16``: for GPUs; CPUs have no fast float16 convolutions);
 - ``saved_model``: the SavedModel of ``tfseg.export`` (BN folded), its ``serving_default``;
 - ``tflite``, ``tflite_fp16``, ``tflite_int8``: LiteRT (``ai-edge-litert``, XNNPACK) on the
   ``tfseg.export`` conversion; int8 is calibrated on 4 random-normal inputs here (latency only: use
@@ -26,8 +27,10 @@ Runtimes (``--runtimes``, comma-separated):
   candidate must pass ``--verify`` on dataset images) that random weights cannot give;
 - ``tensorrt``: ONNX -> TensorRT fp16 engine, where ``tensorrt`` and a GPU are present (skipped
   with a note elsewhere);
-- ``keras_train``, ``keras_bf16_train``: one training step (SGD with momentum, cross-entropy, a
-  fixed random batch) of the Keras model in float32 / ``mixed_bfloat16``; FPS counts images;
+- ``keras_train``, ``keras_bf16_train``, ``keras_fp16_train``: one training step (SGD with
+  momentum, cross-entropy, a fixed random batch) of the Keras model in float32 /
+  ``mixed_bfloat16`` / ``mixed_float16`` (with dynamic loss scaling, as ``tfseg.train
+  --precision=mixed_float16``); FPS counts images;
 - ``none``: parameters and GFLOPs only.
 
 Keras backends: the ``keras*`` runtimes run on whichever backend ``KERAS_BACKEND`` selects

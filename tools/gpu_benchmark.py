@@ -6,15 +6,16 @@
 
 No TensorFlow is needed (``--forbid_tensorflow`` runs as if it were not installed, to prove it). Per
 network and size: ``tfseg.bench.measure`` with the backend-neutral runtimes of
-``tfseg.bench.backends``: inference compiled (``jax.jit``) in float32 and bfloat16
-(``mixed_bfloat16``) at each ``--batch_sizes``, and one training step (images/s) at the largest
-batch; warm-up (which includes compilation) excluded, every call synchronised with the device,
-the runtimes timed in alternating rounds. Writes, after every measurement (so a stopped run keeps
-its rows, and the next run skips them):
+``tfseg.bench.backends``: inference compiled (``jax.jit``) at each ``--batch_sizes`` and one
+training step (images/s) at the largest batch, each in every ``--precisions`` (``fp32``; ``bf16``:
+``mixed_bfloat16``; ``fp16``: ``mixed_float16``, trained with dynamic loss scaling); warm-up
+(which includes compilation) excluded, every call synchronised with the device, the runtimes
+timed in alternating rounds. Writes, after every measurement (so a stopped run keeps its rows, and
+the next run skips them):
 
 - ``DIR/gpu_benchmark.json``: the device, the versions and every row;
 - ``DIR/gpu_benchmark.md``: one table row per network and size: the FPS at batch 1 and the
-  largest batch, fp32 and bf16, the training images/s, and the reference zoo's FPS (RTX 2080,
+  largest batch and the training images/s, per precision, and the reference zoo's FPS (RTX 2080,
   1024x512, from its README: ``docs/reference/zoo_fps.csv``) where it has the network.
 
 Run it from the checkout with ``PYTHONPATH=.`` (or after ``pip install -e .``). On the lent GPU
@@ -70,7 +71,8 @@ def parse_args(argv):
     p.add_argument("--networks", default="", help="Comma-separated (default: every network).")
     p.add_argument("--sizes", default="512x1024", help="Comma-separated HxW.")
     p.add_argument("--batch_sizes", default="1,8", help="Comma-separated batches.")
-    p.add_argument("--precisions", default="fp32,bf16", help="fp32 and/or bf16.")
+    p.add_argument("--precisions", default="fp32,bf16",
+                   help="Comma-separated: fp32, bf16 (mixed_bfloat16), fp16 (mixed_float16).")
     p.add_argument("--train", action=argparse.BooleanOptionalAction, default=True,
                    help="Also time a training step at the largest batch.")
     p.add_argument("--num_classes", type=int, default=19)
@@ -91,9 +93,9 @@ def parse_args(argv):
     if min(args.batches) < 1:
         p.error(f"--batch_sizes takes positive integers, got {args.batch_sizes!r}")
     args.precisions = [s.strip() for s in args.precisions.split(",") if s.strip()]
-    bad = [s for s in args.precisions if s not in ("fp32", "bf16")]
+    bad = [s for s in args.precisions if s not in PRECISIONS]
     if bad or not args.precisions:
-        p.error(f"--precisions takes fp32 and/or bf16, got {args.precisions!r}")
+        p.error(f"--precisions takes {', '.join(PRECISIONS)}, got {args.precisions!r}")
     return args
 
 
@@ -114,11 +116,17 @@ def versions(backend):
     return out
 
 
+#: ``--precisions`` -> (inference runtime, training runtime) of ``tfseg.bench.runtimes``
+PRECISIONS = {"fp32": ("keras", "keras_train"), "bf16": ("keras_bf16", "keras_bf16_train"),
+              "fp16": ("keras_fp16", "keras_fp16_train")}
+
+
 def runtimes_for(batch, args):
-    """The runtimes timed at ``batch``: inference per precision; training at the largest batch."""
-    names = ["keras" if p == "fp32" else "keras_bf16" for p in args.precisions]
+    """The runtimes timed at ``batch``: inference per precision; training per precision at the
+    largest batch."""
+    names = [PRECISIONS[p][0] for p in args.precisions]
     if args.train and batch == max(args.batches):
-        names.append("keras_train")
+        names += [PRECISIONS[p][1] for p in args.precisions]
     return names
 
 
@@ -136,29 +144,31 @@ def _fps(row, runtime):
 def markdown(doc):
     """The table of ``doc``: one line per network and size."""
     big = max(doc["batch_sizes"])
+    precisions = doc.get("precisions", ["fp32", "bf16"])
     ref = zoo_fps()
+    columns = [(1, PRECISIONS[p][0], f"{p} FPS, batch 1") for p in precisions]
+    if big != 1:
+        columns += [(big, PRECISIONS[p][0], f"{p} FPS, batch {big}") for p in precisions]
+    columns += [(big, PRECISIONS[p][1], f"{p} training images/s, batch {big}")
+                for p in precisions]
     lines = [
         f"Device: {doc['device']}; Keras {doc['versions']['keras']} on {doc['backend']}; "
         f"{doc['runs']} timed rounds after {doc['warmup']} warm-up calls; FPS = images/s.",
         "",
-        f"| network | size (HxW) | GFLOPs | fp32 FPS, batch 1 | bf16 FPS, batch 1 | "
-        f"fp32 FPS, batch {big} | bf16 FPS, batch {big} | training images/s, batch {big} | "
-        "reference zoo FPS (RTX 2080, 1024x512) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| network | size (HxW) | GFLOPs | " + " | ".join(c[2] for c in columns)
+        + " | reference zoo FPS (RTX 2080, 1024x512) |",
+        "|---" * (len(columns) + 4) + "|",
     ]
     groups = {}
     for r in doc["rows"]:
         groups.setdefault((r["network"], r["input_size"]), {})[r["batch"]] = r
     for (network, size), by_batch in groups.items():
-        one, many = by_batch.get(1), by_batch.get(big)
         gflops = next((r["gflops"] for r in by_batch.values() if "gflops" in r), None)
         zoo = ref.get(network)
         gflops = "-" if gflops is None else f"{gflops:.1f}"
-        lines.append(
-            f"| {network} | {size} | {gflops} | {_fps(one, 'keras')} | "
-            f"{_fps(one, 'keras_bf16')} | {_fps(many, 'keras')} | {_fps(many, 'keras_bf16')} | "
-            f"{_fps(many, 'keras_train')} | {'' if zoo is None else f'{zoo:g}'} |"
-        )
+        cells = [_fps(by_batch.get(batch), runtime) for batch, runtime, _ in columns]
+        lines.append(f"| {network} | {size} | {gflops} | " + " | ".join(cells)
+                     + f" | {'' if zoo is None else f'{zoo:g}'} |")
     errors = [r for r in doc["rows"] if r.get("error")]
     for r in errors:
         lines.append(f"\n{r['network']} at {r['input_size']}, batch {r['batch']}: {r['error']}")
@@ -207,10 +217,12 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     device = device_description()
     doc = {"device": device, "backend": args.backend, "versions": versions(args.backend),
-           "batch_sizes": args.batches, "warmup": args.warmup, "runs": args.runs,
+           "batch_sizes": args.batches, "precisions": args.precisions, "warmup": args.warmup,
+           "runs": args.runs,
            "rows": load_previous(os.path.join(args.out, JSON_NAME), device)}
-    done = {(r["network"], r["input_size"], r["batch"]) for r in doc["rows"] if not r.get("error")}
-    doc["rows"] = [r for r in doc["rows"] if not r.get("error")]
+    done = {(r["network"], r["input_size"], r["batch"]) for r in doc["rows"]
+            if not r.get("error") and set(runtimes_for(r["batch"], args)) <= set(r["runtimes"])}
+    doc["rows"] = [r for r in doc["rows"] if (r["network"], r["input_size"], r["batch"]) in done]
     print(f"device: {device}; {len(done)} rows already measured", flush=True)
     start = time.perf_counter()
     for spec in specs:

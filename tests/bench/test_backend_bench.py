@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tfseg.bench import measure as measure_module
@@ -95,7 +96,7 @@ def test_runtimes_per_batch():
     args = tool.parse_args(["--out=x", "--batch_sizes=8,1", "--precisions=fp32,bf16"])
     assert args.batches == [1, 8]
     assert tool.runtimes_for(1, args) == ["keras", "keras_bf16"]
-    assert tool.runtimes_for(8, args) == ["keras", "keras_bf16", "keras_train"]
+    assert tool.runtimes_for(8, args) == ["keras", "keras_bf16", "keras_train", "keras_bf16_train"]
     assert tool.runtimes_for(8, tool.parse_args(["--out=x", "--no-train"])) == [
         "keras", "keras_bf16"]  # fmt: skip
     assert tool.split_network("skipnet/mobilenet") == ("skipnet", "mobilenet")
@@ -104,14 +105,16 @@ def test_runtimes_per_batch():
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 def test_gpu_tool_on_torch_without_tensorflow(tmp_path):
     doc, _ = _tool(tmp_path, "--backend=torch", "--networks=enet", "--batch_sizes=2",
-                   "--precisions=fp32")
+                   "--precisions=fp32,fp16")
     (row,) = doc["rows"]
     assert doc["backend"] == "torch" and row["batch"] == 2
-    assert row["runtimes"] == ["keras", "keras_train"]
-    assert row["keras"]["fps"] > 0 and row["keras_train"]["fps"] > 0
+    assert row["runtimes"] == ["keras", "keras_fp16", "keras_train", "keras_fp16_train"]
+    assert all(row[k]["fps"] > 0 for k in row["runtimes"]), row
+    table = (tmp_path / "gpu_benchmark.md").read_text()
+    assert "| fp16 training images/s, batch 2 |" in table
     # a second run into the same folder on the same device resumes: nothing is measured again
     again, out = _tool(tmp_path, "--backend=torch", "--networks=enet", "--batch_sizes=2",
-                       "--precisions=fp32")
+                       "--precisions=fp32,fp16")
     assert "1 rows already measured" in out and again["rows"] == doc["rows"]
 
 
@@ -123,3 +126,22 @@ def test_gpu_tool_rejects_bad_flags(tmp_path):
                               capture_output=True, text=True, env=env, timeout=300)
         assert proc.returncode != 0 and culprit in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "o" / "gpu_benchmark.json").exists()
+
+
+def test_precision_copies_keep_float32_logits():
+    import keras
+
+    import tfseg
+    from tfseg.bench.backends import train_runner, with_policy
+
+    model = tfseg.build_model("skipnet", 3, encoder="mobilenet", input_shape=(32, 32, 3),
+                              encoder_kwargs={"alpha": 0.25})
+    half = with_policy(model, "mixed_float16")
+    policies = {layer.name: layer.dtype_policy.name for layer in half.layers}
+    assert policies["logits"] == "float32"  # the output layer keeps its policy
+    assert "mixed_float16" in policies.values()
+    x = np.random.default_rng(0).standard_normal((1, 32, 32, 3)).astype("float32")
+    assert keras.backend.standardize_dtype(half(x).dtype) == "float32"
+    np.testing.assert_allclose(half(x), model(x), atol=0.05 * float(np.abs(model(x)).max()))
+    step = train_runner(model, (32, 32), batch=1, precision="fp16")
+    assert np.isfinite(step()) and np.isfinite(step())

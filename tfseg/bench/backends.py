@@ -10,11 +10,14 @@ PyTorch are installed, on a CPU or a GPU:
   has finished (``jax.block_until_ready``, ``torch.cuda.synchronize``, a TensorFlow tensor's
   value), and the logits stay on the device: copying a batch of 19-class logits to the host would
   cost more than the network on a fast GPU;
-- training (``keras_train``, ``keras_bf16_train``): one optimizer step of Keras' own
-  ``train_on_batch`` on a fixed batch already on the device (Keras compiles it: ``tf.function`` /
-  ``jax.jit``; PyTorch runs it eagerly). The returned loss is read, which waits for the step;
-- ``bf16``: the same weights in a copy of the model under Keras' ``mixed_bfloat16`` policy
-  (bfloat16 compute, float32 variables, float32 logits).
+- training (``keras_train``, ``keras_bf16_train``, ``keras_fp16_train``): one optimizer step of
+  Keras' own ``train_on_batch`` on a fixed batch already on the device (Keras compiles it:
+  ``tf.function`` / ``jax.jit``; PyTorch runs it eagerly). The returned loss is read, which waits
+  for the step;
+- ``bf16`` / ``fp16``: the same weights in a copy of the model under Keras' ``mixed_bfloat16`` /
+  ``mixed_float16`` policy (low-precision compute, float32 variables; the output layers stay
+  float32, as in ``tfseg.train --precision``); float16 training wraps the optimizer in Keras'
+  ``LossScaleOptimizer``, as ``tfseg.train --precision=mixed_float16`` does.
 
 The input is put on the device once; warm-up calls (which include compilation) are not timed.
 """
@@ -22,7 +25,11 @@ The input is put on the device once; warm-up calls (which include compilation) a
 import numpy as np
 
 #: runtimes that run on every Keras backend (the others need TensorFlow: export, LiteRT, ...)
-BACKEND_RUNTIMES = ("keras", "keras_bf16", "keras_train", "keras_bf16_train")
+BACKEND_RUNTIMES = ("keras", "keras_bf16", "keras_fp16", "keras_train", "keras_bf16_train",
+                    "keras_fp16_train")
+
+#: the Keras dtype policy of each precision suffix of those runtimes
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 def backend():
@@ -54,20 +61,25 @@ def device_description():
 
 
 def with_policy(model, policy):
-    """A copy of ``model`` (same weights) whose layers compute under the dtype ``policy``."""
-    rebuilt = model.__class__.from_config(_policy_config(model.get_config(), policy))
+    """A copy of ``model`` (same weights) whose layers compute under the dtype ``policy``, except
+    the output layers (``build_model`` ends each output in a float32 linear layer: the logits and
+    the losses stay float32)."""
+    keep = set(getattr(model, "output_names", None) or [])
+    rebuilt = model.__class__.from_config(_policy_config(model.get_config(), policy, keep))
     rebuilt.set_weights(model.get_weights())
     return rebuilt
 
 
-def _policy_config(config, policy):
+def _policy_config(config, policy, keep=()):
     if isinstance(config, list):
-        return [_policy_config(c, policy) for c in config]
+        return [_policy_config(c, policy, keep) for c in config]
     if not isinstance(config, dict):
         return config
+    if config.get("name") in keep and isinstance(config.get("dtype"), dict):
+        return config  # an output layer's config: its float32 policy stays
     if config.get("class_name") == "DTypePolicy" and isinstance(config.get("config"), dict):
         return {**config, "config": {**config["config"], "name": policy}}
-    return {k: _policy_config(v, policy) for k, v in config.items()}
+    return {k: _policy_config(v, policy, keep) for k, v in config.items()}
 
 
 def _first(outputs):
@@ -106,11 +118,13 @@ class _OnDevice:
         return self.value
 
 
-def inference_runner(model, size, batch=1, bf16=False):
+def inference_runner(model, size, batch=1, bf16=False, precision=None):
     """A callable ``x -> logits`` (a backend tensor, computed when it returns) for inputs of
-    ``(batch, *size, 3)`` on the active backend; ``bf16`` computes in bfloat16."""
-    if bf16:
-        model = with_policy(model, "mixed_bfloat16")
+    ``(batch, *size, 3)`` on the active backend; ``precision`` (``fp32``, ``bf16``, ``fp16``;
+    ``bf16=True`` is ``precision="bf16"``) is the compute precision."""
+    precision = precision or ("bf16" if bf16 else "fp32")
+    if precision != "fp32":
+        model = with_policy(model, POLICIES[precision])
     name = backend()
     on_device = _OnDevice()
     if name == "tensorflow":
@@ -146,15 +160,18 @@ def inference_runner(model, size, batch=1, bf16=False):
     raise ValueError(f"unsupported Keras backend {name!r}")
 
 
-def train_runner(model, size, batch=1, bf16=False, num_classes=None, seed=0):
+def train_runner(model, size, batch=1, bf16=False, num_classes=None, seed=0, precision=None):
     """A callable ``x -> loss`` that runs one training step (SGD with momentum, tfseg's
     cross-entropy) on a fixed batch of ``(batch, *size, 3)`` random images and labels; ``x`` is
-    ignored (the batch is made here, on the device, once). Trains a copy: ``model`` is unchanged."""
+    ignored (the batch is made here, on the device, once). ``precision`` as in
+    ``inference_runner`` (float16 with dynamic loss scaling). Trains a copy: ``model`` is
+    unchanged."""
     import keras
 
     from tfseg.losses import make_loss
 
-    copy = with_policy(model, "mixed_bfloat16" if bf16 else "float32")
+    precision = precision or ("bf16" if bf16 else "fp32")
+    copy = with_policy(model, POLICIES[precision])
     logits = _first(copy.outputs)
     num_classes = num_classes or int(logits.shape[-1])
     rng = np.random.default_rng(seed)
@@ -164,8 +181,11 @@ def train_runner(model, size, batch=1, bf16=False, num_classes=None, seed=0):
     )
     heads = len(copy.outputs)
     loss = make_loss("ce")
+    optimizer = keras.optimizers.SGD(1e-3, momentum=0.9)
+    if precision == "fp16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     copy.compile(
-        optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
+        optimizer=optimizer,
         loss=[loss] * heads if heads > 1 else loss,
     )
     targets = [labels] * heads if heads > 1 else labels

@@ -14,8 +14,10 @@ import numpy as np
 RUNTIMES = [
     "keras",
     "keras_bf16",
+    "keras_fp16",
     "keras_train",
     "keras_bf16_train",
+    "keras_fp16_train",
     "saved_model",
     "tflite",
     "tflite_fp16",
@@ -154,7 +156,7 @@ def make_runner(runtime, model, size, *, threads=None, workdir, cache, batch=1):
     (artifacts built on the fly under ``workdir``; export copies shared through the dict
     ``cache``). Only the ``keras*`` runtimes (``backends.BACKEND_RUNTIMES``) take ``batch`` > 1
     or run on a Keras backend other than TensorFlow; the others raise ``RuntimeUnavailable``."""
-    from tfseg.bench.backends import BACKEND_RUNTIMES, backend, train_runner
+    from tfseg.bench.backends import BACKEND_RUNTIMES, backend, inference_runner, train_runner
 
     if runtime not in RUNTIMES or runtime == "none":
         raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
@@ -167,8 +169,11 @@ def make_runner(runtime, model, size, *, threads=None, workdir, cache, batch=1):
         return keras_runner(model, size, batch)
     if runtime == "keras_bf16":
         return bf16_runner(model, size, batch)
-    if runtime in ("keras_train", "keras_bf16_train"):
-        return train_runner(model, size, batch, bf16=runtime == "keras_bf16_train")
+    if runtime == "keras_fp16":
+        return inference_runner(model, size, batch, precision="fp16")
+    if runtime in ("keras_train", "keras_bf16_train", "keras_fp16_train"):
+        precision = {"keras_train": "fp32"}.get(runtime, runtime.split("_")[1])
+        return train_runner(model, size, batch, precision=precision)
     if runtime == "saved_model":
         return saved_model_runner(model, size, workdir, cache)
     if runtime.startswith("tflite"):

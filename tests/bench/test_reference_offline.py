@@ -1,0 +1,92 @@
+"""experiments/reference_offline.py: pack (with TensorFlow) on the fake reference checkout of
+test_reference_compare, then time the pack in a process that has no TensorFlow."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from tests.bench.test_reference_compare import _fake_reference  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(REPO, "experiments", "reference_offline.py")
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("tfseg_experiments_reference_offline", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    for key in [k for k in sys.modules if k == "models" or k.startswith("models.")]:
+        del sys.modules[key]  # the fake reference
+
+
+def test_stripped_weights_are_redrawn_with_their_statistics(script, tmp_path):
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    w = np.random.default_rng(1).normal(0.3, 2.0, (64, 8)).astype("float32")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 8])],
+        [numpy_helper.from_array(w, "w")])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = str(tmp_path / "m.onnx")
+    (removed,) = script.strip_onnx(model.SerializeToString(), path)
+    assert os.path.getsize(path) < w.nbytes and os.listdir(tmp_path) == ["m.onnx"]
+    assert removed["name"] == "w" and removed["length"] == w.nbytes and removed["shape"] == [64, 8]
+    assert removed["mean"] == pytest.approx(w.mean()) and removed["std"] == pytest.approx(w.std())
+    os.mkdir(tmp_path / "r")
+    copy = script.restore_weights(path, [removed], str(tmp_path / "r"))
+    redrawn = numpy_helper.to_array(onnx.load(copy).graph.initializer[0])
+    assert redrawn.shape == (64, 8) and abs(redrawn.mean() - 0.3) < 0.3
+    assert abs(redrawn.std() - 2.0) < 0.3
+    session = ort.InferenceSession(copy, providers=["CPUExecutionProvider"])
+    x = np.ones((1, 64), "float32")
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ redrawn, rtol=1e-5, atol=1e-4)
+
+
+def test_pack_here_then_time_without_tensorflow(script, tmp_path):
+    ref = _fake_reference(tmp_path / "ref")
+    fv = flags.FlagValues()
+    script.define_flags(fv)
+    pack = tmp_path / "pack"
+    fv(["x", f"--pack={pack}", f"--reference_dir={ref}", "--networks=enet",
+        "--input_size=64x128", "--num_classes=3", "--reference_exporter=torchscript"])
+    manifest = script.pack(fv)
+    entry = manifest["networks"]["enet"]
+    assert entry["reasons"] == {} and entry["tfseg_input_size"] == "64x128"
+    assert set(entry["files"]) == {"reference_onnx", "onnxruntime", "tflite_int8"}
+    assert entry["files"]["onnxruntime"]["removed"]  # the weights did not travel
+    assert sorted(os.listdir(pack)) == ["enet.reference.onnx", "enet.tfseg.onnx",
+                                        "enet.tfseg_int8.tflite", "manifest.json"]
+    env = {**os.environ, "PYTHONPATH": REPO}
+    env.pop("KERAS_BACKEND", None)
+    probe = "import runpy,sys; sys.modules['tensorflow'] = None; sys.argv = sys.argv[1:]; " \
+            "runpy.run_path(sys.argv[0], run_name='__main__')"  # importing TF would fail
+    out = tmp_path / "zoo.md"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, SCRIPT, f"--time={pack}", f"--reference_dir={ref}",
+         "--rounds=1", "--warmup=1", f"--json={tmp_path / 't.json'}", f"--out={out}"],
+        capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "t.json").read_text())["rows"]
+    assert row["reasons"] == {} and row["best"] in ("onnxruntime", "tflite_int8")
+    assert set(row["times_ms"]) == {"reference_eager", "reference_onnx", "onnxruntime",
+                                    "tflite_int8"}
+    text = out.read_text()
+    assert "<!-- reference-offline:start -->" in text and "| `enet` |" in text
+    bad = subprocess.run([sys.executable, SCRIPT, f"--time={tmp_path}", f"--reference_dir={ref}"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode != 0 and "manifest.json" in bad.stderr
