@@ -171,9 +171,10 @@ def test_judge_thresholds():
     assert not judge({**base, "miou_diff": -0.2}, "int8")["passed"]
 
 
-def test_prelu_as_max_for_int8_tflite():
-    """int8 LiteRT gets PReLU as max(x, alpha x) where every slope is in [0, 1]: same function,
-    no PRELU op left (XNNPACK has no int8 PRELU); a slope outside [0, 1] keeps its PReLU."""
+def test_int8_prelu_forms_for_tflite():
+    """int8 LiteRT gets a one-slope PReLU as a leaky ReLU (any slope) and a per-channel one as
+    max(x, alpha x) where every slope is in [0, 1]: the same function, no PRELU op left (XNNPACK
+    has no int8 PRELU); per-channel slopes outside [0, 1] keep their PReLU."""
     from tfseg.export_lib.tflite import convert_tflite, tflite_op_types
 
     inp = keras.Input((16, 32, 3))
@@ -181,26 +182,58 @@ def test_prelu_as_max_for_int8_tflite():
     x = keras.layers.PReLU(shared_axes=[1, 2], name="p_channel")(x)
     x = keras.layers.Conv2D(8, 3, padding="same", name="c2")(x)
     x = keras.layers.PReLU(shared_axes=[1, 2, 3], name="p_shared")(x)
-    x = keras.layers.Conv2D(8, 1, name="c3")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c3")(x)
+    x = keras.layers.PReLU(shared_axes=[1, 2, 3], name="p_negative")(x)
+    x = keras.layers.Conv2D(8, 1, name="c4")(x)
     y = keras.layers.PReLU(shared_axes=[1, 2], name="p_steep")(x)
     model = keras.Model(inp, y)
     rng = np.random.default_rng(0)
     model.get_layer("p_channel").set_weights([rng.uniform(0, 1, (1, 1, 8))])
     model.get_layer("p_shared").set_weights([np.full((1, 1, 1), 0.25)])
+    model.get_layer("p_negative").set_weights([np.full((1, 1, 1), -0.3)])
     model.get_layer("p_steep").set_weights([np.linspace(-0.5, 1.5, 8).reshape(1, 1, 8)])
     assert rewrites("tflite", "int8")["prelu_as_max"] and "prelu_as_max" not in rewrites("tflite")
     new, info = inference_model(model, prelu_as_max=True)
-    assert info["prelu_as_max"] == ["p_channel", "p_shared"] and info["prelu_kept"] == ["p_steep"]
+    assert info["prelu_as_leaky"] == ["p_negative", "p_shared"]
+    assert info["prelu_as_max"] == ["p_channel"] and info["prelu_kept"] == ["p_steep"]
     xs = rng.standard_normal((2, 16, 32, 3)).astype("float32")
     np.testing.assert_allclose(new(xs), model(xs), atol=1e-5)
-    steep = inference_model(
-        keras.Model(inp, model.get_layer("c3").output), prelu_as_max=True
-    )[0]  # fmt: skip
+    head = inference_model(keras.Model(inp, model.get_layer("c4").output), prelu_as_max=True)[0]
     content = convert_tflite(
-        steep, input_size=(16, 32), precision="int8", representative=[xs[:1], xs[1:]]
+        head, input_size=(16, 32), precision="int8", representative=[xs[:1], xs[1:]]
     )
     ops = tflite_op_types(content)
-    assert "PRELU" not in ops and ops.get("MAXIMUM") == 2
+    assert "PRELU" not in ops and ops.get("MAXIMUM") == 1 and ops.get("LEAKY_RELU") == 2
+
+
+def test_int8_leaky_prelu_that_xnnpack_refuses_becomes_max_form():
+    """A leaky ReLU whose output the converter gives a much wider scale (it feeds a concatenation
+    with a wide tensor) is refused by XNNPACK and would run outside the delegated graph: the
+    export converts that PReLU in max form instead, and says so; the others stay leaky."""
+    from tfseg.export_lib.tflite import convert_tflite, tflite_op_types, xnnpack_rejected_leaky
+
+    inp = keras.Input((16, 32, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", name="narrow")(inp)
+    a = keras.layers.PReLU(shared_axes=[1, 2, 3], name="p_narrow")(a)
+    b = keras.layers.Conv2D(4, 3, padding="same", name="wide")(inp)
+    b = keras.layers.Rescaling(200.0, name="scale")(b)
+    b = keras.layers.PReLU(shared_axes=[1, 2, 3], name="p_wide")(b)
+    y = keras.layers.Concatenate(name="cat")([a, b])
+    model = keras.Model(inp, keras.layers.Conv2D(3, 1, name="out")(y))
+    model.get_layer("p_narrow").set_weights([np.full((1, 1, 1), 0.1)])
+    model.get_layer("p_wide").set_weights([np.full((1, 1, 1), 0.2)])
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
+    new = inference_model(model, prelu_as_max=True)[0]
+    plain = convert_tflite(new, input_size=(16, 32), precision="int8", representative=xs,
+                           xnnpack_guard=False)  # fmt: skip
+    assert xnnpack_rejected_leaky(plain, lambda name: 0.1 if "p_narrow" in name else 0.2)
+    info = {}
+    content = convert_tflite(new, input_size=(16, 32), precision="int8", representative=xs,
+                             info=info)  # fmt: skip
+    assert info["prelu_max_form"] == ["p_narrow"]
+    ops = tflite_op_types(content)
+    assert ops.get("LEAKY_RELU") == 1 and ops.get("MAXIMUM") == 1
 
 
 def test_int8_keeps_convolutions_xnnpack_refuses_in_float():

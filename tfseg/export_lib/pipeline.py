@@ -53,7 +53,7 @@ def rewrites(fmt, precision="fp32"):
     kw = dict(REWRITES[fmt])
     if fmt == "tflite" and precision == "int8":
         kw["subpixel_quadrants"] = False
-        kw["prelu_as_max"] = True  # XNNPACK has no int8 PRELU (graph._MaxFormPReLU)
+        kw["prelu_as_max"] = True  # XNNPACK has no int8 PRELU (graph._LeakyFormPReLU)
         kw["native_resize"] = False  # int8 RESIZE_BILINEAR measured slower than the slice form
     return kw
 
@@ -263,7 +263,13 @@ def run_export(o, log=print):
         "batchnorm": {k: bn_info[k] for k in ("batchnorm_layers", "folded", "unfolded")},
         "rewrites": {
             k: bn_info[k]
-            for k in ("native_grouped_convs", "subpixel_deconvs", "prelu_as_max", "prelu_kept")
+            for k in (
+                "native_grouped_convs",
+                "subpixel_deconvs",
+                "prelu_as_leaky",
+                "prelu_as_max",
+                "prelu_kept",
+            )
         },
         "versions": _versions(),
     }
