@@ -1,0 +1,101 @@
+"""int8 LiteRT: PReLU in max form against leaky form, timed interleaved (issue 22, "graph work at
+export"; docs/results.md):
+
+    PYTHONPATH=. python experiments/int8_prelu.py --networks=dabnet,cfpnet,enet \
+        --input_size=512x1024 --threads=2 --json=/tmp/int8_prelu.json
+
+Per network, two int8 conversions of the same export copy, calibrated on the same random inputs:
+``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
+``leaky``, what ``tfseg.export`` writes now (``graph._LeakyFormPReLU``, with the max form kept
+where XNNPACK would refuse the leaky op's scales). The PReLU slopes are drawn in [0.05, 0.4] (a
+trained network's range; the initial 0.25 everywhere would hide the scale differences). Reported
+per form: XNNPACK partitions of the delegated graph, layers kept in max form, the argmax agreement
+with the float Keras model on one random input (random weights: a rough check only; the accuracy
+guard of a trained model is ``tfseg.export --verify``) and the median of ``--rounds`` alternating
+rounds of ``interpreter.invoke()`` (no input or output copies).
+"""
+
+import json
+
+import numpy as np
+from absl import app, flags
+
+flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks with PReLUs.")
+flags.DEFINE_string("input_size", "512x1024", "HxW.")
+flags.DEFINE_integer("threads", 2, "LiteRT threads.")
+flags.DEFINE_integer("rounds", 10, "timed rounds.")
+flags.DEFINE_string("json", None, "write the results here.")
+FLAGS = flags.FLAGS
+
+
+def convert(model, size, rep, form):
+    """``(interpreter, info)`` of the int8 conversion with PReLUs in ``form``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tfseg.bench.runtimes import export_copy
+    from tfseg.export_lib import graph
+    from tfseg.export_lib.tflite import convert_tflite
+
+    original = graph.prelu_slope
+    if form == "max":
+        graph.prelu_slope = lambda layer: None  # every PReLU takes the per-channel path
+    try:
+        info = {}
+        copy = export_copy(model, {}, "tflite", "int8")
+        content = convert_tflite(
+            copy, input_size=size, precision="int8", representative=rep, info=info
+        )
+    finally:
+        graph.prelu_slope = original
+    it = Interpreter(model_content=content, num_threads=FLAGS.threads)
+    it.allocate_tensors()
+    info["partitions"] = sum(d["op_name"] == "DELEGATE" for d in it._get_ops_details())
+    return it, info
+
+
+def main(argv):
+    del argv
+    import keras
+
+    import tfseg
+    from tfseg.arrays import parse_size
+    from tfseg.cpuinfo import cpu_description
+    from tfseg.files import write_json_atomic
+    from tfseg.timing import latency_stats, time_interleaved
+
+    size = parse_size(FLAGS.input_size, "--input_size")
+    doc = {"cpu": cpu_description(), "threads": FLAGS.threads, "input_size": FLAGS.input_size,
+           "rounds": FLAGS.rounds, "networks": {}}
+    print(doc["cpu"])
+    for net in FLAGS.networks:
+        model = tfseg.build_model(net, 19, input_shape=(*size, 3))
+        rng = np.random.default_rng(0)
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.PReLU):
+                shape = np.asarray(layer.alpha).shape
+                layer.alpha.assign(rng.uniform(0.05, 0.4, shape).astype("float32"))
+        rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
+        want = np.asarray(model(rep[0])).argmax(-1)
+        runners, rows = {}, {}
+        for form in ("max", "leaky"):
+            it, info = convert(model, size, rep, form)
+            it.set_tensor(it.get_input_details()[0]["index"], rep[0])
+            it.invoke()
+            got = it.get_tensor(it.get_output_details()[0]["index"]).argmax(-1)
+            rows[form] = {
+                "partitions": info["partitions"],
+                "max_form_layers": len(info.get("prelu_max_form", [])),
+                "argmax_agreement": float(np.mean(got == want)),
+            }
+            runners[form] = it.invoke
+        times = time_interleaved(runners, warmup=2, runs=FLAGS.rounds)
+        for form, t in times.items():
+            rows[form]["median_ms"] = latency_stats(t)["median_ms"]
+        doc["networks"][net] = rows
+        print(net, json.dumps(rows))
+    if FLAGS.json:
+        write_json_atomic(FLAGS.json, doc)
+
+
+if __name__ == "__main__":
+    app.run(main)
