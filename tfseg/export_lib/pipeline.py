@@ -437,6 +437,7 @@ def _build_tflite(o, model, tmp, *, size, batch, stride, spec, report, log):
         "int8_float_layers": float_layers,
         "float_ops": info.get("float_ops"),
         "xnnpack_float_layers": info.get("xnnpack_float_layers"),
+        "prelu_max_form": info.get("prelu_max_form"),
         "io": "float32 in / float32 out"
         + (" (QUANTIZE/DEQUANTIZE at the edges)" if o.precision == "int8" else ""),
     }
@@ -444,6 +445,9 @@ def _build_tflite(o, model, tmp, *, size, batch, stride, spec, report, log):
     if info.get("xnnpack_float_layers"):
         log("int8: kept in float, as XNNPACK refuses their quantised form (requantisation scale "
             f">= 256): {', '.join(info['xnnpack_float_layers'])}")
+    if info.get("prelu_max_form"):
+        log("int8: PReLU in max form where XNNPACK would refuse the leaky ReLU's scales: "
+            f"{', '.join(info['prelu_max_form'])}")
     return LiteRTRunner(content, threads=o.threads)
 
 
