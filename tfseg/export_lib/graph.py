@@ -31,6 +31,7 @@ import re
 import keras
 import numpy as np
 
+from tfseg.layers.misc import ChannelShuffle
 from tfseg.layers.resize import BilinearUpsample
 
 _CONV_TYPES = (
@@ -105,6 +106,30 @@ class _LeakyFormPReLU(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "slope": self.slope}
+
+
+class _TransposeChannelShuffle(keras.layers.Layer):
+    """``tfseg.layers.ChannelShuffle`` as reshape (g, C/g) -> transpose -> reshape where the
+    input's height and width are static at export (the gather otherwise): the same permutation.
+    XNNPACK runs int8 TRANSPOSE but not int8 GATHER, and onnxruntime's Gather on the channel axis
+    is a slow copy (measured in docs/results.md)."""
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def call(self, x):
+        h, w, c = x.shape[1], x.shape[2], x.shape[3]
+        g = self.groups
+        if h is None or w is None:
+            perm = np.arange(c).reshape(g, c // g).T.reshape(-1).astype("int32")
+            return keras.ops.take(x, perm, axis=-1)
+        y = keras.ops.reshape(x, (-1, h, w, g, c // g))
+        y = keras.ops.transpose(y, (0, 1, 2, 4, 3))
+        return keras.ops.reshape(y, (-1, h, w, c))
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
 
 
 def max_form_prelus(model, names):
@@ -414,11 +439,15 @@ def inference_model(
     subpixel_quadrants=True,
     prelu_as_max=False,
     native_resize=False,
+    transpose_shuffle=False,
 ):
     """Copy of functional ``model`` for export: BN folded, some layers rewritten.
 
     ``native_resize``: ``BilinearUpsample`` layers become one native bilinear resize where the
     size is static (``_NativeBilinearUpsample``; for the float formats), ``info["native_resizes"]``.
+
+    ``transpose_shuffle``: ``ChannelShuffle`` layers become reshape -> transpose -> reshape where
+    the size is static (``_TransposeChannelShuffle``), ``info["transpose_shuffles"]``.
 
     ``prelu_as_max`` (for int8 LiteRT): a PReLU with one slope becomes a leaky ReLU
     (``_LeakyFormPReLU``, ``info["prelu_as_leaky"]``); one with a slope per channel, all in
@@ -445,12 +474,15 @@ def inference_model(
         pairs, unfolded = {}, {bn.name: "folding disabled" for bn in bns}
     folded_convs = {conv.name: bn_name for bn_name, conv in pairs.items()}
     native, subpixel, prelu_max, prelu_kept, resizes = [], [], [], [], []
-    prelu_leaky = []
+    prelu_leaky, shuffles = [], []
 
     def clone(layer):
         config = layer.get_config()
         if layer.name in pairs:
             return _FoldedBatchNorm(name=layer.name)
+        if transpose_shuffle and isinstance(layer, ChannelShuffle):
+            shuffles.append(layer.name)
+            return _TransposeChannelShuffle(layer.groups, name=layer.name)
         if native_resize and isinstance(layer, BilinearUpsample):
             resizes.append(layer.name)
             return _NativeBilinearUpsample(layer.factor, name=layer.name)
@@ -517,6 +549,7 @@ def inference_model(
         "prelu_as_max": sorted(prelu_max),
         "prelu_kept": sorted(prelu_kept),
         "native_resizes": sorted(resizes),
+        "transpose_shuffles": sorted(shuffles),
     }
     return new, info
 
