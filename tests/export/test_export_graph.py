@@ -287,3 +287,37 @@ def test_native_resize_for_float_formats():
     dynamic = convert_onnx(new, opset=13, input_shape=(1, None, None))
     assert onnx_op_types(static).get("Resize") == 2 and "Mul" not in onnx_op_types(static)
     assert "Resize" not in onnx_op_types(dynamic)
+
+
+def test_channel_shuffle_as_transpose_where_the_size_is_static():
+    """TFLite and ONNX exports write ChannelShuffle as reshape -> transpose -> reshape (XNNPACK has
+    no int8 GATHER): the same permutation; a dynamic-size copy keeps the gather."""
+    from tfseg.export_lib.tflite import convert_tflite, tflite_op_types
+    from tfseg.layers import ChannelShuffle
+
+    assert all(rewrites(f)["transpose_shuffle"] for f in ("tflite", "onnx", "tensorrt"))
+    for size in ((8, 12), (None, None)):
+        inp = keras.Input((*size, 12))
+        x = keras.layers.Conv2D(12, 1, name="c1")(inp)
+        y = ChannelShuffle(3, name="shuffle")(x)
+        model = keras.Model(inp, keras.layers.Conv2D(4, 1, name="c2")(y))
+        new, info = inference_model(model, transpose_shuffle=True)
+        assert info["transpose_shuffles"] == ["shuffle"]
+        xs = np.random.default_rng(0).standard_normal((2, 8, 12, 12)).astype("float32")
+        np.testing.assert_allclose(new(xs), model(xs), atol=1e-6)
+    static = inference_model(
+        keras.Model(*_static_copy(model)), transpose_shuffle=True
+    )[0]  # fmt: skip
+    content = convert_tflite(static, input_size=(8, 12), precision="int8",
+                             representative=[xs[:1, ..., :3], xs[1:, ..., :3]])  # fmt: skip
+    ops = tflite_op_types(content)
+    assert "GATHER" not in ops and ops.get("TRANSPOSE") == 1
+
+
+def _static_copy(model):
+    """(inputs, outputs) of ``model``'s layers re-applied to a static 8x12x3 input."""
+    inp = keras.Input((8, 12, 3), batch_size=1)
+    x = keras.layers.Conv2D(12, 1, name="c0")(inp)
+    for layer in model.layers[2:]:
+        x = layer(x)
+    return inp, x

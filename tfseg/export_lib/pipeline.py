@@ -42,9 +42,12 @@ FORMAT_PRECISIONS = {
 REWRITES = {
     "saved_model": {"grouped_conv": "keras", "subpixel_min_stride": 4},
     "tftrt": {"grouped_conv": "keras", "subpixel_min_stride": 4},
-    "tflite": {"grouped_conv": "keras", "subpixel_min_stride": 2, "native_resize": True},
-    "onnx": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True},
-    "tensorrt": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True},
+    "tflite": {"grouped_conv": "keras", "subpixel_min_stride": 2, "native_resize": True,
+               "transpose_shuffle": True},
+    "onnx": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True,
+             "transpose_shuffle": True},
+    "tensorrt": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True,
+                 "transpose_shuffle": True},
 }
 
 
@@ -269,6 +272,7 @@ def run_export(o, log=print):
                 "prelu_as_leaky",
                 "prelu_as_max",
                 "prelu_kept",
+                "transpose_shuffles",
             )
         },
         "versions": _versions(),
