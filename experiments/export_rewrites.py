@@ -1,10 +1,17 @@
-"""int8 LiteRT: PReLU in max form against leaky form, timed interleaved (issue 22, "graph work at
+"""Export rewrites, each timed against the form it replaced, interleaved (issue 22, "graph work at
 export"; docs/results.md):
 
-    PYTHONPATH=. python experiments/int8_prelu.py --networks=dabnet,cfpnet,enet \
+    PYTHONPATH=. python experiments/export_rewrites.py --rewrite=prelu --networks=dabnet,cfpnet \
         --input_size=512x1024 --threads=2 --json=/tmp/int8_prelu.json
+    PYTHONPATH=. python experiments/export_rewrites.py --rewrite=shuffle \
+        --networks=lite_hrnet,aglnet,lednet
 
-Per network, two int8 conversions of the same export copy, calibrated on the same random inputs:
+``--rewrite=shuffle``: ``ChannelShuffle`` as a gather (before) against reshape -> transpose ->
+reshape (``graph._TransposeChannelShuffle``, now), each in int8 LiteRT and in onnxruntime (fp32),
+with the largest logit difference of the ONNX copy from the Keras model (both are exact forms).
+
+``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
+same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
 ``leaky``, what ``tfseg.export`` writes now (``graph._LeakyFormPReLU``, with the max form kept
 where XNNPACK would refuse the leaky op's scales). The PReLU slopes are drawn in [0.05, 0.4] (a
@@ -20,7 +27,9 @@ import json
 import numpy as np
 from absl import app, flags
 
-flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks with PReLUs.")
+flags.DEFINE_enum("rewrite", "prelu", ["prelu", "shuffle"], "The rewrite to measure.")
+flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
+                  "channel shuffles).")
 flags.DEFINE_string("input_size", "512x1024", "HxW.")
 flags.DEFINE_integer("threads", 2, "LiteRT threads.")
 flags.DEFINE_integer("rounds", 10, "timed rounds.")
@@ -53,6 +62,27 @@ def convert(model, size, rep, form):
     return it, info
 
 
+def shuffle_rows(model, size, rep):
+    """``{runner name: runner}`` and ``{form: row}`` for ``--rewrite=shuffle``."""
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
+    from tfseg.export_lib.pipeline import rewrites
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
+
+    want = np.asarray(model(rep[0]))
+    runners, rows = {}, {}
+    for form, on in (("gather", False), ("transpose", True)):
+        copy = inference_model(model, **{**rewrites("tflite", "int8"), "transpose_shuffle": on})[0]
+        content = convert_tflite(copy, input_size=size, precision="int8", representative=rep)
+        runners[f"{form} tflite_int8"] = LiteRTRunner(content, threads=FLAGS.threads)
+        copy = inference_model(model, **{**rewrites("onnx"), "transpose_shuffle": on})[0]
+        proto = convert_onnx(copy, opset=17, input_shape=(1, *size))
+        ort = OnnxRunner(proto, threads=FLAGS.threads)
+        runners[f"{form} onnxruntime"] = ort
+        rows[form] = {"onnx_max_abs_logit_diff": float(np.abs(ort(rep[0]) - want).max())}
+    return runners, rows
+
+
 def main(argv):
     del argv
     import keras
@@ -64,11 +94,20 @@ def main(argv):
     from tfseg.timing import latency_stats, time_interleaved
 
     size = parse_size(FLAGS.input_size, "--input_size")
-    doc = {"cpu": cpu_description(), "threads": FLAGS.threads, "input_size": FLAGS.input_size,
-           "rounds": FLAGS.rounds, "networks": {}}
+    doc = {"cpu": cpu_description(), "rewrite": FLAGS.rewrite, "threads": FLAGS.threads,
+           "input_size": FLAGS.input_size, "rounds": FLAGS.rounds, "networks": {}}
     print(doc["cpu"])
     for net in FLAGS.networks:
         model = tfseg.build_model(net, 19, input_shape=(*size, 3))
+        if FLAGS.rewrite == "shuffle":
+            rng = np.random.default_rng(0)
+            rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
+            runners, rows = shuffle_rows(model, size, rep)
+            times = time_interleaved(runners, rep[0], warmup=2, runs=FLAGS.rounds)
+            rows["median_ms"] = {k: latency_stats(t)["median_ms"] for k, t in times.items()}
+            doc["networks"][net] = rows
+            print(net, json.dumps(rows))
+            continue
         rng = np.random.default_rng(0)
         for layer in model.layers:
             if isinstance(layer, keras.layers.PReLU):
