@@ -321,3 +321,23 @@ def _static_copy(model):
     for layer in model.layers[2:]:
         x = layer(x)
     return inp, x
+
+
+def test_selu_as_elu_for_tflite():
+    """LiteRT exports write SELU from ELU / MINIMUM / MUL / ADD: the same function, and no
+    GREATER / SELECT left in the int8 file (the converter's own SELU form, slow and inexact)."""
+    from tfseg.export_lib.tflite import convert_tflite, tflite_op_types
+
+    assert rewrites("tflite", "int8")["selu_as_elu"] and rewrites("tflite")["selu_as_elu"]
+    inp = keras.Input((16, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    x = keras.layers.Activation("selu", name="selu")(x)
+    model = keras.Model(inp, keras.layers.Conv2D(4, 1, name="c2")(x))
+    new, info = inference_model(model, selu_as_elu=True)
+    assert info["selu_as_elu"] == ["selu"]
+    xs = 3 * np.random.default_rng(0).standard_normal((2, 16, 32, 3)).astype("float32")
+    np.testing.assert_allclose(new(xs), model(xs), atol=1e-5)
+    content = convert_tflite(new, input_size=(16, 32), precision="int8",
+                             representative=[xs[:1], xs[1:]])  # fmt: skip
+    ops = tflite_op_types(content)
+    assert ops.get("ELU") == 1 and not {"GREATER", "SELECT", "SELECT_V2"} & set(ops)

@@ -43,7 +43,7 @@ REWRITES = {
     "saved_model": {"grouped_conv": "keras", "subpixel_min_stride": 4},
     "tftrt": {"grouped_conv": "keras", "subpixel_min_stride": 4},
     "tflite": {"grouped_conv": "keras", "subpixel_min_stride": 2, "native_resize": True,
-               "transpose_shuffle": True},
+               "transpose_shuffle": True, "selu_as_elu": True},
     "onnx": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True,
              "transpose_shuffle": True},
     "tensorrt": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True,
@@ -273,6 +273,7 @@ def run_export(o, log=print):
                 "prelu_as_max",
                 "prelu_kept",
                 "transpose_shuffles",
+                "selu_as_elu",
             )
         },
         "versions": _versions(),
