@@ -14,6 +14,10 @@ with the largest logit difference of the ONNX copy from the Keras model (both ar
 ``graph._EluFormSELU`` (now, for int8), in int8 and fp32 LiteRT, with each one's error against
 the Keras logits (MiniNet is the zoo's SELU network).
 
+``--rewrite=grouped``: grouped convolutions as Keras traces them (a convolution per group)
+against one grouped CONV_2D (now, for int8 LiteRT), in int8 and fp32 LiteRT (RegSeg, the
+ShuffleNet encoder).
+
 ``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
 same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
@@ -31,7 +35,8 @@ import json
 import numpy as np
 from absl import app, flags
 
-flags.DEFINE_enum("rewrite", "prelu", ["prelu", "shuffle", "selu"], "The rewrite to measure.")
+flags.DEFINE_enum("rewrite", "prelu", ["prelu", "shuffle", "selu", "grouped"],
+                  "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
 flags.DEFINE_string("input_size", "512x1024", "HxW.")
@@ -113,6 +118,32 @@ def selu_rows(model, size, rep):
     return runners, rows
 
 
+def grouped_rows(model, size, rep):
+    """``{runner name: runner}`` and ``{form: row}`` for ``--rewrite=grouped``: grouped
+    convolutions as Keras traces them (SPLIT, a convolution per group, CONCATENATION) against one
+    grouped CONV_2D (``graph._NativeGroupedConv2D``), in int8 and fp32 LiteRT."""
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.pipeline import rewrites
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
+
+    want = np.asarray(model(rep[0]))
+    runners, rows = {}, {}
+    for form in ("keras", "native"):
+        rows[form] = {}
+        for precision in ("int8", "fp32"):
+            kw = {**rewrites("tflite", precision), "grouped_conv": form}
+            copy = inference_model(model, **kw)[0]
+            content = convert_tflite(copy, input_size=size, precision=precision,
+                                     representative=rep if precision == "int8" else None)
+            runner = LiteRTRunner(content, threads=FLAGS.threads)
+            got = runner(rep[0])
+            rows[form][precision] = {
+                "argmax_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
+            }
+            runners[f"{form} tflite_{precision}"] = runner
+    return runners, rows
+
+
 def main(argv):
     del argv
     import keras
@@ -129,10 +160,11 @@ def main(argv):
     print(doc["cpu"])
     for net in FLAGS.networks:
         model = tfseg.build_model(net, 19, input_shape=(*size, 3))
-        if FLAGS.rewrite in ("shuffle", "selu"):
+        if FLAGS.rewrite in ("shuffle", "selu", "grouped"):
             rng = np.random.default_rng(0)
             rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
-            rows_of = shuffle_rows if FLAGS.rewrite == "shuffle" else selu_rows
+            rows_of = {"shuffle": shuffle_rows, "selu": selu_rows,
+                       "grouped": grouped_rows}[FLAGS.rewrite]
             runners, rows = rows_of(model, size, rep)
             times = time_interleaved(runners, rep[0], warmup=2, runs=FLAGS.rounds)
             rows["median_ms"] = {k: latency_stats(t)["median_ms"] for k, t in times.items()}

@@ -341,3 +341,30 @@ def test_selu_as_elu_for_tflite():
                              representative=[xs[:1], xs[1:]])  # fmt: skip
     ops = tflite_op_types(content)
     assert ops.get("ELU") == 1 and not {"GREATER", "SELECT", "SELECT_V2"} & set(ops)
+
+
+def test_int8_tflite_writes_grouped_convolutions_as_one_op():
+    """int8 LiteRT gets a grouped convolution as one grouped CONV_2D (XNNPACK runs it), not a
+    SPLIT and a convolution per group; the int8 logits stay close to Keras'."""
+    import tensorflow as tf
+
+    from tfseg.export_lib.tflite import LiteRTRunner, tflite_op_types
+
+    assert rewrites("tflite", "int8")["grouped_conv"] == "native"
+    inp = keras.Input((16, 32, 8))
+    x = keras.layers.Conv2D(8, 3, padding="same", groups=4, name="grouped")(inp)
+    model = keras.Model(inp, keras.layers.Conv2D(4, 1, name="out")(x))
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 16, 32, 8)).astype("float32") for _ in range(4)]
+    copy = inference_model(model, **rewrites("tflite", "int8"))[0]
+    fn = tf.function(lambda t: copy(t), input_signature=[tf.TensorSpec((1, 16, 32, 8))])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([s] for s in xs)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    content = converter.convert()
+    ops = tflite_op_types(content)
+    assert ops.get("CONV_2D") == 2 and "SPLIT" not in ops
+    got = LiteRTRunner(content)(xs[0])
+    want = np.asarray(model(xs[0]))
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
