@@ -92,20 +92,20 @@ def shuffle_rows(model, size, rep):
     return runners, rows
 
 
-def selu_rows(model, size, rep):
-    """``{runner name: runner}`` and ``{form: row}`` for ``--rewrite=selu``: SELU as the
-    converter writes it against ``graph._EluFormSELU``, in int8 and fp32 LiteRT."""
+def tflite_forms(model, size, rep, option, forms):
+    """``{runner name: runner}`` and ``{form: {precision: row}}``: the LiteRT export (int8 and
+    fp32) with ``inference_model``'s ``option`` set to each value of ``forms`` (``{form: value}``),
+    each with its error against the Keras logits."""
     from tfseg.export_lib.graph import inference_model
     from tfseg.export_lib.pipeline import rewrites
     from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
 
     want = np.asarray(model(rep[0]))
     runners, rows = {}, {}
-    for form, on in (("selu", False), ("elu", True)):
+    for form, value in forms.items():
         rows[form] = {}
         for precision in ("int8", "fp32"):
-            kw = {**rewrites("tflite", precision), "selu_as_elu": on}
-            copy = inference_model(model, **kw)[0]
+            copy = inference_model(model, **{**rewrites("tflite", precision), option: value})[0]
             content = convert_tflite(copy, input_size=size, precision=precision,
                                      representative=rep if precision == "int8" else None)
             runner = LiteRTRunner(content, threads=FLAGS.threads)
@@ -118,30 +118,15 @@ def selu_rows(model, size, rep):
     return runners, rows
 
 
-def grouped_rows(model, size, rep):
-    """``{runner name: runner}`` and ``{form: row}`` for ``--rewrite=grouped``: grouped
-    convolutions as Keras traces them (SPLIT, a convolution per group, CONCATENATION) against one
-    grouped CONV_2D (``graph._NativeGroupedConv2D``), in int8 and fp32 LiteRT."""
-    from tfseg.export_lib.graph import inference_model
-    from tfseg.export_lib.pipeline import rewrites
-    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
+def selu_rows(model, size, rep):
+    """``--rewrite=selu``: SELU as the converter writes it against ``graph._EluFormSELU``."""
+    return tflite_forms(model, size, rep, "selu_as_elu", {"selu": False, "elu": True})
 
-    want = np.asarray(model(rep[0]))
-    runners, rows = {}, {}
-    for form in ("keras", "native"):
-        rows[form] = {}
-        for precision in ("int8", "fp32"):
-            kw = {**rewrites("tflite", precision), "grouped_conv": form}
-            copy = inference_model(model, **kw)[0]
-            content = convert_tflite(copy, input_size=size, precision=precision,
-                                     representative=rep if precision == "int8" else None)
-            runner = LiteRTRunner(content, threads=FLAGS.threads)
-            got = runner(rep[0])
-            rows[form][precision] = {
-                "argmax_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
-            }
-            runners[f"{form} tflite_{precision}"] = runner
-    return runners, rows
+
+def grouped_rows(model, size, rep):
+    """``--rewrite=grouped``: grouped convolutions as Keras traces them (SPLIT, a convolution per
+    group, CONCATENATION) against one grouped CONV_2D (``graph._NativeGroupedConv2D``)."""
+    return tflite_forms(model, size, rep, "grouped_conv", {"keras": "keras", "native": "native"})
 
 
 def main(argv):
