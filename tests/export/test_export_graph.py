@@ -219,12 +219,17 @@ def test_int8_leaky_prelu_that_xnnpack_refuses_becomes_max_form():
     b = keras.layers.Rescaling(200.0, name="scale")(b)
     b = keras.layers.PReLU(shared_axes=[1, 2, 3], name="p_wide")(b)
     y = keras.layers.Concatenate(name="cat")([a, b])
+    # a transposed convolution, which the int8 copy rewrites (``_SubPixelConvTranspose``), and a
+    # stride-2 convolution back: the max-form copy must keep such layers too
+    y = keras.layers.Conv2DTranspose(8, 4, strides=2, padding="same", name="up")(y)
+    y = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="down")(y)
     model = keras.Model(inp, keras.layers.Conv2D(3, 1, name="out")(y))
     model.get_layer("p_narrow").set_weights([np.full((1, 1, 1), 0.1)])
     model.get_layer("p_wide").set_weights([np.full((1, 1, 1), 0.2)])
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
-    new = inference_model(model, prelu_as_max=True)[0]
+    new, info = inference_model(model, **rewrites("tflite", "int8"))
+    assert info["subpixel_deconvs"] == ["up"]
     plain = convert_tflite(new, input_size=(16, 32), precision="int8", representative=xs,
                            xnnpack_guard=False)  # fmt: skip
     assert xnnpack_rejected_leaky(plain, lambda name: 0.1 if "p_narrow" in name else 0.2)
@@ -234,6 +239,7 @@ def test_int8_leaky_prelu_that_xnnpack_refuses_becomes_max_form():
     assert info["prelu_max_form"] == ["p_narrow"]
     ops = tflite_op_types(content)
     assert ops.get("LEAKY_RELU") == 1 and ops.get("MAXIMUM") == 1
+    assert "TRANSPOSE_CONV" not in ops and ops.get("DEPTH_TO_SPACE") == 1
 
 
 def test_int8_keeps_convolutions_xnnpack_refuses_in_float():

@@ -162,17 +162,15 @@ def max_form_prelus(model, names):
     (slopes in [0, 1]) become ``_MaxFormPReLU``: the same function."""
     wanted = set(names)
 
-    def clone(layer):
+    def clone(layer):  # the other layers are shared with ``model``, weights and all
         if isinstance(layer, _LeakyFormPReLU) and layer.name in wanted:
             return _MaxFormPReLU((1, 1, 1), name=layer.name)
-        return layer.__class__.from_config(layer.get_config())
+        return layer
 
     new = keras.models.clone_model(model, clone_function=clone)
-    for layer in new.layers:
-        if layer.name in wanted:
-            layer.set_weights([np.full((1, 1, 1), model.get_layer(layer.name).slope, "float32")])
-        elif layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
+    for name in wanted:
+        slope = model.get_layer(name).slope
+        new.get_layer(name).set_weights([np.full((1, 1, 1), slope, "float32")])
     return new
 
 
