@@ -41,15 +41,21 @@ class ENet(nn.Module):
 '''
 
 
-@pytest.fixture(scope="module")
-def script():
-    path = os.path.join(REPO, "experiments", "reference_compare.py")
-    spec = importlib.util.spec_from_file_location("tfseg_experiments_reference_compare", path)
+def experiment_module(name):
+    """Generator for a fixture: ``experiments/{name}.py`` loaded from its file, then the fake
+    reference's ``models`` modules dropped from ``sys.modules``."""
+    path = os.path.join(REPO, "experiments", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"tfseg_experiments_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     yield module
     for key in [k for k in sys.modules if k == "models" or k.startswith("models.")]:
         del sys.modules[key]  # the fake reference
+
+
+@pytest.fixture(scope="module")
+def script():
+    yield from experiment_module("reference_compare")
 
 
 def _options(script, argv):

@@ -1,7 +1,6 @@
 """experiments/reference_offline.py: pack (with TensorFlow) on the fake reference checkout of
 test_reference_compare, then time the pack in a process that has no TensorFlow."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,7 +13,10 @@ from absl import flags
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from tests.bench.test_reference_compare import _fake_reference  # noqa: E402
+from tests.bench.test_reference_compare import (  # noqa: E402
+    _fake_reference,
+    experiment_module,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "experiments", "reference_offline.py")
@@ -22,12 +24,7 @@ SCRIPT = os.path.join(REPO, "experiments", "reference_offline.py")
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("tfseg_experiments_reference_offline", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    for key in [k for k in sys.modules if k == "models" or k.startswith("models.")]:
-        del sys.modules[key]  # the fake reference
+    yield from experiment_module("reference_offline")
 
 
 def test_stripped_weights_are_redrawn_with_their_statistics(script, tmp_path):
