@@ -29,6 +29,9 @@ flags.DEFINE_float("kd_weight", 1.0, "Weight of the distillation loss.")
 flags.DEFINE_float("kd_temperature", 4.0, "Temperature of kl / cwd.")
 flags.DEFINE_string("tag", "", "Suffix of the distilled runs' directories (several KD settings).")
 flags.DEFINE_string("json", None, "Also write the rows here.")
+flags.DEFINE_integer("labelled", None, "Train the students on this many labelled train images "
+                     "(a split train_l<N> of symlinks, spread evenly over the cities, made in "
+                     "--data_dir); the teacher keeps what it was trained on. Epochs stay 75 steps.")
 flags.DEFINE_integer("epochs", 2, "Epochs of 75 steps (the zoo's short recipe: 2); runs of other "
                      "lengths get an _e<epochs> suffix.")
 
@@ -40,12 +43,40 @@ RECIPE = [
 ]
 
 
+def labelled_split(data_dir, n):
+    """A train split of ``n`` labelled images (symlinks into ``train``), evenly spread."""
+    import glob
+
+    split = f"train_l{n}"
+    pattern = os.path.join(data_dir, "leftImg8bit", "train", "*", "*_leftImg8bit.png")
+    images = sorted(glob.glob(pattern))
+    if not 0 < n <= len(images):
+        raise ValueError(f"--labelled={n}: the train split of {data_dir} has {len(images)} images")
+    files = {"leftImg8bit": ["_leftImg8bit.png"],
+             "gtFine": ["_gtFine_labelIds.png", "_gtFine_instanceIds.png", "_gtFine_color.png"]}
+    for path in images[:: len(images) // n][:n]:
+        city = os.path.basename(os.path.dirname(path))
+        stem = os.path.basename(path)[: -len("_leftImg8bit.png")]
+        for root, suffixes in files.items():
+            out = os.path.join(data_dir, root, split, city)
+            os.makedirs(out, exist_ok=True)
+            for suffix in suffixes:
+                link = os.path.join(out, stem + suffix)
+                if not os.path.lexists(link):
+                    os.symlink(os.path.abspath(os.path.join(data_dir, root, "train", city,
+                                                            stem + suffix)), link)
+    return split
+
+
 def train(run_dir, seed, teacher=None):
     if os.path.exists(os.path.join(run_dir, "metrics.json")):
         return
     args = [sys.executable, "-m", "tfseg.train", f"--model={FLAGS.student}",
             f"--data_dir={FLAGS.data_dir}", f"--run_dir={run_dir}", f"--seed={seed}", "--resume",
             f"--epochs={FLAGS.epochs}", f"--val_every={FLAGS.epochs}", *RECIPE]
+    if FLAGS.labelled:
+        args += [f"--train_split={labelled_split(FLAGS.data_dir, FLAGS.labelled)}",
+                 "--steps_per_epoch=75"]
     if teacher:
         args += [f"--teacher_model={teacher}", f"--kd_loss={FLAGS.kd_loss}",
                  f"--kd_weight={FLAGS.kd_weight}", f"--kd_temperature={FLAGS.kd_temperature}"]
@@ -80,6 +111,7 @@ def main(argv):
     for seed in FLAGS.seeds:
         for kd in (False, True):
             length = "" if FLAGS.epochs == 2 else f"_e{FLAGS.epochs}"
+            length += f"_l{FLAGS.labelled}" if FLAGS.labelled else ""
             name = f"{FLAGS.student}_{'kd' + FLAGS.tag if kd else 'plain'}{length}_s{seed}"
             run_dir = os.path.join(FLAGS.out_dir, name)
             train(run_dir, seed, FLAGS.teacher if kd else None)

@@ -18,6 +18,10 @@ the Keras logits (MiniNet is the zoo's SELU network).
 against one grouped CONV_2D (now, for int8 LiteRT), in int8 and fp32 LiteRT (RegSeg, the
 ShuffleNet encoder).
 
+``--rewrite=unpool``: ENet's / SegNet's max-pool switches and max-unpooling as comparisons
+(EQUAL / SELECT_V2 / CAST, the float form) against ``graph._MaskPoolSwitches`` /
+``graph._MaskMaxUnpool2D`` (0/1 masks and depth-to-space; now, for int8 only), in int8 LiteRT.
+
 ``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
 same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
@@ -35,7 +39,7 @@ import json
 import numpy as np
 from absl import app, flags
 
-flags.DEFINE_enum("rewrite", "prelu", ["prelu", "shuffle", "selu", "grouped"],
+flags.DEFINE_enum("rewrite", "prelu", ["prelu", "shuffle", "selu", "grouped", "unpool"],
                   "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
@@ -92,7 +96,7 @@ def shuffle_rows(model, size, rep):
     return runners, rows
 
 
-def tflite_forms(model, size, rep, option, forms):
+def tflite_forms(model, size, rep, option, forms, precisions=("int8", "fp32")):
     """``{runner name: runner}`` and ``{form: {precision: row}}``: the LiteRT export (int8 and
     fp32) with ``inference_model``'s ``option`` set to each value of ``forms`` (``{form: value}``),
     each with its error against the Keras logits."""
@@ -104,7 +108,7 @@ def tflite_forms(model, size, rep, option, forms):
     runners, rows = {}, {}
     for form, value in forms.items():
         rows[form] = {}
-        for precision in ("int8", "fp32"):
+        for precision in precisions:
             copy = inference_model(model, **{**rewrites("tflite", precision), option: value})[0]
             content = convert_tflite(copy, input_size=size, precision=precision,
                                      representative=rep if precision == "int8" else None)
@@ -129,6 +133,12 @@ def grouped_rows(model, size, rep):
     return tflite_forms(model, size, rep, "grouped_conv", {"keras": "keras", "native": "native"})
 
 
+def unpool_rows(model, size, rep):
+    """``--rewrite=unpool``: switches by comparison against ``graph._MaskPoolSwitches``, int8."""
+    return tflite_forms(model, size, rep, "unpool_masks", {"compare": False, "masks": True},
+                        precisions=("int8",))
+
+
 def main(argv):
     del argv
     import keras
@@ -145,11 +155,11 @@ def main(argv):
     print(doc["cpu"])
     for net in FLAGS.networks:
         model = tfseg.build_model(net, 19, input_shape=(*size, 3))
-        if FLAGS.rewrite in ("shuffle", "selu", "grouped"):
+        if FLAGS.rewrite in ("shuffle", "selu", "grouped", "unpool"):
             rng = np.random.default_rng(0)
             rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
             rows_of = {"shuffle": shuffle_rows, "selu": selu_rows,
-                       "grouped": grouped_rows}[FLAGS.rewrite]
+                       "grouped": grouped_rows, "unpool": unpool_rows}[FLAGS.rewrite]
             runners, rows = rows_of(model, size, rep)
             times = time_interleaved(runners, rep[0], warmup=2, runs=FLAGS.rounds)
             rows["median_ms"] = {k: latency_stats(t)["median_ms"] for k, t in times.items()}

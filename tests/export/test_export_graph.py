@@ -374,3 +374,37 @@ def test_int8_tflite_writes_grouped_convolutions_as_one_op():
     got = LiteRTRunner(content)(xs[0])
     want = np.asarray(model(xs[0]))
     assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
+
+
+def test_int8_unpooling_as_masks():
+    """int8 LiteRT writes max-pool switches and max-unpooling as 0/1 masks from ops XNNPACK runs
+    (no EQUAL / SELECT / CAST / MAXIMUM): the same routing as ``PoolSwitches`` / ``MaxUnpool2D``,
+    ties to the first position included, and the whole int8 graph in one XNNPACK partition."""
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, tflite_op_types
+    from tfseg.layers import MaxUnpool2D, max_pool_with_switches
+
+    assert rewrites("tflite", "int8")["unpool_masks"] and not rewrites("tflite").get("unpool_masks")
+    inp = keras.Input((16, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    pooled, switches = max_pool_with_switches(x, name="p")
+    y = keras.layers.Conv2D(8, 3, padding="same", name="c2")(pooled)
+    y = MaxUnpool2D(name="unpool")([y, switches])
+    model = keras.Model(inp, keras.layers.Conv2D(4, 1, name="out")(y))
+    new, info = inference_model(model, unpool_masks=True)
+    assert info["unpool_masks"] == ["p_switches", "unpool"]
+    rng = np.random.default_rng(0)
+    # integer-valued features: many ties inside the 2x2 windows, and exact float arithmetic
+    ties = rng.integers(-2, 3, (2, 16, 32, 8)).astype("float32")
+    values = rng.standard_normal((2, 8, 16, 8)).astype("float32")
+    want = MaxUnpool2D()([values, model.get_layer("p_switches")(ties)])
+    got = new.get_layer("unpool")([values, new.get_layer("p_switches")(ties)])
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
+    content = convert_tflite(new, input_size=(16, 32), precision="int8", representative=xs)
+    ops = tflite_op_types(content)
+    assert not {"EQUAL", "SELECT", "SELECT_V2", "CAST", "MAXIMUM"} & set(ops), ops
+    runner = LiteRTRunner(content, threads=1)
+    delegates = [d["op_name"] for d in runner.interpreter._get_ops_details()]
+    assert delegates.count("DELEGATE") == 1
+    got, want = runner(xs[0]), np.asarray(model(xs[0]))
+    assert np.abs(got - want).mean() < 0.1 * np.abs(want).mean()

@@ -33,6 +33,7 @@ import numpy as np
 
 from tfseg.layers.misc import ChannelShuffle
 from tfseg.layers.resize import BilinearUpsample
+from tfseg.layers.unpool import MaxUnpool2D, PoolSwitches
 
 _CONV_TYPES = (
     keras.layers.Conv2D,
@@ -148,6 +149,71 @@ class _EluFormSELU(keras.layers.Layer):
     def call(self, x):
         e = keras.ops.elu(x)
         return _SELU_SCALE * (e + (_SELU_ALPHA - 1.0) * keras.ops.minimum(e, 0.0))
+
+
+# ``_MaskPoolSwitches`` marks a position as "not the maximum" with two clipped gains,
+# ``min(255 min(16 (max - v), 1), 1)``: 0 at the maximum and 1 at least 1/4080 below it. In int8 a
+# difference of one quantization step becomes at least one step of the first product as long as
+# 16 x (its step) >= 1/255, and the second gain turns that step into 1; one multiply by 4080
+# would need a ratio of input to output scales that XNNPACK refuses. So the masks are exact in
+# int8 for window spreads (max - min of the values) from 1/16 to 4064; outside that range they
+# are still close (a tie within one step goes to the first position) or run outside XNNPACK.
+_SWITCH_GAINS = (16.0, 255.0)
+
+
+class _MaskPoolSwitches(keras.layers.Layer):
+    """``PoolSwitches`` for int8 LiteRT: the switches as four 0/1 masks, one per window
+    position, concatenated on channels ``(B, H/2, W/2, 4C)`` in depth-to-space order, from ops
+    XNNPACK runs in int8: MAX_POOL_2D, RESHAPE / TRANSPOSE / SPLIT for the window positions, SUB,
+    MUL with a fused clip (``_SWITCH_GAINS``: 0 at the maximum, 1 one quantization step below it).
+    Ties go to the first position, as in ``PoolSwitches``. The float form compares with EQUAL /
+    SELECT_V2 / CAST / MAXIMUM, which XNNPACK does not run in int8: ENet's int8 graph fell into six
+    partitions around them. In float, values less than 1/4080 below the maximum give fractional
+    masks, so the rewrite is for int8 only (``rewrites`` in ``pipeline.py``)."""
+
+    def call(self, x):
+        import tensorflow as tf
+
+        m = tf.nn.max_pool2d(x, 2, 2, padding="VALID")
+        # the window positions in depth-to-space order (the converter leaves SPACE_TO_DEPTH in
+        # float; reshape / transpose stay int8)
+        c = x.shape[-1]
+        h, w = (tf.shape(x)[i] if x.shape[i] is None else x.shape[i] for i in (1, 2))
+        parts = tf.reshape(x, (-1, h // 2, 2, w // 2, 2, c))
+        parts = tf.reshape(tf.transpose(parts, (0, 1, 3, 2, 4, 5)), (-1, h // 2, w // 2, 4 * c))
+        misses = []  # 1 where the position is below the window's maximum
+        for k in range(3):
+            miss = m - parts[..., k * c : (k + 1) * c]
+            for gain in _SWITCH_GAINS:
+                miss = tf.clip_by_value(gain * miss, -1.0, 1.0)
+            misses.append(miss)
+        # first on ties: position k is the switch where it is a maximum and no earlier one was
+        free = [misses[0]]  # free[k]: none of positions 0..k held the maximum
+        for miss in misses[1:]:
+            free.append(free[-1] * miss)
+        masks = [1.0 - free[0], free[0] - free[1], free[1] - free[2], free[2]]
+        return tf.concat(masks, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        return (b, None if h is None else h // 2, None if w is None else w // 2, 4 * c)
+
+
+class _MaskMaxUnpool2D(keras.layers.Layer):
+    """``MaxUnpool2D`` from ``_MaskPoolSwitches``' masks: the values repeated for the four window
+    positions, multiplied by the masks, then depth-to-space(2): CONCATENATION, MUL and
+    DEPTH_TO_SPACE, all run by XNNPACK in int8 (the float form interleaves with PACK / RESHAPE
+    after EQUAL / CAST / MUL)."""
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        values, masks = inputs
+        return tf.nn.depth_to_space(tf.concat([values] * 4, axis=-1) * masks, 2)
+
+    def compute_output_shape(self, input_shapes):
+        b, h, w, c = input_shapes[0]
+        return (b, None if h is None else h * 2, None if w is None else w * 2, c)
 
 
 def selu_eligible(layer):
@@ -464,8 +530,12 @@ def inference_model(
     native_resize=False,
     transpose_shuffle=False,
     selu_as_elu=False,
+    unpool_masks=False,
 ):
     """Copy of functional ``model`` for export: BN folded, some layers rewritten.
+
+    ``unpool_masks`` (for int8 LiteRT): ``PoolSwitches`` / ``MaxUnpool2D`` pairs become
+    ``_MaskPoolSwitches`` / ``_MaskMaxUnpool2D``, ``info["unpool_masks"]``.
 
     ``native_resize``: ``BilinearUpsample`` layers become one native bilinear resize where the
     size is static (``_NativeBilinearUpsample``; for the float formats), ``info["native_resizes"]``.
@@ -501,12 +571,18 @@ def inference_model(
         pairs, unfolded = {}, {bn.name: "folding disabled" for bn in bns}
     folded_convs = {conv.name: bn_name for bn_name, conv in pairs.items()}
     native, subpixel, prelu_max, prelu_kept, resizes = [], [], [], [], []
-    prelu_leaky, shuffles, selus = [], [], []
+    prelu_leaky, shuffles, selus, unpools = [], [], [], []
 
     def clone(layer):
         config = layer.get_config()
         if layer.name in pairs:
             return _FoldedBatchNorm(name=layer.name)
+        if unpool_masks and isinstance(layer, PoolSwitches):
+            unpools.append(layer.name)
+            return _MaskPoolSwitches(name=layer.name)
+        if unpool_masks and isinstance(layer, MaxUnpool2D):
+            unpools.append(layer.name)
+            return _MaskMaxUnpool2D(name=layer.name)
         if selu_as_elu and selu_eligible(layer):
             selus.append(layer.name)
             return _EluFormSELU(name=layer.name)
@@ -581,6 +657,7 @@ def inference_model(
         "native_resizes": sorted(resizes),
         "transpose_shuffles": sorted(shuffles),
         "selu_as_elu": sorted(selus),
+        "unpool_masks": sorted(unpools),
     }
     return new, info
 

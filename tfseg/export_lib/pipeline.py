@@ -61,6 +61,9 @@ def rewrites(fmt, precision="fp32"):
         # one grouped CONV_2D per layer, which XNNPACK runs, instead of SPLIT + a convolution per
         # group + CONCATENATION (RegSeg int8: 208 -> 110 ms; fp32 gains nothing, docs/results.md)
         kw["grouped_conv"] = "native"
+        # max-pool switches and unpooling as 0/1 masks from ops XNNPACK runs in int8 (ENet int8:
+        # six XNNPACK partitions -> one; graph._MaskPoolSwitches, docs/results.md)
+        kw["unpool_masks"] = True
     return kw
 
 
@@ -277,6 +280,7 @@ def run_export(o, log=print):
                 "prelu_kept",
                 "transpose_shuffles",
                 "selu_as_elu",
+                "unpool_masks",
             )
         },
         "versions": _versions(),
