@@ -22,6 +22,9 @@ ShuffleNet encoder).
 (EQUAL / SELECT_V2 / CAST, the float form) against ``graph._MaskPoolSwitches`` /
 ``graph._MaskMaxUnpool2D`` (0/1 masks and depth-to-space; now, for int8 only), in int8 LiteRT.
 
+``--rewrite=avgpool``: "valid" average poolings as AVERAGE_POOL_2D against depthwise
+convolutions of constant weights (``graph._ConvAveragePooling2D``), in int8 LiteRT.
+
 ``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
 same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
@@ -39,7 +42,7 @@ import json
 import numpy as np
 from absl import app, flags
 
-flags.DEFINE_enum("rewrite", "prelu", ["prelu", "shuffle", "selu", "grouped", "unpool"],
+flags.DEFINE_enum("rewrite", "prelu", ["prelu", "shuffle", "selu", "grouped", "unpool", "avgpool"],
                   "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
@@ -139,6 +142,12 @@ def unpool_rows(model, size, rep):
                         precisions=("int8",))
 
 
+def avgpool_rows(model, size, rep):
+    """``--rewrite=avgpool``: AVERAGE_POOL_2D against a depthwise convolution, int8."""
+    return tflite_forms(model, size, rep, "avg_pool_as_conv", {"pool": False, "conv": True},
+                        precisions=("int8",))
+
+
 def main(argv):
     del argv
     import keras
@@ -155,11 +164,12 @@ def main(argv):
     print(doc["cpu"])
     for net in FLAGS.networks:
         model = tfseg.build_model(net, 19, input_shape=(*size, 3))
-        if FLAGS.rewrite in ("shuffle", "selu", "grouped", "unpool"):
+        if FLAGS.rewrite in ("shuffle", "selu", "grouped", "unpool", "avgpool"):
             rng = np.random.default_rng(0)
             rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
             rows_of = {"shuffle": shuffle_rows, "selu": selu_rows,
-                       "grouped": grouped_rows, "unpool": unpool_rows}[FLAGS.rewrite]
+                       "grouped": grouped_rows, "unpool": unpool_rows,
+                       "avgpool": avgpool_rows}[FLAGS.rewrite]
             runners, rows = rows_of(model, size, rep)
             times = time_interleaved(runners, rep[0], warmup=2, runs=FLAGS.rounds)
             rows["median_ms"] = {k: latency_stats(t)["median_ms"] for k, t in times.items()}

@@ -408,3 +408,39 @@ def test_int8_unpooling_as_masks():
     assert delegates.count("DELEGATE") == 1
     got, want = runner(xs[0]), np.asarray(model(xs[0]))
     assert np.abs(got - want).mean() < 0.1 * np.abs(want).mean()
+
+
+def test_int8_average_pooling_as_depthwise_convolution():
+    """int8 LiteRT writes "valid" average poolings (and adaptive ones whose windows tile the input)
+    as depthwise convolutions of constant weights, which XNNPACK runs: the same function, and no
+    AVERAGE_POOL_2D left; "same" poolings are kept (their border windows count fewer pixels)."""
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, tflite_op_types
+    from tfseg.layers import AdaptiveAvgPool2D, SameAveragePooling2D
+
+    assert rewrites("tflite", "int8")["avg_pool_as_conv"]
+    assert not rewrites("tflite").get("avg_pool_as_conv")
+    inp = keras.Input((16, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    a = keras.layers.AveragePooling2D(3, strides=2, name="valid3")(x)
+    b = keras.layers.AveragePooling2D(1, strides=2, name="subsample")(x)
+    c = keras.layers.AveragePooling2D(2, padding="same", name="same2")(x)
+    d = AdaptiveAvgPool2D((2, 4), name="adaptive")(x)
+    e = SameAveragePooling2D(3, strides=2, name="same3")(x)
+    outs = [keras.layers.Conv2D(4, 1, name=f"o{i}")(t) for i, t in enumerate((a, b, c, d, e))]
+    model = keras.Model(inp, [keras.layers.Flatten()(t) for t in outs])
+    new, info = inference_model(model, avg_pool_as_conv=True)
+    assert info["avg_pool_as_conv"] == ["adaptive", "subsample", "valid3"]
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
+    for got, want in zip(new(xs[0]), model(xs[0])):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+    single = keras.Model(inp, outs[0])
+    copy = inference_model(single, avg_pool_as_conv=True)[0]
+    content = convert_tflite(copy, input_size=(16, 32), precision="int8", representative=xs)
+    ops = tflite_op_types(content)
+    assert "AVERAGE_POOL_2D" not in ops and ops.get("DEPTHWISE_CONV_2D") == 1, ops
+    runner = LiteRTRunner(content, threads=1)
+    delegates = [d["op_name"] for d in runner.interpreter._get_ops_details()]
+    assert delegates.count("DELEGATE") == 1
+    got, want = runner(xs[0]), np.asarray(single(xs[0]))
+    assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()

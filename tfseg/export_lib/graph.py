@@ -32,6 +32,7 @@ import keras
 import numpy as np
 
 from tfseg.layers.misc import ChannelShuffle
+from tfseg.layers.pooling import AdaptiveAvgPool2D
 from tfseg.layers.resize import BilinearUpsample
 from tfseg.layers.unpool import MaxUnpool2D, PoolSwitches
 
@@ -214,6 +215,50 @@ class _MaskMaxUnpool2D(keras.layers.Layer):
     def compute_output_shape(self, input_shapes):
         b, h, w, c = input_shapes[0]
         return (b, None if h is None else h * 2, None if w is None else w * 2, c)
+
+
+def _average_by_conv(x, pool_size, strides):
+    """A "valid" average pooling as a depthwise convolution with every weight 1 / (kh kw)."""
+    import tensorflow as tf
+
+    kh, kw = pool_size
+    kernel = np.full((kh, kw, x.shape[-1], 1), 1.0 / (kh * kw), "float32")
+    return tf.nn.depthwise_conv2d(x, kernel, (1, *strides, 1), padding="VALID")
+
+
+class _ConvAveragePooling2D(keras.layers.AveragePooling2D):
+    """A "valid" ``AveragePooling2D`` as a depthwise convolution of weights 1 / (kh kw): the same
+    function. For int8 LiteRT, where XNNPACK runs DEPTHWISE_CONV_2D but not int8
+    AVERAGE_POOL_2D (which left ESPNetV2's, FPENet's and Lite-HRNet's int8 graphs in several
+    partitions); the int8 weights are exact (every weight is the per-channel maximum)."""
+
+    def call(self, x):
+        return _average_by_conv(x, self.pool_size, self.strides)
+
+
+class _ConvAdaptiveAvgPool2D(AdaptiveAvgPool2D):
+    """``AdaptiveAvgPool2D`` whose windows tile the input exactly (a static size divisible by
+    the output size) as a depthwise convolution, like ``_ConvAveragePooling2D``; the other cases
+    as before."""
+
+    def call(self, x):
+        oh, ow = self.output_size
+        h, w = x.shape[1], x.shape[2]
+        if (oh, ow) == (1, 1) or h is None or w is None or h % oh or w % ow:
+            return super().call(x)
+        k = (h // oh, w // ow)
+        return _average_by_conv(x, k, k)
+
+
+def avg_pool_eligible(layer):
+    """True for a channels-last "valid" ``AveragePooling2D`` and for ``AdaptiveAvgPool2D``."""
+    if isinstance(layer, AdaptiveAvgPool2D):
+        return True
+    return (
+        type(layer) is keras.layers.AveragePooling2D
+        and layer.padding == "valid"
+        and layer.data_format == "channels_last"
+    )
 
 
 def selu_eligible(layer):
@@ -531,11 +576,15 @@ def inference_model(
     transpose_shuffle=False,
     selu_as_elu=False,
     unpool_masks=False,
+    avg_pool_as_conv=False,
 ):
     """Copy of functional ``model`` for export: BN folded, some layers rewritten.
 
     ``unpool_masks`` (for int8 LiteRT): ``PoolSwitches`` / ``MaxUnpool2D`` pairs become
     ``_MaskPoolSwitches`` / ``_MaskMaxUnpool2D``, ``info["unpool_masks"]``.
+
+    ``avg_pool_as_conv`` (for int8 LiteRT): "valid" average poolings (``avg_pool_eligible``)
+    become depthwise convolutions of constant weights, ``info["avg_pool_as_conv"]``.
 
     ``native_resize``: ``BilinearUpsample`` layers become one native bilinear resize where the
     size is static (``_NativeBilinearUpsample``; for the float formats), ``info["native_resizes"]``.
@@ -571,12 +620,20 @@ def inference_model(
         pairs, unfolded = {}, {bn.name: "folding disabled" for bn in bns}
     folded_convs = {conv.name: bn_name for bn_name, conv in pairs.items()}
     native, subpixel, prelu_max, prelu_kept, resizes = [], [], [], [], []
-    prelu_leaky, shuffles, selus, unpools = [], [], [], []
+    prelu_leaky, shuffles, selus, unpools, pools = [], [], [], [], []
 
     def clone(layer):
         config = layer.get_config()
         if layer.name in pairs:
             return _FoldedBatchNorm(name=layer.name)
+        if avg_pool_as_conv and avg_pool_eligible(layer):
+            pools.append(layer.name)
+            cls = (
+                _ConvAdaptiveAvgPool2D
+                if isinstance(layer, AdaptiveAvgPool2D)
+                else _ConvAveragePooling2D
+            )
+            return cls.from_config(config)
         if unpool_masks and isinstance(layer, PoolSwitches):
             unpools.append(layer.name)
             return _MaskPoolSwitches(name=layer.name)
@@ -658,6 +715,7 @@ def inference_model(
         "transpose_shuffles": sorted(shuffles),
         "selu_as_elu": sorted(selus),
         "unpool_masks": sorted(unpools),
+        "avg_pool_as_conv": sorted(pools),
     }
     return new, info
 

@@ -64,6 +64,8 @@ def rewrites(fmt, precision="fp32"):
         # max-pool switches and unpooling as 0/1 masks from ops XNNPACK runs in int8 (ENet int8:
         # six XNNPACK partitions -> one; graph._MaskPoolSwitches, docs/results.md)
         kw["unpool_masks"] = True
+        # "valid" average poolings as depthwise convolutions: XNNPACK has no int8 AVERAGE_POOL_2D
+        kw["avg_pool_as_conv"] = True
     return kw
 
 
@@ -281,6 +283,7 @@ def run_export(o, log=print):
                 "transpose_shuffles",
                 "selu_as_elu",
                 "unpool_masks",
+                "avg_pool_as_conv",
             )
         },
         "versions": _versions(),
