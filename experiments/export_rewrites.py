@@ -25,6 +25,9 @@ ShuffleNet encoder).
 ``--rewrite=avgpool``: "valid" average poolings as AVERAGE_POOL_2D against depthwise
 convolutions of constant weights (``graph._ConvAveragePooling2D``), in int8 LiteRT.
 
+``--rewrite=deconv_relu``: a ReLU after a transposed convolution as RELU (XNNPACK does not run it
+in int8) against a leaky ReLU of slope 1/256 (``graph.deconv_relus``), in int8 LiteRT.
+
 ``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
 same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
@@ -42,8 +45,8 @@ import json
 import numpy as np
 from absl import app, flags
 
-flags.DEFINE_enum("rewrite", "prelu", ["prelu", "shuffle", "selu", "grouped", "unpool", "avgpool"],
-                  "The rewrite to measure.")
+REWRITE_NAMES = ["prelu", "shuffle", "selu", "grouped", "unpool", "avgpool", "deconv_relu"]
+flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
 flags.DEFINE_string("input_size", "512x1024", "HxW.")
@@ -148,6 +151,12 @@ def avgpool_rows(model, size, rep):
                         precisions=("int8",))
 
 
+def deconv_relu_rows(model, size, rep):
+    """``--rewrite=deconv_relu``: RELU after TRANSPOSE_CONV against a leaky ReLU, int8."""
+    return tflite_forms(model, size, rep, "deconv_relu_as_leaky", {"relu": False, "leaky": True},
+                        precisions=("int8",))
+
+
 def main(argv):
     del argv
     import keras
@@ -164,12 +173,13 @@ def main(argv):
     print(doc["cpu"])
     for net in FLAGS.networks:
         model = tfseg.build_model(net, 19, input_shape=(*size, 3))
-        if FLAGS.rewrite in ("shuffle", "selu", "grouped", "unpool", "avgpool"):
+        if FLAGS.rewrite in ("shuffle", "selu", "grouped", "unpool", "avgpool",
+                             "deconv_relu"):
             rng = np.random.default_rng(0)
             rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
             rows_of = {"shuffle": shuffle_rows, "selu": selu_rows,
                        "grouped": grouped_rows, "unpool": unpool_rows,
-                       "avgpool": avgpool_rows}[FLAGS.rewrite]
+                       "avgpool": avgpool_rows, "deconv_relu": deconv_relu_rows}[FLAGS.rewrite]
             runners, rows = rows_of(model, size, rep)
             times = time_interleaved(runners, rep[0], warmup=2, runs=FLAGS.rounds)
             rows["median_ms"] = {k: latency_stats(t)["median_ms"] for k, t in times.items()}

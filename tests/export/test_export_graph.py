@@ -444,3 +444,36 @@ def test_int8_average_pooling_as_depthwise_convolution():
     assert delegates.count("DELEGATE") == 1
     got, want = runner(xs[0]), np.asarray(single(xs[0]))
     assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()
+
+
+def test_int8_relu_after_transposed_convolution_as_leaky():
+    """int8 LiteRT writes a ReLU that follows a transposed convolution (through a folded BN) as a
+    leaky ReLU of slope 1/256, which XNNPACK runs; a ReLU that the converter fuses into a
+    convolution is left alone. The int8 output stays close to the float model's."""
+    from tfseg.export_lib.graph import deconv_relus
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, tflite_op_types
+
+    assert rewrites("tflite", "int8")["deconv_relu_as_leaky"]
+    assert not rewrites("tflite").get("deconv_relu_as_leaky")
+    inp = keras.Input((16, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    x = keras.layers.ReLU(name="conv_relu")(x)
+    x = keras.layers.Conv2DTranspose(8, 3, strides=2, padding="same", name="up")(x)
+    x = keras.layers.BatchNormalization(name="up_bn")(x)
+    x = keras.layers.ReLU(name="up_relu")(x)
+    y = keras.layers.Conv2DTranspose(8, 3, strides=2, padding="same", name="up2")(x)
+    y = keras.layers.Activation("relu", name="up2_relu")(y)
+    model = keras.Model(inp, keras.layers.Conv2D(4, 1, name="out")(y))
+    assert deconv_relus(model, {"up_bn": model.get_layer("up")}) == ["up_relu", "up2_relu"]
+    new, info = inference_model(model, deconv_relu_as_leaky=True)
+    assert info["deconv_relu_as_leaky"] == ["up2_relu", "up_relu"]
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
+    content = convert_tflite(new, input_size=(16, 32), precision="int8", representative=xs)
+    ops = tflite_op_types(content)
+    assert "RELU" not in ops and ops.get("LEAKY_RELU") == 2, ops
+    runner = LiteRTRunner(content, threads=1)
+    delegates = [d["op_name"] for d in runner.interpreter._get_ops_details()]
+    assert delegates.count("DELEGATE") == 1
+    got, want = runner(xs[0]), np.asarray(model(xs[0]))
+    assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()

@@ -261,6 +261,42 @@ def avg_pool_eligible(layer):
     )
 
 
+# Slope of the leaky ReLU that stands in for a ReLU after a transposed convolution in int8
+# LiteRT: the smallest one XNNPACK takes when the output scale is the input's (a ReLU's int8
+# output range is the input's positive part, so the ratio of scales is >= 1).
+_RELU_LEAK = 1.0 / 256
+
+
+def _is_plain_relu(layer):
+    if isinstance(layer, keras.layers.ReLU):
+        return (
+            layer.max_value is None
+            and float(layer.negative_slope) == 0.0
+            and float(layer.threshold) == 0.0
+        )
+    return isinstance(layer, keras.layers.Activation) and getattr(
+        layer.activation, "__name__", ""
+    ) == "relu"
+
+
+def deconv_relus(model, folded=()):
+    """Names of the plain ReLU layers whose input is a ``Conv2DTranspose`` (directly or through a
+    BatchNormalization in ``folded``, which becomes part of it). LiteRT cannot fuse a ReLU into
+    TRANSPOSE_CONV (nor into the depth-to-space of its sub-pixel form), and XNNPACK does not run a
+    standalone int8 RELU: each one split the int8 graphs of FDDWNet, ADSCNet, AGLNet and MiniNetV2
+    into XNNPACK partitions."""
+    names = []
+    for layer, node in _nodes(model):
+        if not _is_plain_relu(layer) or len(node.input_tensors) != 1:
+            continue
+        producer = node.input_tensors[0]._keras_history.operation
+        if producer.name in folded:
+            producer = folded[producer.name]
+        if isinstance(producer, keras.layers.Conv2DTranspose):
+            names.append(layer.name)
+    return names
+
+
 def selu_eligible(layer):
     """True for a ``keras.layers.Activation`` applying SELU."""
     return isinstance(layer, keras.layers.Activation) and getattr(
@@ -577,6 +613,7 @@ def inference_model(
     selu_as_elu=False,
     unpool_masks=False,
     avg_pool_as_conv=False,
+    deconv_relu_as_leaky=False,
 ):
     """Copy of functional ``model`` for export: BN folded, some layers rewritten.
 
@@ -585,6 +622,10 @@ def inference_model(
 
     ``avg_pool_as_conv`` (for int8 LiteRT): "valid" average poolings (``avg_pool_eligible``)
     become depthwise convolutions of constant weights, ``info["avg_pool_as_conv"]``.
+
+    ``deconv_relu_as_leaky`` (for int8 LiteRT): the ReLUs of ``deconv_relus`` become leaky ReLUs
+    of slope ``_RELU_LEAK`` (XNNPACK runs int8 LEAKY_RELU, not a standalone int8 RELU; in int8
+    the two differ by at most about one quantization step), ``info["deconv_relu_as_leaky"]``.
 
     ``native_resize``: ``BilinearUpsample`` layers become one native bilinear resize where the
     size is static (``_NativeBilinearUpsample``; for the float formats), ``info["native_resizes"]``.
@@ -621,11 +662,14 @@ def inference_model(
     folded_convs = {conv.name: bn_name for bn_name, conv in pairs.items()}
     native, subpixel, prelu_max, prelu_kept, resizes = [], [], [], [], []
     prelu_leaky, shuffles, selus, unpools, pools = [], [], [], [], []
+    leaky_relus = set(deconv_relus(model, pairs)) if deconv_relu_as_leaky else set()
 
     def clone(layer):
         config = layer.get_config()
         if layer.name in pairs:
             return _FoldedBatchNorm(name=layer.name)
+        if layer.name in leaky_relus:
+            return keras.layers.LeakyReLU(negative_slope=_RELU_LEAK, name=layer.name)
         if avg_pool_as_conv and avg_pool_eligible(layer):
             pools.append(layer.name)
             cls = (
@@ -716,6 +760,7 @@ def inference_model(
         "selu_as_elu": sorted(selus),
         "unpool_masks": sorted(unpools),
         "avg_pool_as_conv": sorted(pools),
+        "deconv_relu_as_leaky": sorted(leaky_relus),
     }
     return new, info
 

@@ -66,6 +66,9 @@ def rewrites(fmt, precision="fp32"):
         kw["unpool_masks"] = True
         # "valid" average poolings as depthwise convolutions: XNNPACK has no int8 AVERAGE_POOL_2D
         kw["avg_pool_as_conv"] = True
+        # a ReLU after a transposed convolution cannot be fused into it, and XNNPACK has no
+        # standalone int8 RELU: a leaky ReLU of slope 1/256 instead (graph.deconv_relus)
+        kw["deconv_relu_as_leaky"] = True
     return kw
 
 
@@ -284,6 +287,7 @@ def run_export(o, log=print):
                 "selu_as_elu",
                 "unpool_masks",
                 "avg_pool_as_conv",
+                "deconv_relu_as_leaky",
             )
         },
         "versions": _versions(),
