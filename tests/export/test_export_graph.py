@@ -376,11 +376,26 @@ def test_int8_tflite_writes_grouped_convolutions_as_one_op():
     assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
 
 
+def _int8_in_one_partition(copy, model, xs, tolerance):
+    """Convert the export ``copy`` of ``model`` to int8 LiteRT (calibrated on ``xs``), check
+    that XNNPACK runs the whole graph (one delegate partition) and that the int8 output is within
+    ``tolerance`` (mean absolute error relative to the mean absolute float output) of ``model``'s;
+    returns the op-type counts."""
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, tflite_op_types
+
+    content = convert_tflite(copy, input_size=(16, 32), precision="int8", representative=xs)
+    runner = LiteRTRunner(content, threads=1)
+    delegates = [d["op_name"] for d in runner.interpreter._get_ops_details()]
+    assert delegates.count("DELEGATE") == 1
+    got, want = runner(xs[0]), np.asarray(model(xs[0]))
+    assert np.abs(got - want).mean() < tolerance * np.abs(want).mean()
+    return tflite_op_types(content)
+
+
 def test_int8_unpooling_as_masks():
     """int8 LiteRT writes max-pool switches and max-unpooling as 0/1 masks from ops XNNPACK runs
     (no EQUAL / SELECT / CAST / MAXIMUM): the same routing as ``PoolSwitches`` / ``MaxUnpool2D``,
     ties to the first position included, and the whole int8 graph in one XNNPACK partition."""
-    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, tflite_op_types
     from tfseg.layers import MaxUnpool2D, max_pool_with_switches
 
     assert rewrites("tflite", "int8")["unpool_masks"] and not rewrites("tflite").get("unpool_masks")
@@ -400,21 +415,14 @@ def test_int8_unpooling_as_masks():
     got = new.get_layer("unpool")([values, new.get_layer("p_switches")(ties)])
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
-    content = convert_tflite(new, input_size=(16, 32), precision="int8", representative=xs)
-    ops = tflite_op_types(content)
+    ops = _int8_in_one_partition(new, model, xs, 0.1)
     assert not {"EQUAL", "SELECT", "SELECT_V2", "CAST", "MAXIMUM"} & set(ops), ops
-    runner = LiteRTRunner(content, threads=1)
-    delegates = [d["op_name"] for d in runner.interpreter._get_ops_details()]
-    assert delegates.count("DELEGATE") == 1
-    got, want = runner(xs[0]), np.asarray(model(xs[0]))
-    assert np.abs(got - want).mean() < 0.1 * np.abs(want).mean()
 
 
 def test_int8_average_pooling_as_depthwise_convolution():
     """int8 LiteRT writes "valid" average poolings (and adaptive ones whose windows tile the input)
     as depthwise convolutions of constant weights, which XNNPACK runs: the same function, and no
     AVERAGE_POOL_2D left; "same" poolings are kept (their border windows count fewer pixels)."""
-    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, tflite_op_types
     from tfseg.layers import AdaptiveAvgPool2D, SameAveragePooling2D
 
     assert rewrites("tflite", "int8")["avg_pool_as_conv"]
@@ -436,14 +444,8 @@ def test_int8_average_pooling_as_depthwise_convolution():
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
     single = keras.Model(inp, outs[0])
     copy = inference_model(single, avg_pool_as_conv=True)[0]
-    content = convert_tflite(copy, input_size=(16, 32), precision="int8", representative=xs)
-    ops = tflite_op_types(content)
+    ops = _int8_in_one_partition(copy, single, xs, 0.05)
     assert "AVERAGE_POOL_2D" not in ops and ops.get("DEPTHWISE_CONV_2D") == 1, ops
-    runner = LiteRTRunner(content, threads=1)
-    delegates = [d["op_name"] for d in runner.interpreter._get_ops_details()]
-    assert delegates.count("DELEGATE") == 1
-    got, want = runner(xs[0]), np.asarray(single(xs[0]))
-    assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()
 
 
 def test_int8_relu_after_transposed_convolution_as_leaky():
@@ -451,7 +453,6 @@ def test_int8_relu_after_transposed_convolution_as_leaky():
     leaky ReLU of slope 1/256, which XNNPACK runs; a ReLU that the converter fuses into a
     convolution is left alone. The int8 output stays close to the float model's."""
     from tfseg.export_lib.graph import deconv_relus
-    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, tflite_op_types
 
     assert rewrites("tflite", "int8")["deconv_relu_as_leaky"]
     assert not rewrites("tflite").get("deconv_relu_as_leaky")
@@ -469,11 +470,5 @@ def test_int8_relu_after_transposed_convolution_as_leaky():
     assert info["deconv_relu_as_leaky"] == ["up2_relu", "up_relu"]
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
-    content = convert_tflite(new, input_size=(16, 32), precision="int8", representative=xs)
-    ops = tflite_op_types(content)
+    ops = _int8_in_one_partition(new, model, xs, 0.05)
     assert "RELU" not in ops and ops.get("LEAKY_RELU") == 2, ops
-    runner = LiteRTRunner(content, threads=1)
-    delegates = [d["op_name"] for d in runner.interpreter._get_ops_details()]
-    assert delegates.count("DELEGATE") == 1
-    got, want = runner(xs[0]), np.asarray(model(xs[0]))
-    assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()
