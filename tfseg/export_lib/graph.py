@@ -251,9 +251,15 @@ class _ConvAdaptiveAvgPool2D(AdaptiveAvgPool2D):
 
 
 def avg_pool_eligible(layer):
-    """True for a channels-last "valid" ``AveragePooling2D`` and for ``AdaptiveAvgPool2D``."""
+    """True for a channels-last "valid" ``AveragePooling2D`` and for an ``AdaptiveAvgPool2D``
+    whose (static) input size is a multiple of its output size, other than 1x1 (a mean)."""
     if isinstance(layer, AdaptiveAvgPool2D):
-        return True
+        try:
+            h, w = layer.input.shape[1:3]
+        except (AttributeError, ValueError):  # shared layer, or not called
+            return False
+        oh, ow = layer.output_size
+        return (oh, ow) != (1, 1) and None not in (h, w) and not (h % oh or w % ow)
     return (
         type(layer) is keras.layers.AveragePooling2D
         and layer.padding == "valid"
