@@ -157,15 +157,16 @@ class _EluFormSELU(keras.layers.Layer):
 # difference of one quantization step becomes at least one step of the first product as long as
 # 16 x (its step) >= 1/255, and the second gain turns that step into 1; one multiply by 4080
 # would need a ratio of input to output scales that XNNPACK refuses. So the masks are exact in
-# int8 for window spreads (max - min of the values) from 1/16 to 4064; outside that range they
-# are still close (a tie within one step goes to the first position) or run outside XNNPACK.
+# int8 when the largest spread (max - min) of a window in the calibration data lies between 1/16
+# and 4064 (it sets the scale of ``max - v``); outside that range they are still close (a tie
+# within one step goes to the first position) or run outside XNNPACK.
 _SWITCH_GAINS = (16.0, 255.0)
 
 
 class _MaskPoolSwitches(keras.layers.Layer):
     """``PoolSwitches`` for int8 LiteRT: the switches as four 0/1 masks, one per window
     position, concatenated on channels ``(B, H/2, W/2, 4C)`` in depth-to-space order, from ops
-    XNNPACK runs in int8: MAX_POOL_2D, RESHAPE / TRANSPOSE / SPLIT for the window positions, SUB,
+    XNNPACK runs in int8: MAX_POOL_2D, RESHAPE / TRANSPOSE / slices for the window positions, SUB,
     MUL with a fused clip (``_SWITCH_GAINS``: 0 at the maximum, 1 one quantization step below it).
     Ties go to the first position, as in ``PoolSwitches``. The float form compares with EQUAL /
     SELECT_V2 / CAST / MAXIMUM, which XNNPACK does not run in int8: ENet's int8 graph fell into six
