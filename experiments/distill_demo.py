@@ -93,10 +93,9 @@ def _log_softmax(z):
 def agreement(student_path, teacher_path):
     """``(agreement, kl)`` on the val split: the share of pixels where the student's argmax
     equals the teacher's, and the mean per-pixel KL(teacher || student) of their softmaxes."""
-    from tfseg.arrays import pad_to_stride
-    from tfseg.data import get_dataset, normalize
+    from tfseg.data import get_dataset
     from tfseg.data.files import read_image
-    from tfseg.evaluation import make_predict_fn
+    from tfseg.evaluation import make_predict_fn, predict_logits
     from tfseg.models import model_stride
     from tfseg.models.saving import load_model
 
@@ -104,16 +103,12 @@ def agreement(student_path, teacher_path):
     student, teacher = load_model(student_path), load_model(teacher_path)
     fs, ft = make_predict_fn(student), make_predict_fn(teacher)
 
-    def logits(predict, model, image):
-        h, w = image.shape[:2]
-        x = pad_to_stride(np.asarray(normalize(image.astype(np.float32))), model_stride(model))
-        return np.asarray(predict(x[None].astype(np.float32)))[0, :h, :w]
-
     same = total = 0
     kl = 0.0
     for ex in spec.examples("val"):
         image = read_image(ex.image)
-        s, t = logits(fs, student, image), logits(ft, teacher, image)
+        s = predict_logits(fs, image, model_stride(student))
+        t = predict_logits(ft, image, model_stride(teacher))
         same += int(np.sum(s.argmax(-1) == t.argmax(-1)))
         total += s.shape[0] * s.shape[1]
         lt = _log_softmax(t.astype(np.float64))

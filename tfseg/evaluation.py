@@ -25,8 +25,8 @@ def make_predict_fn(model):
     return predict
 
 
-def predict_image(predict, image, stride):
-    """uint8 RGB (H, W, 3) -> train-id map (H, W), padding to ``stride`` and cropping back.
+def predict_logits(predict, image, stride):
+    """uint8 RGB (H, W, 3) -> logits (H, W, classes), padding to ``stride`` and cropping back.
 
     ``predict``: e.g. ``make_predict_fn(model)``; ``stride``: ``model_stride(model)``.
     """
@@ -35,8 +35,12 @@ def predict_image(predict, image, stride):
 
     h, w = image.shape[:2]
     x = pad_to_stride(np.asarray(normalize(image.astype(np.float32))), stride)
-    logits = predict(x[None].astype(np.float32))
-    return np.argmax(np.asarray(logits)[0, :h, :w], axis=-1).astype(np.uint8)
+    return np.asarray(predict(x[None].astype(np.float32)))[0, :h, :w]
+
+
+def predict_image(predict, image, stride):
+    """uint8 RGB (H, W, 3) -> train-id map (H, W) (``predict_logits``' argmax)."""
+    return np.argmax(predict_logits(predict, image, stride), axis=-1).astype(np.uint8)
 
 
 def _round_to(v, stride):
