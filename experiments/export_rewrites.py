@@ -28,6 +28,10 @@ convolutions of constant weights (``graph._ConvAveragePooling2D``), in int8 Lite
 ``--rewrite=deconv_relu``: a ReLU after a transposed convolution as RELU (XNNPACK does not run it
 in int8) against a leaky ReLU of slope 1/256 (``graph.deconv_relus``), in int8 LiteRT.
 
+``--rewrite=final_resize``: the upsampling that makes the logits in int8 (the slice form, on the
+full-size tensor) against one float RESIZE_BILINEAR after a DEQUANTIZE of the low-resolution
+scores (``graph._FloatFinalResize``), in int8 LiteRT.
+
 ``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
 same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
@@ -45,7 +49,8 @@ import json
 import numpy as np
 from absl import app, flags
 
-REWRITE_NAMES = ["prelu", "shuffle", "selu", "grouped", "unpool", "avgpool", "deconv_relu"]
+REWRITE_NAMES = ["prelu", "shuffle", "selu", "grouped", "unpool", "avgpool", "deconv_relu",
+                 "final_resize"]
 flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
@@ -157,6 +162,12 @@ def deconv_relu_rows(model, size, rep):
                         precisions=("int8",))
 
 
+def final_resize_rows(model, size, rep):
+    """``--rewrite=final_resize``: the logits' upsampling in int8 against one float resize."""
+    return tflite_forms(model, size, rep, "float_final_resize", {"int8": False, "float": True},
+                        precisions=("int8",))
+
+
 def main(argv):
     del argv
     import keras
@@ -173,13 +184,13 @@ def main(argv):
     print(doc["cpu"])
     for net in FLAGS.networks:
         model = tfseg.build_model(net, 19, input_shape=(*size, 3))
-        if FLAGS.rewrite in ("shuffle", "selu", "grouped", "unpool", "avgpool",
-                             "deconv_relu"):
+        if FLAGS.rewrite != "prelu":
             rng = np.random.default_rng(0)
             rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
             rows_of = {"shuffle": shuffle_rows, "selu": selu_rows,
                        "grouped": grouped_rows, "unpool": unpool_rows,
-                       "avgpool": avgpool_rows, "deconv_relu": deconv_relu_rows}[FLAGS.rewrite]
+                       "avgpool": avgpool_rows, "deconv_relu": deconv_relu_rows,
+                       "final_resize": final_resize_rows}[FLAGS.rewrite]
             runners, rows = rows_of(model, size, rep)
             times = time_interleaved(runners, rep[0], warmup=2, runs=FLAGS.rounds)
             rows["median_ms"] = {k: latency_stats(t)["median_ms"] for k, t in times.items()}

@@ -472,3 +472,42 @@ def test_int8_relu_after_transposed_convolution_as_leaky():
     xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
     ops = _int8_in_one_partition(new, model, xs, 0.05)
     assert "RELU" not in ops and ops.get("LEAKY_RELU") == 2, ops
+
+
+def test_int8_final_upsampling_in_float():
+    """int8 LiteRT keeps the bilinear upsampling that makes the logits in float32: a DEQUANTIZE
+    of the low-resolution scores and one RESIZE_BILINEAR as the graph's last ops, no int8 slice
+    form at full size, everything in one XNNPACK partition; an upsampling elsewhere is left alone.
+    The int8 output stays close to the float model's."""
+    from tfseg.export_lib.graph import final_resizes
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
+    from tfseg.layers.resize import BilinearUpsample
+
+    assert rewrites("tflite", "int8")["float_final_resize"]
+    assert not rewrites("tflite").get("float_final_resize")
+    inp = keras.Input((16, 32, 3))
+    x = keras.layers.Conv2D(8, 3, strides=4, padding="same", name="c1")(inp)
+    x = BilinearUpsample(2, name="mid_up")(x)
+    x = keras.layers.Conv2D(4, 1, name="scores")(x)
+    y = BilinearUpsample(2, name="final_up")(x)
+    model = keras.Model(inp, keras.layers.Activation("linear", name="logits")(y))
+    assert final_resizes(model) == ["final_up"]
+    assert final_resizes(keras.Model(inp, x)) == []  # the logits are not an upsampling
+    new, info = inference_model(model, float_final_resize=True)
+    assert info["float_final_resize"] == ["final_up"]
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
+    np.testing.assert_allclose(new(xs[0]), model(xs[0]), atol=1e-5)  # the same function
+    single = keras.Model(inp, keras.layers.Activation("linear", name="logits")(
+        BilinearUpsample(4, name="up4")(keras.layers.Conv2D(4, 1, strides=4, name="s")(inp))))
+    copy = inference_model(single, float_final_resize=True)[0]
+    extra = {}
+    content = convert_tflite(copy, input_size=(16, 32), precision="int8", representative=xs,
+                             info=extra)
+    assert extra["float_ops"] == {"RESIZE_BILINEAR": 1}
+    runner = LiteRTRunner(content, threads=1)
+    ops = [d["op_name"] for d in runner.interpreter._get_ops_details()]
+    assert ops.count("DELEGATE") == 1 and "PACK" not in ops
+    assert [op for op in ops if op != "DELEGATE"][-2:] == ["DEQUANTIZE", "RESIZE_BILINEAR"]
+    got, want = runner(xs[0]), np.asarray(single(xs[0]))
+    assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()

@@ -69,6 +69,9 @@ def rewrites(fmt, precision="fp32"):
         # a ReLU after a transposed convolution cannot be fused into it, and XNNPACK has no
         # standalone int8 RELU: a leaky ReLU of slope 1/256 instead (graph.deconv_relus)
         kw["deconv_relu_as_leaky"] = True
+        # the upsampling that makes the logits as one float resize after a DEQUANTIZE of the
+        # low-resolution scores (graph._FloatFinalResize; Fast-SCNN int8 18.2 -> 13.7 ms)
+        kw["float_final_resize"] = True
     return kw
 
 
@@ -288,6 +291,7 @@ def run_export(o, log=print):
                 "unpool_masks",
                 "avg_pool_as_conv",
                 "deconv_relu_as_leaky",
+                "float_final_resize",
             )
         },
         "versions": _versions(),

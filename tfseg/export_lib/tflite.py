@@ -39,10 +39,12 @@ from tfseg.export_lib.errors import ExportError, quiet_absl
 from tfseg.export_lib.graph import (
     LOGITS,
     OUTPUT_NAMES,
+    _FloatFinalResize,
     _LeakyFormPReLU,
     layer_for_op,
     max_form_prelus,
     named_outputs,
+    output_layers,
     output_names,
 )
 from tfseg.export_lib.targets import PRECISIONS
@@ -103,7 +105,8 @@ def convert_tflite(
     """TFLite flatbuffer (bytes) of ``model`` at batch 1 and ``input_size`` = (H, W)
     (None: dynamic).
 
-    ``float_layers``: Keras layer names kept in float32 in an int8 model (``float_layer_names``).
+    ``float_layers``: Keras layer names kept in float32 in an int8 model (``float_layer_names``);
+    the model's ``graph._FloatFinalResize`` layers are kept in float32 too.
     ``info`` (a dict, optional) receives ``float_ops``: the op types left in float, with counts,
     and ``xnnpack_float_layers``: the layers the XNNPACK guard kept in float (``xnnpack_guard``:
     see the module doc; off only to show what it prevents).
@@ -119,6 +122,9 @@ def convert_tflite(
         samples = list(representative)
         if not samples:
             raise ExportError("the representative dataset for int8 calibration is empty")
+        # the export copy's float final resize (graph.float_final_resize) stays in float32
+        finals = [x.name for x in model.layers if isinstance(x, _FloatFinalResize)]
+        float_layers = [*float_layers, *(n for n in finals if n not in float_layers)]
     guard = precision == "int8" and xnnpack_guard
     max_form, rejected = [], []
     content, converter, fn = _convert(model, input_size, precision, samples, float_layers)
@@ -283,11 +289,17 @@ def _selective_int8(converter, model, float_layers, samples):
     tensors = {d["index"]: d["name"] for d in it.get_tensor_details()}
     layer_names = [layer.name for layer in model.layers]
     wanted = set(float_layers)
+    # an op that writes a model output is named after the output ("Identity"), not its layer
+    outputs = {
+        d["index"]: getattr(layer, "name", None)
+        for d, layer in zip(it.get_output_details(), output_layers(model))
+    }
     nodes = []
     for op in it._get_ops_details():
         for index in op["outputs"]:
             name = tensors.get(index, "")
-            if layer_for_op(name, layer_names) in wanted and name not in nodes:
+            layer = outputs.get(index) or layer_for_op(name, layer_names)
+            if layer in wanted and name not in nodes:
                 nodes.append(name)
     if not nodes:
         raise ExportError(
