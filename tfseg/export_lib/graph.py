@@ -396,9 +396,10 @@ def output_layers(model):
                 isinstance(layer, keras.layers.Activation)
                 and layer.activation is keras.activations.linear
             )
-            if not identity or len(layer._inbound_nodes) != 1:
+            inputs = layer._inbound_nodes[tensor._keras_history.node_index].input_tensors
+            if not identity or len(inputs) != 1:
                 break
-            tensor = layer.input
+            tensor = inputs[0]
         found.append(layer)
     return found
 
