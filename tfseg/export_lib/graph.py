@@ -379,7 +379,8 @@ class _FloatFinalResize(_NativeBilinearUpsample):
     The int8 graph then ends in a DEQUANTIZE of the low-resolution class scores and one float
     RESIZE_BILINEAR, which XNNPACK runs, instead of the slice form's elementwise ops in int8 on the
     full-size tensor and a DEQUANTIZE of it. Fast-SCNN, 512x1024, 2 threads, AMD Zen 4, idle:
-    18.2 -> 13.7 ms (docs/results.md), and the interpolation is no longer rounded to 8 bits.
+    22.6 -> 19.0 ms, 25 networks 3-24 % faster (docs/results.md), and the interpolation is no
+    longer rounded to 8 bits.
     """
 
 
