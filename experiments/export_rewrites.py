@@ -32,6 +32,9 @@ in int8) against a leaky ReLU of slope 1/256 (``graph.deconv_relus``), in int8 L
 full-size tensor) against one float RESIZE_BILINEAR after a DEQUANTIZE of the low-resolution
 scores (``graph._FloatFinalResize``), in int8 LiteRT.
 
+``--rewrite=int8_resize``: the other bilinear upsamplings (inside the network) in int8, as the
+slice form against one int8 RESIZE_BILINEAR (``graph._NativeBilinearUpsample``), in int8 LiteRT.
+
 ``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
 same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
@@ -50,7 +53,7 @@ import numpy as np
 from absl import app, flags
 
 REWRITE_NAMES = ["prelu", "shuffle", "selu", "grouped", "unpool", "avgpool", "deconv_relu",
-                 "final_resize"]
+                 "final_resize", "int8_resize"]
 flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
@@ -168,6 +171,12 @@ def final_resize_rows(model, size, rep):
                         precisions=("int8",))
 
 
+def int8_resize_rows(model, size, rep):
+    """``--rewrite=int8_resize``: the inner upsamplings as slices against RESIZE_BILINEAR, int8."""
+    return tflite_forms(model, size, rep, "native_resize", {"slices": False, "native": True},
+                        precisions=("int8",))
+
+
 def main(argv):
     del argv
     import keras
@@ -190,7 +199,8 @@ def main(argv):
             rows_of = {"shuffle": shuffle_rows, "selu": selu_rows,
                        "grouped": grouped_rows, "unpool": unpool_rows,
                        "avgpool": avgpool_rows, "deconv_relu": deconv_relu_rows,
-                       "final_resize": final_resize_rows}[FLAGS.rewrite]
+                       "final_resize": final_resize_rows,
+                       "int8_resize": int8_resize_rows}[FLAGS.rewrite]
             runners, rows = rows_of(model, size, rep)
             times = time_interleaved(runners, rep[0], warmup=2, runs=FLAGS.rounds)
             rows["median_ms"] = {k: latency_stats(t)["median_ms"] for k, t in times.items()}
