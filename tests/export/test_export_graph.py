@@ -273,14 +273,14 @@ def test_int8_keeps_convolutions_xnnpack_refuses_in_float():
     np.testing.assert_allclose(LiteRTRunner(content)(xs[:1]), model(xs[:1]), atol=0.2)
 
 
-def test_native_resize_for_float_formats():
-    """BilinearUpsample becomes one native bilinear resize in the float exports (same values; a
-    dynamic size keeps the slice form) and stays in slice form for int8 LiteRT."""
+def test_native_resize_where_the_size_is_static():
+    """BilinearUpsample becomes one native bilinear resize in the exports (same values; a
+    dynamic size keeps the slice form)."""
     from tfseg.export_lib.onnx_export import convert_onnx, onnx_op_types
     from tfseg.layers.resize import BilinearUpsample
 
     assert rewrites("onnx")["native_resize"] and rewrites("tflite")["native_resize"]
-    assert not rewrites("tflite", "int8")["native_resize"]
+    assert rewrites("tflite", "int8")["native_resize"]
     inp = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", name="c")(inp)
     y = BilinearUpsample(4, name="up4")(BilinearUpsample(2, name="up2")(x))

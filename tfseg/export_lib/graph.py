@@ -346,8 +346,10 @@ class _NativeBilinearUpsample(keras.layers.Layer):
     The slice form costs a few elementwise ops per output phase on the full upsampled tensor: one
     ONNX Resize / TFLite RESIZE_BILINEAR runs faster in float. Interleaved on an AMD Zen 4, 2
     threads, 512x1024, under load: Fast-SCNN onnxruntime 125.5 -> 103.5 ms, LiteRT fp32 151.5 ->
-    119.9 ms, but LiteRT int8 67.5 -> 79.8 ms (slower: hence float formats only); DDRNet
-    onnxruntime 328 -> 291 ms.
+    119.9 ms, DDRNet onnxruntime 328 -> 291 ms. In int8 LiteRT it measured slower while other
+    ops split the int8 graph (Fast-SCNN 67.5 -> 79.8 ms, session 13); once the graph ran inside
+    XNNPACK, int8 RESIZE_BILINEAR was faster for 18 of 19 networks (Lite-HRNet 99.8 -> 86.5 ms,
+    idle, session 18; docs/results.md), so int8 LiteRT uses it too.
     """
 
     def __init__(self, factor, **kwargs):
@@ -679,7 +681,7 @@ def inference_model(
     the two differ by at most about one quantization step), ``info["deconv_relu_as_leaky"]``.
 
     ``native_resize``: ``BilinearUpsample`` layers become one native bilinear resize where the
-    size is static (``_NativeBilinearUpsample``; for the float formats), ``info["native_resizes"]``.
+    size is static (``_NativeBilinearUpsample``), ``info["native_resizes"]``.
 
     ``transpose_shuffle``: ``ChannelShuffle`` layers become reshape -> transpose -> reshape where
     the size is static (``_TransposeChannelShuffle``), ``info["transpose_shuffles"]``.

@@ -38,7 +38,8 @@ FORMAT_PRECISIONS = {
 # four 2x2 quadrant convolutions, except in int8 LiteRT, where the one 3x3 convolution measured
 # faster (UNet-ResNet18 at 512x1024, 2 cores, idle: 481 against 507 ms; in fp32 quadrants win).
 # native_resize: one bilinear Resize instead of the slice form where the size is static (measured
-# faster in onnxruntime and float LiteRT, slower in int8 LiteRT: graph._NativeBilinearUpsample)
+# faster in onnxruntime, float LiteRT and, since session 18, int8 LiteRT:
+# graph._NativeBilinearUpsample)
 REWRITES = {
     "saved_model": {"grouped_conv": "keras", "subpixel_min_stride": 4},
     "tftrt": {"grouped_conv": "keras", "subpixel_min_stride": 4},
@@ -57,7 +58,6 @@ def rewrites(fmt, precision="fp32"):
     if fmt == "tflite" and precision == "int8":
         kw["subpixel_quadrants"] = False
         kw["prelu_as_max"] = True  # XNNPACK has no int8 PRELU (graph._LeakyFormPReLU)
-        kw["native_resize"] = False  # int8 RESIZE_BILINEAR measured slower than the slice form
         # one grouped CONV_2D per layer, which XNNPACK runs, instead of SPLIT + a convolution per
         # group + CONCATENATION (RegSeg int8: 208 -> 110 ms; fp32 gains nothing, docs/results.md)
         kw["grouped_conv"] = "native"
