@@ -138,7 +138,8 @@ def main(argv):
           "train s |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        kd = f"{FLAGS.kd_loss}, T={FLAGS.kd_temperature:g}, weight {FLAGS.kd_weight:g}"
+        temperature = "" if FLAGS.kd_loss == "mse" else f", T={FLAGS.kd_temperature:g}"
+        kd = f"{FLAGS.kd_loss}{temperature}, weight {FLAGS.kd_weight:g}"  # mse has no T
         name = f"{FLAGS.student} + KD ({kd})" if r["kd"] else FLAGS.student
         print(f"| {r['seed']} | {name} | {100 * r['val_miou']:.1f} | {100 * r['agreement']:.1f} | "
               f"{r['kl_teacher_student']:.3f} | {r['train_seconds']:.0f} |")
