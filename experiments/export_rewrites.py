@@ -35,9 +35,6 @@ scores (``graph._FloatFinalResize``), in int8 LiteRT.
 ``--rewrite=int8_resize``: the other bilinear upsamplings (inside the network) in int8, as the
 slice form against one int8 RESIZE_BILINEAR (``graph._NativeBilinearUpsample``), in int8 LiteRT.
 
-``--rewrite=nearest``: nearest ``UpSampling2D`` as Keras writes it (RESHAPE / TILE) against copies
-along the channels -> depth-to-space (``graph._DepthToSpaceUpSampling2D``), in int8 LiteRT.
-
 ``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
 same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
@@ -56,7 +53,7 @@ import numpy as np
 from absl import app, flags
 
 REWRITE_NAMES = ["prelu", "shuffle", "selu", "grouped", "unpool", "avgpool", "deconv_relu",
-                 "final_resize", "int8_resize", "nearest"]
+                 "final_resize", "int8_resize"]
 flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
@@ -180,12 +177,6 @@ def int8_resize_rows(model, size, rep):
                         precisions=("int8",))
 
 
-def nearest_rows(model, size, rep):
-    """``--rewrite=nearest``: nearest upsampling as TILE against depth-to-space, int8."""
-    return tflite_forms(model, size, rep, "nearest_as_d2s", {"tile": False, "d2s": True},
-                        precisions=("int8",))
-
-
 def main(argv):
     del argv
     import keras
@@ -209,8 +200,7 @@ def main(argv):
                        "grouped": grouped_rows, "unpool": unpool_rows,
                        "avgpool": avgpool_rows, "deconv_relu": deconv_relu_rows,
                        "final_resize": final_resize_rows,
-                       "int8_resize": int8_resize_rows,
-                       "nearest": nearest_rows}[FLAGS.rewrite]
+                       "int8_resize": int8_resize_rows}[FLAGS.rewrite]
             runners, rows = rows_of(model, size, rep)
             times = time_interleaved(runners, rep[0], warmup=2, runs=FLAGS.rounds)
             rows["median_ms"] = {k: latency_stats(t)["median_ms"] for k, t in times.items()}

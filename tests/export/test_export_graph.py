@@ -513,31 +513,3 @@ def test_int8_final_upsampling_in_float():
     assert [op for op in ops if op != "DELEGATE"][-2:] == ["DEQUANTIZE", "RESIZE_BILINEAR"]
     got, want = runner(xs[0]), np.asarray(single(xs[0]))
     assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()
-
-
-def test_int8_nearest_upsampling_as_depth_to_space():
-    """int8 LiteRT writes nearest UpSampling2D (square factor) as copies along the channels ->
-    depth-to-space, which XNNPACK runs: exactly the same values, no TILE, one XNNPACK partition;
-    a non-square or bilinear upsampling is left alone."""
-    from tfseg.export_lib.graph import nearest_eligible
-
-    assert rewrites("tflite", "int8")["nearest_as_d2s"]
-    assert not rewrites("tflite").get("nearest_as_d2s")
-    inp = keras.Input((16, 32, 3))
-    x = keras.layers.Conv2D(8, 3, strides=4, padding="same", name="c1")(inp)
-    a = keras.layers.UpSampling2D(2, name="up2")(x)
-    b = keras.layers.UpSampling2D(4, name="up4")(x)
-    c = keras.layers.UpSampling2D(3, name="up3")(x)
-    assert not nearest_eligible(keras.layers.UpSampling2D((1, 2)))
-    assert not nearest_eligible(keras.layers.UpSampling2D(2, interpolation="bilinear"))
-    model = keras.Model(inp, [a, b, c])
-    new, info = inference_model(model, nearest_as_d2s=True)
-    assert info["nearest_as_d2s"] == ["up2", "up3", "up4"]
-    rng = np.random.default_rng(0)
-    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
-    for got, want in zip(new(xs[0]), model(xs[0])):
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
-    single = keras.Model(inp, keras.layers.Conv2D(4, 1, name="out")(b))
-    copy = inference_model(single, nearest_as_d2s=True)[0]
-    ops = _int8_in_one_partition(copy, single, xs, 0.05)
-    assert "TILE" not in ops and ops.get("DEPTH_TO_SPACE") == 1, ops

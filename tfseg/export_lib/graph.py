@@ -218,45 +218,6 @@ class _MaskMaxUnpool2D(keras.layers.Layer):
         return (b, None if h is None else h * 2, None if w is None else w * 2, c)
 
 
-class _DepthToSpaceUpSampling2D(keras.layers.Layer):
-    """Nearest ``UpSampling2D`` by a square factor f as f*f copies of the input along the
-    channels (concatenations, doubling where f is a power of two) -> depth-to-space(f): the same
-    values, from CONCATENATION and DEPTH_TO_SPACE, which XNNPACK runs in int8 (Keras' nearest
-    upsampling converts to RESHAPE / TILE, and XNNPACK has no TILE)."""
-
-    def __init__(self, factor, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = int(factor)
-
-    def call(self, x):
-        import tensorflow as tf
-
-        f = self.factor
-        if f & (f - 1) == 0:  # a power of two: 2 log2(f) doublings
-            for _ in range(2 * (f.bit_length() - 1)):
-                x = tf.concat([x, x], axis=-1)
-        else:
-            x = tf.concat([x] * (f * f), axis=-1)
-        return tf.nn.depth_to_space(x, f)
-
-    def compute_output_shape(self, input_shape):
-        b, h, w, c = input_shape
-        f = self.factor
-        return (b, None if h is None else h * f, None if w is None else w * f, c)
-
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor}
-
-
-def nearest_eligible(layer):
-    """True for a channels-last nearest ``UpSampling2D`` with one integer factor >= 2 on both
-    axes (what ``_DepthToSpaceUpSampling2D`` writes)."""
-    if not isinstance(layer, keras.layers.UpSampling2D) or layer.interpolation != "nearest":
-        return False
-    fh, fw = layer.size
-    return fh == fw and fh >= 2 and layer.data_format == "channels_last"
-
-
 def _average_by_conv(x, pool_size, strides):
     """A "valid" average pooling as a depthwise convolution with every weight 1 / (kh kw)."""
     import tensorflow as tf
@@ -702,12 +663,8 @@ def inference_model(
     avg_pool_as_conv=False,
     deconv_relu_as_leaky=False,
     float_final_resize=False,
-    nearest_as_d2s=False,
 ):
     """Copy of functional ``model`` for export: BN folded, some layers rewritten.
-
-    ``nearest_as_d2s`` (for int8 LiteRT): nearest ``UpSampling2D`` layers (``nearest_eligible``)
-    become ``_DepthToSpaceUpSampling2D``, ``info["nearest_as_d2s"]``.
 
     ``float_final_resize`` (for int8 LiteRT): the ``BilinearUpsample`` that makes the logits
     (``final_resizes``) becomes ``_FloatFinalResize``, which ``convert_tflite`` keeps in float32,
@@ -757,7 +714,7 @@ def inference_model(
         pairs, unfolded = {}, {bn.name: "folding disabled" for bn in bns}
     folded_convs = {conv.name: bn_name for bn_name, conv in pairs.items()}
     native, subpixel, prelu_max, prelu_kept, resizes = [], [], [], [], []
-    prelu_leaky, shuffles, selus, unpools, pools, nearest = [], [], [], [], [], []
+    prelu_leaky, shuffles, selus, unpools, pools = [], [], [], [], []
     leaky_relus = set(deconv_relus(model, pairs)) if deconv_relu_as_leaky else set()
     finals = final_resizes(model) if float_final_resize else []
 
@@ -789,9 +746,6 @@ def inference_model(
             return _TransposeChannelShuffle(layer.groups, name=layer.name)
         if layer.name in finals:
             return _FloatFinalResize(layer.factor, name=layer.name)
-        if nearest_as_d2s and nearest_eligible(layer):
-            nearest.append(layer.name)
-            return _DepthToSpaceUpSampling2D(layer.size[0], name=layer.name)
         if native_resize and isinstance(layer, BilinearUpsample):
             resizes.append(layer.name)
             return _NativeBilinearUpsample(layer.factor, name=layer.name)
@@ -864,7 +818,6 @@ def inference_model(
         "avg_pool_as_conv": sorted(pools),
         "deconv_relu_as_leaky": sorted(leaky_relus),
         "float_final_resize": finals,
-        "nearest_as_d2s": sorted(nearest),
     }
     return new, info
 

@@ -72,9 +72,6 @@ def rewrites(fmt, precision="fp32"):
         # the upsampling that makes the logits as one float resize after a DEQUANTIZE of the
         # low-resolution scores (graph._FloatFinalResize; Fast-SCNN int8 22.6 -> 19.0 ms)
         kw["float_final_resize"] = True
-        # nearest upsampling as copies -> depth-to-space: XNNPACK has no TILE (Lite-HRNet int8:
-        # 23 XNNPACK partitions -> 7; graph._DepthToSpaceUpSampling2D)
-        kw["nearest_as_d2s"] = True
     return kw
 
 
@@ -295,7 +292,6 @@ def run_export(o, log=print):
                 "avg_pool_as_conv",
                 "deconv_relu_as_leaky",
                 "float_final_resize",
-                "nearest_as_d2s",
             )
         },
         "versions": _versions(),
