@@ -136,45 +136,25 @@ def tflite_forms(model, size, rep, option, forms, precisions=("int8", "fp32")):
     return runners, rows
 
 
-def selu_rows(model, size, rep):
-    """``--rewrite=selu``: SELU as the converter writes it against ``graph._EluFormSELU``."""
-    return tflite_forms(model, size, rep, "selu_as_elu", {"selu": False, "elu": True})
-
-
-def grouped_rows(model, size, rep):
-    """``--rewrite=grouped``: grouped convolutions as Keras traces them (SPLIT, a convolution per
-    group, CONCATENATION) against one grouped CONV_2D (``graph._NativeGroupedConv2D``)."""
-    return tflite_forms(model, size, rep, "grouped_conv", {"keras": "keras", "native": "native"})
-
-
-def unpool_rows(model, size, rep):
-    """``--rewrite=unpool``: switches by comparison against ``graph._MaskPoolSwitches``, int8."""
-    return tflite_forms(model, size, rep, "unpool_masks", {"compare": False, "masks": True},
-                        precisions=("int8",))
-
-
-def avgpool_rows(model, size, rep):
-    """``--rewrite=avgpool``: AVERAGE_POOL_2D against a depthwise convolution, int8."""
-    return tflite_forms(model, size, rep, "avg_pool_as_conv", {"pool": False, "conv": True},
-                        precisions=("int8",))
-
-
-def deconv_relu_rows(model, size, rep):
-    """``--rewrite=deconv_relu``: RELU after TRANSPOSE_CONV against a leaky ReLU, int8."""
-    return tflite_forms(model, size, rep, "deconv_relu_as_leaky", {"relu": False, "leaky": True},
-                        precisions=("int8",))
-
-
-def final_resize_rows(model, size, rep):
-    """``--rewrite=final_resize``: the logits' upsampling in int8 against one float resize."""
-    return tflite_forms(model, size, rep, "float_final_resize", {"int8": False, "float": True},
-                        precisions=("int8",))
-
-
-def int8_resize_rows(model, size, rep):
-    """``--rewrite=int8_resize``: the inner upsamplings as slices against RESIZE_BILINEAR, int8."""
-    return tflite_forms(model, size, rep, "native_resize", {"slices": False, "native": True},
-                        precisions=("int8",))
+# ``--rewrite`` -> (``inference_model`` option, {form: value}, precisions) of the rewrites that
+# are one option of the LiteRT export, timed against the form each replaced (``tflite_forms``)
+TFLITE_REWRITES = {
+    # SELU as the converter writes it against ``graph._EluFormSELU``
+    "selu": ("selu_as_elu", {"selu": False, "elu": True}, ("int8", "fp32")),
+    # grouped convolutions as Keras traces them (SPLIT, a convolution per group, CONCATENATION)
+    # against one grouped CONV_2D (``graph._NativeGroupedConv2D``)
+    "grouped": ("grouped_conv", {"keras": "keras", "native": "native"}, ("int8", "fp32")),
+    # switches by comparison against ``graph._MaskPoolSwitches``
+    "unpool": ("unpool_masks", {"compare": False, "masks": True}, ("int8",)),
+    # AVERAGE_POOL_2D against a depthwise convolution
+    "avgpool": ("avg_pool_as_conv", {"pool": False, "conv": True}, ("int8",)),
+    # RELU after TRANSPOSE_CONV against a leaky ReLU
+    "deconv_relu": ("deconv_relu_as_leaky", {"relu": False, "leaky": True}, ("int8",)),
+    # the logits' upsampling in int8 against one float resize
+    "final_resize": ("float_final_resize", {"int8": False, "float": True}, ("int8",)),
+    # the inner upsamplings as slices against RESIZE_BILINEAR
+    "int8_resize": ("native_resize", {"slices": False, "native": True}, ("int8",)),
+}
 
 
 def main(argv):
@@ -196,12 +176,11 @@ def main(argv):
         if FLAGS.rewrite != "prelu":
             rng = np.random.default_rng(0)
             rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
-            rows_of = {"shuffle": shuffle_rows, "selu": selu_rows,
-                       "grouped": grouped_rows, "unpool": unpool_rows,
-                       "avgpool": avgpool_rows, "deconv_relu": deconv_relu_rows,
-                       "final_resize": final_resize_rows,
-                       "int8_resize": int8_resize_rows}[FLAGS.rewrite]
-            runners, rows = rows_of(model, size, rep)
+            if FLAGS.rewrite == "shuffle":
+                runners, rows = shuffle_rows(model, size, rep)
+            else:
+                option, forms, precisions = TFLITE_REWRITES[FLAGS.rewrite]
+                runners, rows = tflite_forms(model, size, rep, option, forms, precisions)
             times = time_interleaved(runners, rep[0], warmup=2, runs=FLAGS.rounds)
             rows["median_ms"] = {k: latency_stats(t)["median_ms"] for k, t in times.items()}
             doc["networks"][net] = rows
