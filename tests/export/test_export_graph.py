@@ -493,6 +493,7 @@ def test_int8_final_upsampling_in_float():
     model = keras.Model(inp, keras.layers.Activation("linear", name="logits")(y))
     assert final_resizes(model) == ["final_up"]
     assert final_resizes(keras.Model(inp, x)) == []  # the logits are not an upsampling
+    assert final_resizes(keras.Model(inp, BilinearUpsample(1)(x))) == []  # writes no op
     shared = keras.models.clone_model(model, clone_function=lambda layer: layer)
     assert final_resizes(shared) == ["final_up"]  # layers with two inbound nodes
     new, info = inference_model(model, float_final_resize=True)

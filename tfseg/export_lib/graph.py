@@ -408,9 +408,10 @@ def output_layers(model):
 
 
 def final_resizes(model):
-    """Names of the ``BilinearUpsample`` layers that make ``model``'s logits (its first output)."""
+    """Names of the ``BilinearUpsample`` layers (factor > 1: the others write no op) that make
+    ``model``'s logits (its first output)."""
     layers = output_layers(model)[:1]
-    return [x.name for x in layers if isinstance(x, BilinearUpsample)]
+    return [x.name for x in layers if isinstance(x, BilinearUpsample) and x.factor > 1]
 
 
 def prelu_eligible(layer):
