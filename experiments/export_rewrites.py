@@ -52,8 +52,26 @@ import json
 import numpy as np
 from absl import app, flags
 
-REWRITE_NAMES = ["prelu", "shuffle", "selu", "grouped", "unpool", "avgpool", "deconv_relu",
-                 "final_resize", "int8_resize"]
+# ``--rewrite`` -> (``inference_model`` option, {form: value}, precisions) of the rewrites that
+# are one option of the LiteRT export, timed against the form each replaced (``tflite_forms``)
+TFLITE_REWRITES = {
+    # SELU as the converter writes it against ``graph._EluFormSELU``
+    "selu": ("selu_as_elu", {"selu": False, "elu": True}, ("int8", "fp32")),
+    # grouped convolutions as Keras traces them (SPLIT, a convolution per group, CONCATENATION)
+    # against one grouped CONV_2D (``graph._NativeGroupedConv2D``)
+    "grouped": ("grouped_conv", {"keras": "keras", "native": "native"}, ("int8", "fp32")),
+    # switches by comparison against ``graph._MaskPoolSwitches``
+    "unpool": ("unpool_masks", {"compare": False, "masks": True}, ("int8",)),
+    # AVERAGE_POOL_2D against a depthwise convolution
+    "avgpool": ("avg_pool_as_conv", {"pool": False, "conv": True}, ("int8",)),
+    # RELU after TRANSPOSE_CONV against a leaky ReLU
+    "deconv_relu": ("deconv_relu_as_leaky", {"relu": False, "leaky": True}, ("int8",)),
+    # the logits' upsampling in int8 against one float resize
+    "final_resize": ("float_final_resize", {"int8": False, "float": True}, ("int8",)),
+    # the inner upsamplings as slices against RESIZE_BILINEAR
+    "int8_resize": ("native_resize", {"slices": False, "native": True}, ("int8",)),
+}
+REWRITE_NAMES = ["prelu", "shuffle", *TFLITE_REWRITES]
 flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
@@ -134,27 +152,6 @@ def tflite_forms(model, size, rep, option, forms, precisions=("int8", "fp32")):
             }
             runners[f"{form} tflite_{precision}"] = runner
     return runners, rows
-
-
-# ``--rewrite`` -> (``inference_model`` option, {form: value}, precisions) of the rewrites that
-# are one option of the LiteRT export, timed against the form each replaced (``tflite_forms``)
-TFLITE_REWRITES = {
-    # SELU as the converter writes it against ``graph._EluFormSELU``
-    "selu": ("selu_as_elu", {"selu": False, "elu": True}, ("int8", "fp32")),
-    # grouped convolutions as Keras traces them (SPLIT, a convolution per group, CONCATENATION)
-    # against one grouped CONV_2D (``graph._NativeGroupedConv2D``)
-    "grouped": ("grouped_conv", {"keras": "keras", "native": "native"}, ("int8", "fp32")),
-    # switches by comparison against ``graph._MaskPoolSwitches``
-    "unpool": ("unpool_masks", {"compare": False, "masks": True}, ("int8",)),
-    # AVERAGE_POOL_2D against a depthwise convolution
-    "avgpool": ("avg_pool_as_conv", {"pool": False, "conv": True}, ("int8",)),
-    # RELU after TRANSPOSE_CONV against a leaky ReLU
-    "deconv_relu": ("deconv_relu_as_leaky", {"relu": False, "leaky": True}, ("int8",)),
-    # the logits' upsampling in int8 against one float resize
-    "final_resize": ("float_final_resize", {"int8": False, "float": True}, ("int8",)),
-    # the inner upsamplings as slices against RESIZE_BILINEAR
-    "int8_resize": ("native_resize", {"slices": False, "native": True}, ("int8",)),
-}
 
 
 def main(argv):
