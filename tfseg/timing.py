@@ -2,8 +2,10 @@
 export choice (``tfseg.export_lib.auto``) and the experiments all time with it. It sits at the
 top of the package, so that export_lib never imports the benchmark.
 
-- ``time_interleaved``: warm every runner up, then time them round-robin (one call of each per
-  round), so that load from other processes on a shared machine hits all of them alike;
+- ``time_interleaved``: warm every runner up, then time them round-robin (one timed call of each
+  per round, after untimed settling calls of the same runner), so that load from other processes
+  on a shared machine hits all of them alike and no runner pays for the threads the previous one
+  left spinning;
 - ``latency_stats``: median / p90 ms and FPS of a list of durations;
 - ``matmul_gflops``: this machine's fp32 matrix-multiply throughput, the reference that achieved
   GFLOP/s are compared with.
@@ -30,17 +32,38 @@ def time_call(fn, *args):
     return time.perf_counter() - start
 
 
-def time_interleaved(runners, *args, warmup, runs):
-    """``{name: [seconds] * runs}``: every runner warmed up, then timed round-robin, one call of
-    each per round, so that load from other processes on a shared machine hits all runtimes alike.
+# Seconds of untimed calls a runner makes right before each of its timed calls when several
+# runners alternate. Runtimes keep their worker threads spinning after a call (onnxruntime's
+# intra-op pool for tens of milliseconds), and on a 2-core machine those threads take the cores
+# from whatever runs next: measured on Fast-SCNN at 512x1024 (AMD EPYC Zen 4, 2 threads), the
+# tfseg ONNX timed right after another onnxruntime session read 42-50 ms against 24-25 ms alone,
+# fp32 LiteRT after it 49-56 against 27-31. With these settling calls each runtime reads what it
+# reads alone, in its own steady state (docs/results.md, "Timing several runtimes").
+SETTLE_S = 0.2
+
+
+def time_interleaved(runners, *args, warmup, runs, settle_s=SETTLE_S):
+    """``{name: [seconds] * runs}``: every runner warmed up, then timed round-robin, one timed
+    call of each per round, so that load from other processes on a shared machine hits all
+    runtimes alike.
+
+    With more than one runner, each timed call follows untimed calls of the same runner for at
+    least ``settle_s`` seconds (at least one call; ``SETTLE_S``), so that threads the previous
+    runner left spinning do not slow it. ``settle_s=0`` turns that off.
 
     Each runner is called as ``fn(*args)`` (the benchmark passes one input array; the kernel table
     passes nothing).
     """
     warm_up(runners, *args, warmup=warmup)
+    settle_s = settle_s if len(runners) > 1 else 0
     times = {name: [] for name in runners}
     for _ in range(runs):
         for name, fn in runners.items():
+            if settle_s > 0:
+                start = time.perf_counter()
+                fn(*args)
+                while time.perf_counter() - start < settle_s:
+                    fn(*args)
             times[name].append(time_call(fn, *args))
     return times
 

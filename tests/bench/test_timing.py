@@ -12,9 +12,33 @@ from tfseg import timing
 def test_time_interleaved_warms_up_then_alternates():
     calls = []
     runners = {"a": lambda x: calls.append(("a", x)), "b": lambda x: calls.append(("b", x))}
-    times = timing.time_interleaved(runners, 7, warmup=2, runs=3)
+    times = timing.time_interleaved(runners, 7, warmup=2, runs=3, settle_s=0)
     assert calls == [("a", 7)] * 2 + [("b", 7)] * 2 + [("a", 7), ("b", 7)] * 3
     assert list(times) == ["a", "b"] and all(len(t) == 3 and min(t) >= 0 for t in times.values())
+
+
+def test_time_interleaved_settles_each_runner_before_its_timed_call(monkeypatch):
+    """Untimed calls of the same runner for settle_s right before each timed one; only the last
+    call of each group is timed."""
+    clock = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    calls = []
+
+    def runner(name, seconds):
+        def fn():
+            calls.append(name)
+            clock[0] += seconds
+        return fn
+
+    runners = {"a": runner("a", 0.04), "b": runner("b", 0.25)}
+    times = timing.time_interleaved(runners, warmup=1, runs=2, settle_s=0.1)
+    # a: 0.04 s per call, so three settling calls reach 0.1 s; b settles with one call.
+    assert calls == ["a", "b"] + (["a"] * 3 + ["a"] + ["b"] + ["b"]) * 2
+    assert times == {"a": [pytest.approx(0.04)] * 2, "b": [pytest.approx(0.25)] * 2}
+    # One runner alone needs no settling: nothing ran before it.
+    calls.clear()
+    timing.time_interleaved({"a": runners["a"]}, warmup=1, runs=2, settle_s=0.1)
+    assert calls == ["a"] * 3
 
 
 def test_time_interleaved_without_arguments_warms_up_at_least_once():
