@@ -251,7 +251,10 @@ def measure_network(name, hub, failed, modules, size, opts):
     from tfseg.timing import time_interleaved
 
     ref = reference_name(name)
-    row = {"network": name, "reference": ref, "input_size": f"{size[0]}x{size[1]}", "reasons": {}}
+    from tfseg.timing import SETTLE_S
+
+    row = {"network": name, "reference": ref, "input_size": f"{size[0]}x{size[1]}", "reasons": {},
+           "settle_s": SETTLE_S}
     runners, reasons = {}, row["reasons"]
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
     workdir = tempfile.mkdtemp(prefix="tfseg_refcmp_")
@@ -320,9 +323,11 @@ def markdown(doc):
     """The section: settings, the table, the reasons and caveats."""
     runtimes = doc["tfseg_runtimes"]
     commands = sorted({r["command"] for r in doc["rows"]})
+    settle = max(r.get("settle_s", 0) for r in doc["rows"]) if doc["rows"] else 0
     lines = [
         f"CPU: {doc['cpu']}; {doc['threads']} threads; batch 1, 3x{doc['input_size']}, random "
-        f"weights, median of {doc['rounds']} alternating rounds; torch {doc['torch']}, "
+        f"weights, median of {doc['rounds']} alternating rounds, each timed call after "
+        f"{settle:g} s of untimed calls of the same candidate; torch {doc['torch']}, "
         f"onnxruntime {doc['onnxruntime']}; torch with OMP_WAIT_POLICY={doc['omp_wait_policy']}. "
         "Measured with:", "",
         *[f"    {c}" for c in commands], "",
@@ -342,6 +347,10 @@ def markdown(doc):
         notes += [f"- `{r['network']}` {k}: {why}" for k, why in r["reasons"].items()]
         if r.get("onnx_exporter"):
             notes.append(f"- `{r['network']}` reference ONNX exporter: {r['onnx_exporter']}")
+        if r.get("settle_s", 0) != settle:
+            notes.append(f"- `{r['network']}` timed with {r.get('settle_s', 0):g} s of settling "
+                         "calls (an older run: the candidate after an onnxruntime session "
+                         "paid for its spinning threads)")
         if r.get("tfseg_input_size"):
             notes.append(f"- `{r['network']}` tfseg runs at {r['tfseg_input_size']} (its stride)")
     caveat = ("tflite_int8 latencies here are calibrated on random inputs: they measure speed "
