@@ -33,6 +33,10 @@ flags.DEFINE_string("json", None, "Also write the rows here.")
 flags.DEFINE_integer("labelled", None, "Train the students on this many labelled train images "
                      "(a split train_l<N> of symlinks, spread evenly over the cities, made in "
                      "--data_dir); the teacher keeps what it was trained on. Epochs stay 75 steps.")
+flags.DEFINE_bool("unlabelled", False, "With --labelled=N: the other train images stay in the "
+                  "students' split without labels (label files of the ignore id only), so only "
+                  "--kd_pixels=all distillation learns from them (split train_l<N>u).")
+flags.DEFINE_string("kd_pixels", "labelled", "--kd_pixels of the distilled runs.")
 flags.DEFINE_integer("epochs", 2, "Epochs of 75 steps (the zoo's short recipe: 2); runs of other "
                      "lengths get an _e<epochs> suffix.")
 
@@ -44,20 +48,38 @@ RECIPE = [
 ]
 
 
-def labelled_split(data_dir, n):
-    """A train split of ``n`` labelled images (symlinks into ``train``), evenly spread."""
+def labelled_split(data_dir, n, unlabelled=False):
+    """A train split of ``n`` labelled images (symlinks into ``train``), evenly spread; with
+    ``unlabelled`` the other train images join it with label files that are all ignore (labelId 0,
+    "unlabeled")."""
     import glob
 
-    split = f"train_l{n}"
+    import numpy as np
+    from PIL import Image
+
+    split = f"train_l{n}" + ("u" if unlabelled else "")
     pattern = os.path.join(data_dir, "leftImg8bit", "train", "*", "*_leftImg8bit.png")
     images = sorted(glob.glob(pattern))
     if not 0 < n <= len(images):
         raise ValueError(f"--labelled={n}: the train split of {data_dir} has {len(images)} images")
     files = {"leftImg8bit": ["_leftImg8bit.png"],
              "gtFine": ["_gtFine_labelIds.png", "_gtFine_instanceIds.png", "_gtFine_color.png"]}
-    for path in images[:: len(images) // n][:n]:
+    chosen = set(images[:: len(images) // n][:n])
+    for path in images if unlabelled else sorted(chosen):
         city = os.path.basename(os.path.dirname(path))
         stem = os.path.basename(path)[: -len("_leftImg8bit.png")]
+        if path not in chosen:
+            link = os.path.join(data_dir, "leftImg8bit", split, city, stem + "_leftImg8bit.png")
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            if not os.path.lexists(link):
+                os.symlink(os.path.abspath(path), link)
+            out = os.path.join(data_dir, "gtFine", split, city)
+            os.makedirs(out, exist_ok=True)
+            width, height = Image.open(path).size
+            for suffix in ("_gtFine_labelIds.png", "_gtFine_instanceIds.png"):
+                Image.fromarray(np.zeros((height, width), np.uint8)).save(
+                    os.path.join(out, stem + suffix))
+            continue
         for root, suffixes in files.items():
             out = os.path.join(data_dir, root, split, city)
             os.makedirs(out, exist_ok=True)
@@ -76,11 +98,13 @@ def train(run_dir, seed, teacher=None):
             f"--data_dir={FLAGS.data_dir}", f"--run_dir={run_dir}", f"--seed={seed}", "--resume",
             f"--epochs={FLAGS.epochs}", f"--val_every={FLAGS.epochs}", *RECIPE]
     if FLAGS.labelled:
-        args += [f"--train_split={labelled_split(FLAGS.data_dir, FLAGS.labelled)}",
+        split = labelled_split(FLAGS.data_dir, FLAGS.labelled, FLAGS.unlabelled)
+        args += [f"--train_split={split}",
                  "--steps_per_epoch=75"]
     if teacher:
         args += [f"--teacher_model={teacher}", f"--kd_loss={FLAGS.kd_loss}",
-                 f"--kd_weight={FLAGS.kd_weight}", f"--kd_temperature={FLAGS.kd_temperature}"]
+                 f"--kd_weight={FLAGS.kd_weight}", f"--kd_temperature={FLAGS.kd_temperature}",
+                 f"--kd_pixels={FLAGS.kd_pixels}"]
     env = dict(os.environ, TFSEG_QUIET="1")
     subprocess.run(args, check=True, env=env)
 
@@ -123,6 +147,7 @@ def main(argv):
         for kd in (False, True):
             length = "" if FLAGS.epochs == 2 else f"_e{FLAGS.epochs}"
             length += f"_l{FLAGS.labelled}" if FLAGS.labelled else ""
+            length += "u" if FLAGS.labelled and FLAGS.unlabelled else ""
             name = f"{FLAGS.student}_{'kd' + FLAGS.tag if kd else 'plain'}{length}_s{seed}"
             run_dir = os.path.join(FLAGS.out_dir, name)
             train(run_dir, seed, FLAGS.teacher if kd else None)

@@ -90,6 +90,7 @@ class TrainConfig:
     kd_loss: str = "kl"  # kl | mse | cwd
     kd_temperature: float = 4.0
     kd_weight: float = 1.0
+    kd_pixels: str = "labelled"  # labelled | all: where the distillation loss is averaged
     # quantization-aware fine-tuning of the --init_model (tfseg.training.qat)
     qat: bool = False
     seed: int = 0

@@ -337,6 +337,7 @@ def make_loss(name, *, ignore_label=255, class_weights=None, **kwargs):
 # --------------------------------------------------------------------------------------------------
 
 KD_LOSSES = ("kl", "mse", "cwd")
+KD_PIXELS = ("labelled", "all")  # --kd_pixels: where the distillation loss is averaged
 
 
 def _split(y_pred):
@@ -389,15 +390,22 @@ def cwd_distillation(student, teacher, mask, temperature):
 @keras.saving.register_keras_serializable(package="tfseg")
 class DistillationLoss(keras.losses.Loss):
     """The loss of the ``distill`` output (student and teacher logits concatenated; see the module
-    docstring). ``y_true`` is the label map, used only for its ``ignore_label`` pixels."""
+    docstring). ``y_true`` is the label map, used only for its ``ignore_label`` pixels: with
+    ``pixels="labelled"`` (the default) the loss is averaged over the labelled pixels, with
+    ``pixels="all"`` over every pixel, labelled or not (``--kd_pixels``)."""
 
-    def __init__(self, kind="kl", temperature=4.0, ignore_label=255, name="distillation", **kw):
+    def __init__(self, kind="kl", temperature=4.0, ignore_label=255, name="distillation",
+                 pixels="labelled", **kw):
         kw.pop("reduction", None)
         super().__init__(name=name, reduction="sum", **kw)
         if kind not in KD_LOSSES:
             raise ValueError(f"unknown --kd_loss {kind!r}; choose one of {', '.join(KD_LOSSES)}")
         if temperature <= 0:
             raise ValueError(f"--kd_temperature must be > 0, got {temperature}")
+        if pixels not in KD_PIXELS:
+            raise ValueError(
+                f"unknown --kd_pixels {pixels!r}; choose one of {', '.join(KD_PIXELS)}")
+        self.pixels = pixels
         self.kind = kind
         self.temperature = float(temperature)
         self.ignore_label = int(ignore_label)
@@ -405,6 +413,8 @@ class DistillationLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         student, teacher = _split(ops.cast(y_pred, "float32"))
         mask = _labelled(y_true, self.ignore_label)
+        if self.pixels == "all":
+            mask = ops.ones_like(mask)
         if self.kind == "kl":
             return kl_distillation(student, teacher, mask, self.temperature)
         if self.kind == "mse":
@@ -417,4 +427,5 @@ class DistillationLoss(keras.losses.Loss):
             "kind": self.kind,
             "temperature": self.temperature,
             "ignore_label": self.ignore_label,
+            "pixels": self.pixels,
         }

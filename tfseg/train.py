@@ -197,6 +197,12 @@ def define_flags(fv=FLAGS):
         "kd_weight", t.kd_weight, "Weight of the distillation loss.", lower_bound=0.0,
         flag_values=fv,
     )
+    flags.DEFINE_enum(
+        "kd_pixels", t.kd_pixels, ["labelled", "all"],
+        "Pixels the distillation loss is averaged over: labelled (label != ignore) or all, so that "
+        "images without labels in the train split (all ignore) are learnt from the teacher alone.",
+        flag_values=fv,
+    )
     flags.DEFINE_bool(
         "qat", t.qat,
         "Quantization-aware fine-tuning of the trained model given as --init_model: int8 rounding "
@@ -467,7 +473,7 @@ def _data_config(fv):
 def _train_config(fv, stages):
     """``TrainConfig`` from the training flags and the parsed progressive ``stages``."""
     if not fv.teacher_model:
-        for name in ("kd_loss", "kd_temperature", "kd_weight"):
+        for name in ("kd_loss", "kd_temperature", "kd_weight", "kd_pixels"):
             if fv[name].present:
                 raise ValueError(f"--{name} needs --teacher_model")
     elif not os.path.isfile(fv.teacher_model):
@@ -506,6 +512,7 @@ def _train_config(fv, stages):
         kd_loss=fv.kd_loss,
         kd_temperature=fv.kd_temperature,
         kd_weight=fv.kd_weight,
+        kd_pixels=fv.kd_pixels,
         qat=fv.qat,
         seed=fv.seed,
         resume=fv.resume,

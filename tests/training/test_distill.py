@@ -20,8 +20,8 @@ def _log_softmax(x, axis):
     return x - np.log(np.exp(x).sum(axis=axis, keepdims=True))
 
 
-def _numpy_kd(kind, s, t, labels, temperature):
-    mask = labels != IGNORE
+def _numpy_kd(kind, s, t, labels, temperature, pixels="labelled"):
+    mask = labels != IGNORE if pixels == "labelled" else np.ones(labels.shape, bool)
     if kind == "kl":
         ls, lt = _log_softmax(s / temperature, -1), _log_softmax(t / temperature, -1)
         kl = (np.exp(lt) * (lt - ls)).sum(-1)
@@ -44,16 +44,19 @@ def _numpy_kd(kind, s, t, labels, temperature):
 
 @pytest.mark.parametrize("kind", ["kl", "mse", "cwd"])
 @pytest.mark.parametrize("temperature", [1.0, 4.0])
-def test_losses_match_numpy(kind, temperature):
+@pytest.mark.parametrize("pixels", ["labelled", "all"])
+def test_losses_match_numpy(kind, temperature, pixels):
+    """--kd_pixels=all counts the ignore pixels too, so an image without labels still teaches."""
     rng = np.random.default_rng(7)
     s = rng.normal(scale=3.0, size=(3, 5, 6, 4)).astype("float32")
     t = rng.normal(scale=3.0, size=(3, 5, 6, 4)).astype("float32")
     labels = rng.integers(0, 4, size=(3, 5, 6)).astype("int32")
     labels[rng.random(labels.shape) < 0.3] = IGNORE
     labels[2] = IGNORE  # an image without labelled pixels
-    loss = DistillationLoss(kind, temperature, ignore_label=IGNORE)
+    loss = DistillationLoss(kind, temperature, ignore_label=IGNORE, pixels=pixels)
     got = float(loss(labels, np.concatenate([s, t], axis=-1)))
-    assert got == pytest.approx(_numpy_kd(kind, s, t, labels, temperature), rel=1e-4, abs=1e-6)
+    want = _numpy_kd(kind, s, t, labels, temperature, pixels)
+    assert got == pytest.approx(want, rel=1e-4, abs=1e-6)
     same = float(loss(labels, np.concatenate([s, s], axis=-1)))
     assert same == pytest.approx(0.0, abs=1e-5)
 
@@ -63,6 +66,8 @@ def test_bad_loss_options():
         DistillationLoss("l1")
     with pytest.raises(ValueError, match="--kd_temperature"):
         DistillationLoss("kl", 0.0)
+    with pytest.raises(ValueError, match="unknown --kd_pixels 'some'"):
+        DistillationLoss("kl", pixels="some")
 
 
 def _teacher(num_classes=3):
@@ -125,8 +130,8 @@ def test_distilled_run_trains_resumes_and_saves_the_student_only(tmp_path):
     teacher_path = str(tmp_path / "teacher.keras")
     # as tfseg.train writes model.keras (its outputs a one-element list when read back)
     save_model_atomic(_teacher(19), teacher_path, include_optimizer=False)
-    first = train(_config(tmp_path, teacher_path, kd_loss="cwd"))
-    second = train(_config(tmp_path, teacher_path, epochs=2, kd_loss="cwd"))
+    first = train(_config(tmp_path, teacher_path, kd_loss="cwd", kd_pixels="all"))
+    second = train(_config(tmp_path, teacher_path, epochs=2, kd_loss="cwd", kd_pixels="all"))
     assert second["history"][0] == first["history"][0] and len(second["history"]) == 2
     assert all(np.isfinite(h["loss"]) for h in second["history"])
     last = keras.models.load_model(str(tmp_path / "student/checkpoints/last.keras"))
@@ -158,6 +163,11 @@ def test_kd_flags_need_a_teacher():
     train_prog.define_flags(fv)
     fv(["train", "--kd_loss=mse"])
     with pytest.raises(ValueError, match="--kd_loss needs --teacher_model"):
+        train_prog.config_from_flags(fv)
+    fv = flags.FlagValues()
+    train_prog.define_flags(fv)
+    fv(["train", "--kd_pixels=all"])
+    with pytest.raises(ValueError, match="--kd_pixels needs --teacher_model"):
         train_prog.config_from_flags(fv)
     fv = flags.FlagValues()
     train_prog.define_flags(fv)

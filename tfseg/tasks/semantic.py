@@ -33,7 +33,8 @@ def distillation_loss(config, ignore_label):
     from tfseg.losses import DistillationLoss
 
     tc = config.train
-    loss = DistillationLoss(tc.kd_loss, tc.kd_temperature, ignore_label=ignore_label)
+    loss = DistillationLoss(tc.kd_loss, tc.kd_temperature, ignore_label=ignore_label,
+                            pixels=tc.kd_pixels)
     return loss, tc.kd_weight
 
 
