@@ -77,8 +77,9 @@ def labelled_split(data_dir, n, unlabelled=False):
             os.makedirs(out, exist_ok=True)
             width, height = Image.open(path).size
             for suffix in ("_gtFine_labelIds.png", "_gtFine_instanceIds.png"):
-                Image.fromarray(np.zeros((height, width), np.uint8)).save(
-                    os.path.join(out, stem + suffix))
+                if not os.path.exists(os.path.join(out, stem + suffix)):
+                    Image.fromarray(np.zeros((height, width), np.uint8)).save(
+                        os.path.join(out, stem + suffix))
             continue
         for root, suffixes in files.items():
             out = os.path.join(data_dir, root, split, city)

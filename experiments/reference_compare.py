@@ -248,11 +248,9 @@ def measure_network(name, hub, failed, modules, size, opts):
     from tfseg.bench.runtimes import make_runner
     from tfseg.export_lib.onnx_export import OnnxRunner
     from tfseg.models import stride_of
-    from tfseg.timing import time_interleaved
+    from tfseg.timing import SETTLE_S, time_interleaved
 
     ref = reference_name(name)
-    from tfseg.timing import SETTLE_S
-
     row = {"network": name, "reference": ref, "input_size": f"{size[0]}x{size[1]}", "reasons": {},
            "settle_s": SETTLE_S}
     runners, reasons = {}, row["reasons"]

@@ -37,8 +37,8 @@ def time_call(fn, *args):
 # intra-op pool for tens of milliseconds), and on a 2-core machine those threads take the cores
 # from whatever runs next: measured on Fast-SCNN at 512x1024 (AMD EPYC Zen 4, 2 threads), the
 # tfseg ONNX timed right after another onnxruntime session read 42-50 ms against 24-25 ms alone,
-# fp32 LiteRT after it 49-56 against 27-31. With these settling calls each runtime reads what it
-# reads alone, in its own steady state (docs/results.md, "Timing several runtimes").
+# fp32 LiteRT after it 49-56 against 27-31. With these settling calls each runtime is timed in its
+# own steady state, as a model that runs alone (docs/results.md, "Timing several runtimes").
 SETTLE_S = 0.2
 
 
