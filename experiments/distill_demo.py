@@ -36,7 +36,11 @@ flags.DEFINE_integer("labelled", None, "Train the students on this many labelled
 flags.DEFINE_bool("unlabelled", False, "With --labelled=N: the other train images stay in the "
                   "students' split without labels (label files of the ignore id only), so only "
                   "--kd_pixels=all distillation learns from them (split train_l<N>u).")
+flags.DEFINE_integer("repeat_labelled", 1, "With --unlabelled: each labelled image appears this "
+                     "many times in the split (symlinks), so that more batches hold labelled "
+                     "images (split train_l<N>u_r<K>).")
 flags.DEFINE_string("kd_pixels", "labelled", "--kd_pixels of the distilled runs.")
+flags.DEFINE_enum("runs", "both", ["both", "plain", "kd"], "Which students to train per seed.")
 flags.DEFINE_integer("epochs", 2, "Epochs of 75 steps (the zoo's short recipe: 2); runs of other "
                      "lengths get an _e<epochs> suffix.")
 
@@ -48,16 +52,18 @@ RECIPE = [
 ]
 
 
-def labelled_split(data_dir, n, unlabelled=False):
+def labelled_split(data_dir, n, unlabelled=False, repeat=1):
     """A train split of ``n`` labelled images (symlinks into ``train``), evenly spread; with
     ``unlabelled`` the other train images join it with label files that are all ignore (labelId 0,
-    "unlabeled")."""
+    "unlabeled"), and each labelled image appears ``repeat`` times (copies named ``<id>_r<k>``)."""
     import glob
 
     import numpy as np
     from PIL import Image
 
-    split = f"train_l{n}" + ("u" if unlabelled else "")
+    if repeat != 1 and not unlabelled:
+        raise ValueError("--repeat_labelled needs --unlabelled")
+    split = f"train_l{n}" + ("u" if unlabelled else "") + (f"_r{repeat}" if repeat != 1 else "")
     pattern = os.path.join(data_dir, "leftImg8bit", "train", "*", "*_leftImg8bit.png")
     images = sorted(glob.glob(pattern))
     if not 0 < n <= len(images):
@@ -84,11 +90,13 @@ def labelled_split(data_dir, n, unlabelled=False):
         for root, suffixes in files.items():
             out = os.path.join(data_dir, root, split, city)
             os.makedirs(out, exist_ok=True)
-            for suffix in suffixes:
-                link = os.path.join(out, stem + suffix)
-                if not os.path.lexists(link):
-                    os.symlink(os.path.abspath(os.path.join(data_dir, root, "train", city,
-                                                            stem + suffix)), link)
+            for copy in range(repeat):
+                name = stem if copy == 0 else f"{stem}_r{copy}"
+                for suffix in suffixes:
+                    link = os.path.join(out, name + suffix)
+                    if not os.path.lexists(link):
+                        os.symlink(os.path.abspath(os.path.join(data_dir, root, "train", city,
+                                                                stem + suffix)), link)
     return split
 
 
@@ -99,7 +107,8 @@ def train(run_dir, seed, teacher=None):
             f"--data_dir={FLAGS.data_dir}", f"--run_dir={run_dir}", f"--seed={seed}", "--resume",
             f"--epochs={FLAGS.epochs}", f"--val_every={FLAGS.epochs}", *RECIPE]
     if FLAGS.labelled:
-        split = labelled_split(FLAGS.data_dir, FLAGS.labelled, FLAGS.unlabelled)
+        split = labelled_split(FLAGS.data_dir, FLAGS.labelled, FLAGS.unlabelled,
+                               FLAGS.repeat_labelled)
         args += [f"--train_split={split}",
                  "--steps_per_epoch=75"]
     if teacher:
@@ -145,10 +154,11 @@ def main(argv):
     del argv
     rows = []
     for seed in FLAGS.seeds:
-        for kd in (False, True):
+        for kd in {"both": (False, True), "plain": (False,), "kd": (True,)}[FLAGS.runs]:
             length = "" if FLAGS.epochs == 2 else f"_e{FLAGS.epochs}"
             length += f"_l{FLAGS.labelled}" if FLAGS.labelled else ""
             length += "u" if FLAGS.labelled and FLAGS.unlabelled else ""
+            length += f"_r{FLAGS.repeat_labelled}" if FLAGS.repeat_labelled != 1 else ""
             name = f"{FLAGS.student}_{'kd' + FLAGS.tag if kd else 'plain'}{length}_s{seed}"
             run_dir = os.path.join(FLAGS.out_dir, name)
             train(run_dir, seed, FLAGS.teacher if kd else None)

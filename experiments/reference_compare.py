@@ -48,7 +48,8 @@ def define_flags(fv=flags.FLAGS):
          "tfseg runtimes to time (names of tfseg.bench.runtimes.RUNTIMES)."),
         ("string", "out", None, "Markdown file: its reference-compare section is replaced."),
         ("string", "json", None, "JSON file of every raw timing."),
-        ("bool", "merge", False, "Keep the --json rows of networks not measured in this run."),
+        ("bool", "merge", False, "Keep the --json rows of networks not measured in this run "
+         "(same CPU, size and threads; this run may time more runtimes: older rows show '-')."),
     ]:
         getattr(flags, f"DEFINE_{kind}")(name, default, text, flag_values=fv)
     flags.DEFINE_enum("reference_exporter", "auto", ["auto", "dynamo", "torchscript"],
@@ -349,6 +350,9 @@ def markdown(doc):
             notes.append(f"- `{r['network']}` timed with {r.get('settle_s', 0):g} s of settling "
                          "calls (an older run: the candidate after an onnxruntime session "
                          "paid for its spinning threads)")
+        missing = [k for k in runtimes if k not in r.get("times_ms", {}) and k not in r["reasons"]]
+        if missing:
+            notes.append(f"- `{r['network']}` not timed with {', '.join(missing)} (an older run)")
         if r.get("tfseg_input_size"):
             notes.append(f"- `{r['network']}` tfseg runs at {r['tfseg_input_size']} (its stride)")
     caveat = ("tflite_int8 latencies here are calibrated on random inputs: they measure speed "
@@ -380,10 +384,12 @@ def merged_rows(rows, doc, path):
         return rows
     with open(path) as f:
         old = json.load(f)
-    keys = ("cpu", "input_size", "threads", "tfseg_runtimes")
-    if any(old.get(k) != doc[k] for k in keys):
+    keys = ("cpu", "input_size", "threads")
+    if any(old.get(k) != doc[k] for k in keys) or not set(old.get("tfseg_runtimes", ())) <= set(
+            doc["tfseg_runtimes"]):
         raise app.UsageError(f"--merge: {path} was measured with other settings "
-                             f"{ {k: old.get(k) for k in keys} }")
+                             f"{ {k: old.get(k) for k in (*keys, 'tfseg_runtimes')} } (runtimes "
+                             "may only be added)")
     done = {r["network"] for r in rows}
     return rows + [r for r in old["rows"] if r["network"] not in done]
 

@@ -121,3 +121,33 @@ def test_reference_compare_errors_name_the_culprit(script, tmp_path):
     opts = _options(script, [f"--reference_dir={tmp_path}", "--tfseg_runtimes=nope"])
     with pytest.raises(app.UsageError, match="nope"):  # before anything is built
         script.run(opts)
+
+
+def test_merge_keeps_older_rows_and_may_add_runtimes(script, tmp_path):
+    """--merge keeps the rows of networks not measured now; a run may time more runtimes than the
+    file's (older rows show '-' there and a note says so), but not fewer or other settings."""
+    def row(name, times):
+        r = {"network": name, "reasons": {}, "settle_s": 0.2, "command": "c",
+             "times_ms": {k: [v] for k, v in times.items()}}
+        return script.summarize(r, [k for k in times if not k.startswith("reference")])
+
+    base = {"cpu": "x", "input_size": "64x128", "threads": 2, "rounds": 1, "warmup": 1,
+            "torch": "t", "onnxruntime": "o", "omp_wait_policy": "PASSIVE"}
+    path = tmp_path / "r.json"
+    old = {**base, "tfseg_runtimes": ["tflite"], "rows": [
+        row("enet", {"reference_eager": 90.0, "reference_onnx": 40.0, "tflite": 30.0}),
+        row("erfnet", {"reference_eager": 90.0, "reference_onnx": 40.0, "tflite": 30.0})]}
+    path.write_text(json.dumps(old))
+    doc = {**base, "tfseg_runtimes": ["tflite", "onnxruntime_int8"]}
+    new = [row("enet", {"reference_eager": 90.0, "reference_onnx": 40.0, "tflite": 30.0,
+                        "onnxruntime_int8": 15.0})]
+    doc["rows"] = script.merged_rows(new, doc, str(path))
+    assert [r["network"] for r in doc["rows"]] == ["enet", "erfnet"]
+    assert doc["rows"][0]["best"] == "onnxruntime_int8" and doc["rows"][1]["best"] == "tflite"
+    text = script.markdown(doc)
+    assert "| `erfnet` | 90 | 40 | 30 | - | 30 (tflite) |" in text
+    assert "`erfnet` not timed with onnxruntime_int8 (an older run)" in text
+    assert "`enet` not timed" not in text
+    for other in ({"tfseg_runtimes": ["onnxruntime"]}, {"threads": 4}):
+        with pytest.raises(app.UsageError, match="other settings"):
+            script.merged_rows(new, {**doc, **other}, str(path))

@@ -320,6 +320,46 @@ def test_channel_shuffle_as_transpose_where_the_size_is_static():
     assert "GATHER" not in ops and ops.get("TRANSPOSE") == 1
 
 
+def test_onnx_channel_shuffle_runs_on_the_nchw_tensor():
+    """tf2onnx wraps the NHWC shuffle in transposes to and from NCHW; onnx_layout rewrites it as
+    reshape (N, g, C/g, H, W) -> transpose -> reshape on the NCHW tensor: one transpose per
+    shuffle, the NHWC copy kept only where a consumer reads it (here the channel split), and the
+    same outputs as Keras."""
+    import onnx
+    import onnxruntime as ort
+
+    from tfseg.export_lib import onnx_export
+    from tfseg.export_lib.onnx_export import convert_onnx
+    from tfseg.layers import ChannelShuffle, ChannelSplit
+
+    inp = keras.Input((8, 12, 3), batch_size=1)
+    x = keras.layers.Conv2D(12, 1, name="c1")(inp)
+    a = keras.layers.Conv2D(4, 1, name="c2")(ChannelShuffle(3, name="s1")(x))  # NCHW user only
+    y = ChannelShuffle(2, name="s2")(x)
+    left, right = ChannelSplit(2, name="split")(y)  # a consumer of the NHWC tensor
+    z = keras.layers.Concatenate()([a, keras.layers.Add()([left, right])])
+    model = inference_model(keras.Model(inp, z), transpose_shuffle=True)[0]
+    original = onnx_export.nchw_channel_shuffles
+    try:
+        onnx_export.nchw_channel_shuffles = lambda proto: 0
+        plain = convert_onnx(model, opset=17, input_shape=(1, 8, 12))
+    finally:
+        onnx_export.nchw_channel_shuffles = original
+    proto = convert_onnx(model, opset=17, input_shape=(1, 8, 12))
+    onnx.checker.check_model(proto)
+
+    def perms(p):
+        return [list(n.attribute[0].ints) for n in p.graph.node if n.op_type == "Transpose"]
+
+    assert [0, 1, 2, 4, 3] in perms(plain) and [0, 1, 2, 4, 3] not in perms(proto)
+    assert perms(proto).count([0, 2, 1, 3, 4]) == 2  # the two shuffles, in NCHW
+    assert len(perms(proto)) < len(perms(plain))
+    xs = np.random.default_rng(0).standard_normal((1, 8, 12, 3)).astype("float32")
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": xs})[0]
+    np.testing.assert_allclose(got, np.asarray(model(xs)), atol=1e-5)
+
+
 def _static_copy(model):
     """(inputs, outputs) of ``model``'s layers re-applied to a static 8x12x3 input."""
     inp = keras.Input((8, 12, 3), batch_size=1)

@@ -1,7 +1,8 @@
 """ONNX conversion with tf2onnx, the per-target op check, and an onnxruntime runner.
 
 The graph is traced from a ``tf.function`` that calls the (BN-folded) Keras model, and converted
-with ``tf2onnx.convert.from_function`` at the target's opset. Input ``images`` (NHWC float32,
+with ``tf2onnx.convert.from_function`` at the target's opset; channel shuffles are then rewritten
+on the NCHW tensor (``onnx_layout``). Input ``images`` (NHWC float32,
 normalised as ``tfseg.data.normalize``), output ``logits`` (NHWC), and ``instance`` (NHWC, the
 centre (y, x) of every pixel's instance in input pixels) for a ``--task=instance`` model. tf2onnx
 keeps the TF op names (``<model>_1/<layer>_1/<op>``), which is how offending nodes are traced back
@@ -13,6 +14,7 @@ import logging
 
 from tfseg.export_lib.errors import ExportError
 from tfseg.export_lib.graph import LOGITS, layer_for_op, named_outputs, output_names
+from tfseg.export_lib.onnx_layout import nchw_channel_shuffles
 from tfseg.export_lib.targets import (
     RESIZE_COORDINATE_MODES,
     RESIZE_MODES,
@@ -47,6 +49,7 @@ def convert_onnx(model, *, opset, input_shape):
     names = [o.name for o in proto.graph.output]
     if sorted(names) != sorted(expected):
         raise ExportError(f"unexpected ONNX outputs {names}; expected {expected}")
+    nchw_channel_shuffles(proto)
     return proto
 
 

@@ -1,0 +1,153 @@
+"""Layout clean-up of tf2onnx's graphs: channel shuffles in NCHW.
+
+tf2onnx converts a TensorFlow (NHWC) graph to ONNX's NCHW convolutions by wrapping every
+layout-sensitive op in transposes and then pushing them as far as it can; a ``Reshape`` stops them.
+A channel shuffle written as reshape (g, C/g) -> transpose -> reshape
+(``graph._TransposeChannelShuffle``) therefore costs three full-tensor transposes in the ONNX file:
+NCHW -> NHWC, the shuffle's own transpose of two small inner axes (a slow strided copy), and
+NHWC -> NCHW again. Lite-HRNet has 49 shuffles; its fp32 onnxruntime latency was twice the
+PyTorch reference's ONNX, whose shuffle is one transpose of whole (H, W) planes.
+
+``nchw_channel_shuffles`` rewrites each such chain on the NCHW tensor
+(reshape (N, g, C/g, H, W) -> transpose (0, 2, 1, 3, 4) -> reshape (N, C, H, W)), keeps the NHWC
+result as a transpose of it for consumers that need it, and removes the transposes back to NCHW
+that follow. The same permutation of the same values: outputs are bit-identical.
+"""
+
+import numpy as np
+
+NCHW_TO_NHWC = [0, 2, 3, 1]
+NHWC_TO_NCHW = [0, 3, 1, 2]
+
+
+def _perm(node):
+    for a in node.attribute:
+        if a.name == "perm":
+            return list(a.ints)
+    return None
+
+
+def _consumers(graph):
+    users = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    return users
+
+
+def nchw_channel_shuffles(proto):
+    """Rewrite tf2onnx's NHWC channel shuffles of ``proto`` (an ``onnx.ModelProto``, changed in
+    place) on the NCHW tensor; returns the number rewritten."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    consts = {init.name: init for init in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    users = _consumers(graph)
+
+    def const(name):
+        return numpy_helper.to_array(consts[name]) if name in consts else None
+
+    def sole_user(name):
+        nodes = users.get(name, [])
+        return nodes[0] if len(nodes) == 1 and name not in outputs else None
+
+    drop, rewritten, added = set(), 0, []
+    for t2 in list(graph.node):
+        if t2.op_type != "Transpose" or _perm(t2) != [0, 1, 2, 4, 3]:
+            continue
+        r1 = producer.get(t2.input[0])
+        if r1 is None or r1.op_type != "Reshape" or sole_user(r1.output[0]) is not t2:
+            continue
+        t1 = producer.get(r1.input[0])
+        if t1 is None or t1.op_type != "Transpose" or _perm(t1) != NCHW_TO_NHWC:
+            continue
+        r2 = sole_user(t2.output[0])
+        if r2 is None or r2.op_type != "Reshape":
+            continue
+        shape5, shape4 = const(r1.input[1]), const(r2.input[1])
+        if shape5 is None or shape4 is None or len(shape5) != 5 or len(shape4) != 4:
+            continue
+        _, h, w, g, c = (int(v) for v in shape5)
+        if list(shape4[1:]) != [h, w, g * c] or min(h, w, g, c) <= 0:
+            continue
+        x, y = t1.input[0], r2.output[0]
+        stem = r2.name or y
+        a_shape, b_shape = f"{stem}/nchw_shape5", f"{stem}/nchw_shape4"
+        graph.initializer.extend([
+            numpy_helper.from_array(np.array([-1, g, c, h, w], np.int64), a_shape),
+            numpy_helper.from_array(np.array([-1, g * c, h, w], np.int64), b_shape),
+        ])
+        z = f"{stem}/nchw"
+        added += [
+            helper.make_node("Reshape", [x, a_shape], [f"{stem}/nchw_split"],
+                             name=f"{stem}/nchw_reshape5"),
+            helper.make_node("Transpose", [f"{stem}/nchw_split"], [f"{stem}/nchw_swapped"],
+                             perm=[0, 2, 1, 3, 4], name=f"{stem}/nchw_transpose"),
+            helper.make_node("Reshape", [f"{stem}/nchw_swapped", b_shape], [z],
+                             name=f"{stem}/nchw_reshape4"),
+        ]
+        drop.update(id(n) for n in (r1, t2, r2))
+        # consumers that transpose the shuffled tensor back to NCHW read the NCHW result instead
+        keep_nhwc = y in outputs
+        for user in users.get(y, []):
+            if user.op_type == "Transpose" and _perm(user) == NHWC_TO_NCHW:
+                _rename_input(graph, user.output[0], z)
+                drop.add(id(user))
+            else:
+                keep_nhwc = True
+        if keep_nhwc:
+            added.append(helper.make_node("Transpose", [z], [y], perm=NCHW_TO_NHWC,
+                                          name=f"{stem}/to_nhwc"))
+        rewritten += 1
+    if rewritten:
+        freed = {name for n in graph.node if id(n) in drop for name in n.input}
+        kept = _without_dead_transposes([n for n in graph.node if id(n) not in drop] + added,
+                                        outputs)
+        del graph.node[:]
+        graph.node.extend(_topological(kept, graph))
+        read = {name for n in graph.node for name in n.input}
+        unused = [i for i in graph.initializer if i.name in freed and i.name not in read]
+        for init in unused:  # the dropped reshapes' shapes
+            graph.initializer.remove(init)
+    return rewritten
+
+
+def _without_dead_transposes(nodes, outputs):
+    """``nodes`` less the transposes that nothing reads any more (to NHWC before a rewritten
+    shuffle, possibly shared by several)."""
+    while True:
+        read = {name for n in nodes for name in n.input} | outputs
+        dead = {id(n) for n in nodes if n.op_type == "Transpose" and n.output[0] not in read}
+        if not dead:
+            return nodes
+        nodes = [n for n in nodes if id(n) not in dead]
+
+
+def _rename_input(graph, old, new):
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+    for out in graph.output:
+        if out.name == old:  # pragma: no cover  (a graph output is never a dropped transpose)
+            raise ValueError(f"cannot rename graph output {old}")
+
+
+def _topological(nodes, graph):
+    """``nodes`` in an order where every input is produced before it is read."""
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(nodes), []
+    while pending:
+        rest = []
+        for node in pending:
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(pending):
+            raise ValueError(f"ONNX graph has a cycle or a missing input at {rest[0].name}")
+        pending = rest
+    return ordered
