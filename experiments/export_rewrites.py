@@ -10,6 +10,12 @@ export"; docs/results.md):
 reshape (``graph._TransposeChannelShuffle``, now), each in int8 LiteRT and in onnxruntime (fp32),
 with the largest logit difference of the ONNX copy from the Keras model (both are exact forms).
 
+``--rewrite=onnx_shuffle``: the ONNX conversion's channel shuffles as tf2onnx writes them (a
+transpose to NHWC, the shuffle's transpose of two inner axes, a transpose back to NCHW) against
+``onnx_layout.nchw_channel_shuffles`` (now: one transpose on the NCHW tensor), in onnxruntime fp32
+and int8 (QDQ, calibrated on the same random inputs), with each one's largest logit difference
+from the Keras model.
+
 ``--rewrite=selu``: SELU as the converter writes it (GREATER / EXP / SUB / SELECT) against
 ``graph._EluFormSELU`` (now, for int8), in int8 and fp32 LiteRT, with each one's error against
 the Keras logits (MiniNet is the zoo's SELU network).
@@ -71,7 +77,7 @@ TFLITE_REWRITES = {
     # the inner upsamplings as slices against RESIZE_BILINEAR
     "int8_resize": ("native_resize", {"slices": False, "native": True}, ("int8",)),
 }
-REWRITE_NAMES = ["prelu", "shuffle", *TFLITE_REWRITES]
+REWRITE_NAMES = ["prelu", "shuffle", "onnx_shuffle", *TFLITE_REWRITES]
 flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
@@ -128,6 +134,28 @@ def shuffle_rows(model, size, rep):
     return runners, rows
 
 
+def onnx_shuffle_rows(model, size, rep):
+    """``{runner name: runner}`` and ``{form: row}`` for ``--rewrite=onnx_shuffle``."""
+    from tfseg.bench.runtimes import export_copy
+    from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
+    from tfseg.export_lib.onnx_int8 import quantize_onnx
+
+    want = np.asarray(model(rep[0]))
+    copy = export_copy(model, {}, "onnx")
+    runners, rows = {}, {}
+    for form, on in (("nhwc", False), ("nchw", True)):
+        proto = convert_onnx(copy, opset=17, input_shape=(1, *size), nchw_shuffles=on)
+        fp32, int8 = OnnxRunner(proto, threads=FLAGS.threads), OnnxRunner(
+            quantize_onnx(proto, rep), threads=FLAGS.threads)
+        runners[f"{form} onnxruntime"], runners[f"{form} onnxruntime_int8"] = fp32, int8
+        rows[form] = {
+            "transposes": sum(n.op_type == "Transpose" for n in proto.graph.node),
+            "fp32_max_abs_logit_diff": float(np.abs(fp32(rep[0]) - want).max()),
+            "int8_argmax_agreement": float(np.mean(int8(rep[0]).argmax(-1) == want.argmax(-1))),
+        }
+    return runners, rows
+
+
 def tflite_forms(model, size, rep, option, forms, precisions=("int8", "fp32")):
     """``{runner name: runner}`` and ``{form: {precision: row}}``: the LiteRT export (int8 and
     fp32) with ``inference_model``'s ``option`` set to each value of ``forms`` (``{form: value}``),
@@ -175,6 +203,8 @@ def main(argv):
             rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
             if FLAGS.rewrite == "shuffle":
                 runners, rows = shuffle_rows(model, size, rep)
+            elif FLAGS.rewrite == "onnx_shuffle":
+                runners, rows = onnx_shuffle_rows(model, size, rep)
             else:
                 option, forms, precisions = TFLITE_REWRITES[FLAGS.rewrite]
                 runners, rows = tflite_forms(model, size, rep, option, forms, precisions)

@@ -328,7 +328,6 @@ def test_onnx_channel_shuffle_runs_on_the_nchw_tensor():
     import onnx
     import onnxruntime as ort
 
-    from tfseg.export_lib import onnx_export
     from tfseg.export_lib.onnx_export import convert_onnx
     from tfseg.layers import ChannelShuffle, ChannelSplit
 
@@ -339,12 +338,7 @@ def test_onnx_channel_shuffle_runs_on_the_nchw_tensor():
     left, right = ChannelSplit(2, name="split")(y)  # a consumer of the NHWC tensor
     z = keras.layers.Concatenate()([a, keras.layers.Add()([left, right])])
     model = inference_model(keras.Model(inp, z), transpose_shuffle=True)[0]
-    original = onnx_export.nchw_channel_shuffles
-    try:
-        onnx_export.nchw_channel_shuffles = lambda proto: 0
-        plain = convert_onnx(model, opset=17, input_shape=(1, 8, 12))
-    finally:
-        onnx_export.nchw_channel_shuffles = original
+    plain = convert_onnx(model, opset=17, input_shape=(1, 8, 12), nchw_shuffles=False)
     proto = convert_onnx(model, opset=17, input_shape=(1, 8, 12))
     onnx.checker.check_model(proto)
 

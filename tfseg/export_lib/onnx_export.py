@@ -26,9 +26,10 @@ INPUT_NAME = "images"
 OUTPUT_NAME = LOGITS
 
 
-def convert_onnx(model, *, opset, input_shape):
+def convert_onnx(model, *, opset, input_shape, nchw_shuffles=True):
     """``onnx.ModelProto`` of ``model`` for inputs of ``input_shape`` = (batch, H, W), None =
-    dynamic."""
+    dynamic; ``nchw_shuffles=False`` leaves tf2onnx's channel shuffles as they are (for
+    comparisons)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -49,7 +50,8 @@ def convert_onnx(model, *, opset, input_shape):
     names = [o.name for o in proto.graph.output]
     if sorted(names) != sorted(expected):
         raise ExportError(f"unexpected ONNX outputs {names}; expected {expected}")
-    nchw_channel_shuffles(proto)
+    if nchw_shuffles:
+        nchw_channel_shuffles(proto)
     return proto
 
 
