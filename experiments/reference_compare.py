@@ -335,7 +335,7 @@ def markdown(doc):
         + " | tfseg best | best vs eager | best vs ref ONNX | >= 3x eager | >= 2x ref ONNX |",
         "|---" * (8 + len(runtimes)) + "|",
     ]
-    notes = []
+    notes, untimed = [], {}
     for r in sorted(doc["rows"], key=lambda r: r["network"]):
         med = r["median_ms"]
         cell = [f"{med[k]:.0f}" if k in med else "-" for k in (EAGER, ONNX, *runtimes)]
@@ -350,11 +350,13 @@ def markdown(doc):
             notes.append(f"- `{r['network']}` timed with {r.get('settle_s', 0):g} s of settling "
                          "calls (an older run: the candidate after an onnxruntime session "
                          "paid for its spinning threads)")
-        missing = [k for k in runtimes if k not in r.get("times_ms", {}) and k not in r["reasons"]]
-        if missing:
-            notes.append(f"- `{r['network']}` not timed with {', '.join(missing)} (an older run)")
+        for k in runtimes:
+            if k not in r.get("times_ms", {}) and k not in r["reasons"]:
+                untimed.setdefault(k, []).append(f"`{r['network']}`")
         if r.get("tfseg_input_size"):
             notes.append(f"- `{r['network']}` tfseg runs at {r['tfseg_input_size']} (its stride)")
+    notes += [f"- not timed with {k} (older runs, before it joined the table): {', '.join(v)}"
+              for k, v in untimed.items()]
     caveat = ("tflite_int8 latencies here are calibrated on random inputs: they measure speed "
               "only; whether an int8 model is accurate enough is judged by "
               "`tfseg.export --verify`.")
