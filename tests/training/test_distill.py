@@ -123,14 +123,17 @@ def _config(tmp, teacher, epochs=1, run="student", **train):
 
 
 @pytest.mark.slow
-def test_distilled_run_trains_resumes_and_saves_the_student_only(tmp_path):
+def test_distilled_run_trains_resumes_and_saves_the_student_only(tmp_path, capsys):
     from tfseg.models.saving import load_model, save_model_atomic
     from tfseg.training import train
 
     teacher_path = str(tmp_path / "teacher.keras")
     # as tfseg.train writes model.keras (its outputs a one-element list when read back)
-    save_model_atomic(_teacher(19), teacher_path, include_optimizer=False)
+    teacher = _teacher(19)
+    save_model_atomic(teacher, teacher_path, include_optimizer=False)
     first = train(_config(tmp_path, teacher_path, kd_loss="cwd", kd_pixels="all"))
+    # the plan counts the student's parameters and names the teacher's apart
+    assert f"(+ a frozen teacher of {teacher.count_params():,})" in capsys.readouterr().out
     second = train(_config(tmp_path, teacher_path, epochs=2, kd_loss="cwd", kd_pixels="all"))
     assert second["history"][0] == first["history"][0] and len(second["history"]) == 2
     assert all(np.isfinite(h["loss"]) for h in second["history"])

@@ -13,8 +13,13 @@ from tfseg.training.callbacks import EMAUpdate, EpochEnd, StageTimer
 
 def print_plan(model, spec, num_train, steps, plans, dist=None):
     """One line about the run, one about its distribution, and one per progressive stage."""
+    from tfseg.layers.teacher import FrozenTeacher
+
+    teacher = next((layer for layer in model.layers if isinstance(layer, FrozenTeacher)), None)
+    count = model.count_params() - (teacher.count_params() if teacher is not None else 0)
+    frozen = f" (+ a frozen teacher of {teacher.count_params():,})" if teacher is not None else ""
     print(
-        f"model {model.name}: {model.count_params():,} parameters; dataset {spec.name} "
+        f"model {model.name}: {count:,} parameters{frozen}; dataset {spec.name} "
         f"({num_train} train images, {spec.num_classes} classes); {steps} steps/epoch"
     )
     if dist is not None and dist.mode != "none":
