@@ -61,8 +61,8 @@ def labelled_split(data_dir, n, unlabelled=False, repeat=1):
     import numpy as np
     from PIL import Image
 
-    if repeat != 1 and not unlabelled:
-        raise ValueError("--repeat_labelled needs --unlabelled")
+    if repeat < 1 or (repeat != 1 and not unlabelled):
+        raise ValueError(f"--repeat_labelled={repeat}: a positive count, with --unlabelled")
     split = f"train_l{n}" + ("u" if unlabelled else "") + (f"_r{repeat}" if repeat != 1 else "")
     pattern = os.path.join(data_dir, "leftImg8bit", "train", "*", "*_leftImg8bit.png")
     images = sorted(glob.glob(pattern))
