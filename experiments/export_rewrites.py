@@ -41,6 +41,11 @@ scores (``graph._FloatFinalResize``), in int8 LiteRT.
 ``--rewrite=int8_resize``: the other bilinear upsamplings (inside the network) in int8, as the
 slice form against one int8 RESIZE_BILINEAR (``graph._NativeBilinearUpsample``), in int8 LiteRT.
 
+``--rewrite=deconv_kernels``: transposed convolutions whose kernel is not twice their stride
+(3x3/2 in ADSCNet, ERFNet, LinkNet, ...; ENet's 2x2/2) as TRANSPOSE_CONV against the sub-pixel
+form (``graph._SubPixelConvTranspose`` over the window of input rows its taps reach), in int8 and
+fp32 LiteRT.
+
 ``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
 same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
@@ -76,6 +81,9 @@ TFLITE_REWRITES = {
     "final_resize": ("float_final_resize", {"int8": False, "float": True}, ("int8",)),
     # the inner upsamplings as slices against RESIZE_BILINEAR
     "int8_resize": ("native_resize", {"slices": False, "native": True}, ("int8",)),
+    # transposed convolutions of kernel k != 2s (3x3/2 and 2x2/2) as TRANSPOSE_CONV against the
+    # sub-pixel form (a 2x2 or 1x1 convolution + DEPTH_TO_SPACE)
+    "deconv_kernels": ("subpixel_any_kernel", {"2s_only": False, "any": True}, ("int8", "fp32")),
 }
 REWRITE_NAMES = ["prelu", "shuffle", "onnx_shuffle", *TFLITE_REWRITES]
 flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")

@@ -423,41 +423,49 @@ def prelu_eligible(layer):
 
 
 class _SubPixelConvTranspose(keras.layers.Layer):
-    """A ``Conv2DTranspose`` (stride s, kernel 2s, "same") as dense convolutions followed by
-    depth-to-space: the same function, computed without the transposed-convolution kernels.
+    """A ``Conv2DTranspose`` (stride s, kernel k with s <= k <= 2s, "same") as dense convolutions
+    followed by depth-to-space: the same function, computed without the transposed-convolution
+    kernels.
 
-    Output pixel ``q*s + p`` of a stride-s transposed convolution with kernel 2s and "same" padding
-    (``s // 2`` before) receives input pixels ``q - 1 .. q + 1``: rows ``q - 1, q`` for the phases
-    ``p < s - s // 2`` and rows ``q, q + 1`` for the others (``subpixel_weights``).
+    Output pixel ``q*s + p`` of a stride-s transposed convolution with kernel k and "same" padding
+    (``(k - s) // 2`` before) receives input pixel ``q + d`` through kernel tap
+    ``p + (k - s) // 2 - d*s``; for s <= k <= 2s every tap has d in {-1, 0, 1}
+    (``subpixel_weights`` writes them into one 3x3 kernel with ``s*s*C_out`` outputs, channel
+    ``(py*s + px)*C + c`` for phase (py, px)). ``subpixel_window`` gives the rows (and columns) of
+    that kernel that hold a tap: all three for k = 2s; d in {-1, 0} for k = 3, s = 2 (ADSCNet,
+    ERFNet, LinkNet); d = 0 alone for k = s.
 
-    - s = 2: the phases split into four quadrants, each reading a 2x2 window of the input; four
-      2x2 convolutions (one per quadrant, on the input padded by one and shifted), concatenated,
-      then ``depth_to_space(2)`` (``phase_weights``, which handles any even s). Only the non-zero
+    - k = 2s, s = 2 (``allow_quadrants``): the phases split into four quadrants, each reading a 2x2
+      window of the input; four 2x2 convolutions (one per quadrant, on the input padded by one and
+      shifted), concatenated, then ``depth_to_space(2)`` (``phase_weights``). Only the non-zero
       taps are computed: 4/9 of the 3x3 form's multiply-adds, as many as the transposed
       convolution itself. UNet-ResNet18 at 512x1024, LiteRT fp32, 2 cores (five x2 upsamplings,
       7.7 of 13.8 GMACs were zero taps): 16 % faster than the 3x3 form in an interleaved run
       under load; the idle benchmark went from 543 to 342 ms (docs/results.md).
-    - s > 2: one 3x3 convolution whose output channel ``(py*s + px)*C + c`` holds the phase-(py, px)
-      taps, then ``depth_to_space(s)``. For tfseg's x4 / x8 label-space upsamplings (few channels)
-      this measured as fast as the quadrant form, whose extra concatenation and second
+    - otherwise: one convolution over the window (3x3 "same" for k = 2s; 2x2 on the input padded
+      by one row and column before it for k = 3, s = 2; 1x1 for k = s), then
+      ``depth_to_space(s)``. For tfseg's x4 / x8 label-space upsamplings (few channels) the 3x3
+      form measured as fast as the quadrant form, whose extra concatenation and second
       depth-to-space pass over the full-size output cost what the zero taps cost.
 
     Both run several times faster on CPU runtimes than their transposed-convolution kernels
     (RTSeg's x8 label-space upsampling: LiteRT ~300 ms -> ~70 ms, onnxruntime ~210 -> ~95 ms at
-    512x1024 on 2 cores). onnxruntime's own ConvTranspose is faster than both forms at s = 2, so the
-    ONNX export rewrites only s >= 4 (``REWRITES`` in ``pipeline.py``).
+    512x1024 on 2 cores). onnxruntime's own ConvTranspose is faster than both forms at k = 4,
+    s = 2, so the ONNX export rewrites those only from s >= 4 (``REWRITES`` in ``pipeline.py``).
     """
 
-    def __init__(self, filters, stride, activation=None, allow_quadrants=True, **kwargs):
+    def __init__(self, filters, stride, activation=None, allow_quadrants=True, window=(0, 2),
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.stride = int(stride)
         self.activation = keras.activations.get(activation)
         self.allow_quadrants = bool(allow_quadrants)
+        self.window = (int(window[0]), int(window[1]))
 
     @property
     def quadrants(self):
-        return self.allow_quadrants and self.stride == 2
+        return self.allow_quadrants and self.stride == 2 and self.window == (0, 2)
 
     def build(self, input_shape):
         s, c_in = self.stride, input_shape[-1]
@@ -469,8 +477,8 @@ class _SubPixelConvTranspose(keras.layers.Layer):
             ]
             self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
         else:
-            s2c = s * s * self.filters
-            self.kernel = self.add_weight(name="kernel", shape=(3, 3, c_in, s2c))
+            n, s2c = self.window[1] - self.window[0] + 1, s * s * self.filters
+            self.kernel = self.add_weight(name="kernel", shape=(n, n, c_in, s2c))
             self.bias = self.add_weight(name="bias", shape=(s2c,), initializer="zeros")
 
     def call(self, x):
@@ -478,8 +486,15 @@ class _SubPixelConvTranspose(keras.layers.Layer):
 
         s = self.stride
         if not self.quadrants:
-            y = tf.nn.conv2d(x, self.kernel, strides=1, padding="SAME") + self.bias
-            return self.activation(tf.nn.depth_to_space(y, s))
+            a0, a1 = self.window
+            if (a0, a1) == (0, 2):
+                y = tf.nn.conv2d(x, self.kernel, strides=1, padding="SAME")
+            else:  # input rows q + a0 - 1 .. q + a1 - 1 for output row q
+                pads = [[0, 0], [1 - a0, a1 - 1], [1 - a0, a1 - 1], [0, 0]]
+                if a0 != 1 or a1 != 1:
+                    x = tf.pad(x, pads)
+                y = tf.nn.conv2d(x, self.kernel, strides=1, padding="VALID")
+            return self.activation(tf.nn.depth_to_space(y + self.bias, s))
         xp = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
         h, w = tf.shape(x)[1], tf.shape(x)[2]
         parts = []
@@ -497,39 +512,57 @@ class _SubPixelConvTranspose(keras.layers.Layer):
 
 def subpixel_eligible(layer):
     """Whether a Conv2DTranspose can become ``_SubPixelConvTranspose`` (square stride s >= 2,
-    kernel 2s, "same", no dilation or output padding, channels-last)."""
+    square kernel k with s <= k <= 2s, "same" (or "valid" where k = s: the same function), no
+    dilation or output padding, channels-last)."""
     if type(layer) is not keras.layers.Conv2DTranspose:
         return False
     sy, sx = layer.strides
+    ky, kx = layer.kernel_size
     return (
         sy == sx >= 2
-        and tuple(layer.kernel_size) == (2 * sy, 2 * sx)
-        and layer.padding == "same"
+        and ky == kx
+        and sy <= ky <= 2 * sy
+        and (layer.padding == "same" or ky == sy)
         and tuple(layer.dilation_rate) == (1, 1)
         and layer.output_padding is None
         and layer.data_format == "channels_last"
     )
 
 
-def subpixel_weights(kernel, bias, stride):
-    """Kernel (2s, 2s, C_out, C_in) and bias of a transposed convolution -> 3x3 kernel
-    (3, 3, C_in, s*s*C_out) and bias of the equivalent sub-pixel convolution (see the layer)."""
-    s = int(stride)
-    k = 2 * s
-    pad = s // 2
+def _subpixel_taps(k, s):
+    """(a, p, ky) for every tap of a "same" transposed convolution with kernel k and stride s:
+    row a of the 3x3 sub-pixel kernel (input row q + a - 1), output phase p, kernel row ky."""
+    pad = (k - s) // 2
+    taps = []
+    for a in range(3):
+        for p in range(s):
+            ky = (1 - a) * s + p + pad
+            if 0 <= ky < k:
+                taps.append((a, p, ky))
+    return taps
+
+
+def subpixel_window(kernel_size, stride):
+    """The rows (a0, a1) of the 3x3 sub-pixel kernel that hold a tap (see the layer)."""
+    rows = [a for a, _, _ in _subpixel_taps(int(kernel_size), int(stride))]
+    return min(rows), max(rows)
+
+
+def subpixel_weights(kernel, bias, stride, window=(0, 2)):
+    """Kernel (k, k, C_out, C_in) and bias of a transposed convolution -> kernel
+    (n, n, C_in, s*s*C_out), n = a1 - a0 + 1 for ``window`` = (a0, a1), and bias of the equivalent
+    sub-pixel convolution (see the layer)."""
+    s, k = int(stride), kernel.shape[0]
     c_out, c_in = kernel.shape[2], kernel.shape[3]
     out = np.zeros((3, 3, c_in, s, s, c_out), dtype=np.float64)
-    for a in range(3):  # input row q + a - 1
-        for p in range(s):  # output phase
-            ky = (1 - a) * s + p + pad
-            if not 0 <= ky < k:
-                continue
-            for b in range(3):
-                for r in range(s):
-                    kx = (1 - b) * s + r + pad
-                    if 0 <= kx < k:
-                        out[a, b, :, p, r, :] = kernel[ky, kx].T
-    return out.reshape(3, 3, c_in, s * s * c_out), np.tile(np.asarray(bias, np.float64), s * s)
+    taps = _subpixel_taps(k, s)
+    for a, p, ky in taps:
+        for b, r, kx in taps:
+            out[a, b, :, p, r, :] = kernel[ky, kx].T
+    a0, a1 = window
+    n = a1 - a0 + 1
+    out = out[a0 : a1 + 1, a0 : a1 + 1]
+    return out.reshape(n, n, c_in, s * s * c_out), np.tile(np.asarray(bias, np.float64), s * s)
 
 
 def phase_weights(kernel, bias, stride):
@@ -656,6 +689,7 @@ def inference_model(
     grouped_conv="keras",
     subpixel_min_stride=None,
     subpixel_quadrants=True,
+    subpixel_any_kernel=True,
     prelu_as_max=False,
     native_resize=False,
     transpose_shuffle=False,
@@ -698,7 +732,8 @@ def inference_model(
     ``subpixel_min_stride``: transposed convolutions with at least this stride that
     ``subpixel_eligible`` accepts become dense convolutions + depth-to-space
     (``_SubPixelConvTranspose``; None: none); ``subpixel_quadrants=False`` keeps the 3x3 form at
-    stride 2 too.
+    stride 2 too; ``subpixel_any_kernel=False`` rewrites only kernels 2s (the rule until session
+    21; kept to measure against, ``experiments/export_rewrites.py --rewrite=deconv_kernels``).
     Returns ``(new_model, info)``; ``info`` = ``{"batchnorm_layers": int, "folded": [bn names],
     "unfolded": {bn name: reason}, "native_grouped_convs": int, "subpixel_deconvs": [names],
     "prelu_as_max": [names], "prelu_kept": [names]}``.
@@ -764,6 +799,7 @@ def inference_model(
             subpixel_min_stride is not None
             and subpixel_eligible(layer)
             and layer.strides[0] >= subpixel_min_stride
+            and (subpixel_any_kernel or layer.kernel_size[0] == 2 * layer.strides[0])
         ):
             subpixel.append(layer.name)
             return _SubPixelConvTranspose(
@@ -771,6 +807,7 @@ def inference_model(
                 layer.strides[0],
                 activation=config["activation"],
                 allow_quadrants=subpixel_quadrants,
+                window=subpixel_window(layer.kernel_size[0], layer.strides[0]),
                 name=layer.name,
             )
         if (
@@ -799,7 +836,9 @@ def inference_model(
                 kernels, bias = phase_weights(weights[0], weights[1], layer.stride)
                 weights = [*kernels, bias]
             else:
-                weights = list(subpixel_weights(weights[0], weights[1], layer.stride))
+                weights = list(
+                    subpixel_weights(weights[0], weights[1], layer.stride, layer.window)
+                )
         layer.set_weights(
             [np.asarray(w).astype(v.dtype) for w, v in zip(weights, layer.get_weights())]
         )

@@ -37,6 +37,9 @@ FORMAT_PRECISIONS = {
 # label-space upsampling; onnxruntime's own ConvTranspose is the fastest at x2). x2 ones become
 # four 2x2 quadrant convolutions, except in int8 LiteRT, where the one 3x3 convolution measured
 # faster (UNet-ResNet18 at 512x1024, 2 cores, idle: 481 against 507 ms; in fp32 quadrants win).
+# Since session 21 every kernel from s to 2s qualifies (3x3/2 as one 2x2 convolution, 2x2/2 as a
+# 1x1): faster in LiteRT int8 and fp32 for each network measured (LinkNet int8 88 -> 74 ms), but
+# slower in onnxruntime at x2, whose DepthToSpace is slow (ADSCNet 133 -> 164 ms; docs/results.md).
 # native_resize: one bilinear Resize instead of the slice form where the size is static (measured
 # faster in onnxruntime, float LiteRT and, since session 18, int8 LiteRT:
 # graph._NativeBilinearUpsample)
