@@ -16,6 +16,10 @@ transpose to NHWC, the shuffle's transpose of two inner axes, a transpose back t
 and int8 (QDQ, calibrated on the same random inputs), with each one's largest logit difference
 from the Keras model.
 
+``--rewrite=onnx_resize``: the ONNX conversion's upsamplings as tf2onnx writes them (a Resize in
+NCHW, then the transpose of its larger output to NHWC) against ``onnx_layout.nhwc_upsamplings``
+(now: the transpose first, the Resize in NHWC), in onnxruntime fp32 and int8.
+
 ``--rewrite=selu``: SELU as the converter writes it (GREATER / EXP / SUB / SELECT) against
 ``graph._EluFormSELU`` (now, for int8), in int8 and fp32 LiteRT, with each one's error against
 the Keras logits (MiniNet is the zoo's SELU network).
@@ -85,7 +89,7 @@ TFLITE_REWRITES = {
     # sub-pixel form (a 2x2 or 1x1 convolution + DEPTH_TO_SPACE)
     "deconv_kernels": ("subpixel_any_kernel", {"2s_only": False, "any": True}, ("int8", "fp32")),
 }
-REWRITE_NAMES = ["prelu", "shuffle", "onnx_shuffle", *TFLITE_REWRITES]
+REWRITE_NAMES = ["prelu", "shuffle", "onnx_shuffle", "onnx_resize", *TFLITE_REWRITES]
 flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
@@ -142,8 +146,10 @@ def shuffle_rows(model, size, rep):
     return runners, rows
 
 
-def onnx_shuffle_rows(model, size, rep):
-    """``{runner name: runner}`` and ``{form: row}`` for ``--rewrite=onnx_shuffle``."""
+def onnx_shuffle_rows(model, size, rep, option="nchw_shuffles", forms=("nhwc", "nchw")):
+    """``{runner name: runner}`` and ``{form: row}`` for ``--rewrite=onnx_shuffle`` (and, with
+    ``option="nhwc_upsamplings"``, ``--rewrite=onnx_resize``): ``convert_onnx``'s ``option`` off
+    (the first form) and on."""
     from tfseg.bench.runtimes import export_copy
     from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
     from tfseg.export_lib.onnx_int8 import quantize_onnx
@@ -151,13 +157,14 @@ def onnx_shuffle_rows(model, size, rep):
     want = np.asarray(model(rep[0]))
     copy = export_copy(model, {}, "onnx")
     runners, rows = {}, {}
-    for form, on in (("nhwc", False), ("nchw", True)):
-        proto = convert_onnx(copy, opset=17, input_shape=(1, *size), nchw_shuffles=on)
+    for form, on in zip(forms, (False, True)):
+        proto = convert_onnx(copy, opset=17, input_shape=(1, *size), **{option: on})
         fp32, int8 = OnnxRunner(proto, threads=FLAGS.threads), OnnxRunner(
             quantize_onnx(proto, rep), threads=FLAGS.threads)
         runners[f"{form} onnxruntime"], runners[f"{form} onnxruntime_int8"] = fp32, int8
         rows[form] = {
             "transposes": sum(n.op_type == "Transpose" for n in proto.graph.node),
+            "last_node": proto.graph.node[-1].op_type,
             "fp32_max_abs_logit_diff": float(np.abs(fp32(rep[0]) - want).max()),
             "int8_argmax_agreement": float(np.mean(int8(rep[0]).argmax(-1) == want.argmax(-1))),
         }
@@ -213,6 +220,9 @@ def main(argv):
                 runners, rows = shuffle_rows(model, size, rep)
             elif FLAGS.rewrite == "onnx_shuffle":
                 runners, rows = onnx_shuffle_rows(model, size, rep)
+            elif FLAGS.rewrite == "onnx_resize":
+                runners, rows = onnx_shuffle_rows(model, size, rep, "nhwc_upsamplings",
+                                                  ("nchw_resize", "nhwc_resize"))
             else:
                 option, forms, precisions = TFLITE_REWRITES[FLAGS.rewrite]
                 runners, rows = tflite_forms(model, size, rep, option, forms, precisions)

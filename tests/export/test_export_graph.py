@@ -364,6 +364,53 @@ def test_onnx_channel_shuffle_runs_on_the_nchw_tensor():
     np.testing.assert_allclose(got, np.asarray(model(xs)), atol=1e-5)
 
 
+def test_onnx_upsamplings_resize_in_nhwc():
+    """tf2onnx resizes in NCHW and then transposes the (larger) result to NHWC; onnx_layout moves
+    the transpose in front of each upsampling and permutes its scales: the logits' upsampling
+    becomes the graph's last node, the outputs stay Keras'; a downsampling keeps its order."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tfseg.export_lib.onnx_export import convert_onnx
+    from tfseg.export_lib.onnx_layout import nhwc_upsamplings
+
+    def resize_then_transpose(factor):
+        nodes = [helper.make_node("Resize", ["x", "roi", "scales"], ["r"], mode="linear"),
+                 helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 3, 1])]
+        inits = [numpy_helper.from_array(np.zeros(0, np.float32), "roi"),
+                 numpy_helper.from_array(np.array([1, 1, factor, factor], np.float32), "scales")]
+        graph = helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+        return helper.make_model(graph)
+
+    assert nhwc_upsamplings(resize_then_transpose(0.5)) == 0
+    assert nhwc_upsamplings(resize_then_transpose(2.0)) == 1
+
+    inp = keras.Input((8, 12, 3), batch_size=1)
+    x = keras.layers.Conv2D(6, 1, name="c1")(inp)
+    small = keras.layers.Resizing(4, 6, interpolation="bilinear", name="down")(x)
+    y = keras.layers.Conv2D(5, 1, name="c2")(keras.layers.Resizing(8, 12, name="up1")(small))
+    z = keras.layers.UpSampling2D(4, interpolation="bilinear", name="up2")(y)  # the logits
+    model = keras.Model(inp, z)
+    plain = convert_onnx(model, opset=17, input_shape=(1, 8, 12), nhwc_upsamplings=False)
+    proto = convert_onnx(model, opset=17, input_shape=(1, 8, 12))
+    onnx.checker.check_model(proto)
+    assert [n.op_type for n in plain.graph.node][-2:] == ["Resize", "Transpose"]
+    last = proto.graph.node[-1]
+    assert last.op_type == "Resize" and last.output[0] == "logits"
+    scales = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    assert list(scales[last.input[2]]) == [1, 4, 4, 1]  # NHWC
+    resizes = [n for n in proto.graph.node if n.op_type == "Resize"]
+    assert len(resizes) == 3
+    xs = np.random.default_rng(0).standard_normal((1, 8, 12, 3)).astype("float32")
+    want = np.asarray(model(xs))
+    for p in (plain, proto):
+        session = ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(session.run(None, {"images": xs})[0], want, atol=1e-5)
+
+
 def _static_copy(model):
     """(inputs, outputs) of ``model``'s layers re-applied to a static 8x12x3 input."""
     inp = keras.Input((8, 12, 3), batch_size=1)

@@ -2,16 +2,17 @@
 
 The graph is traced from a ``tf.function`` that calls the (BN-folded) Keras model, and converted
 with ``tf2onnx.convert.from_function`` at the target's opset; channel shuffles are then rewritten
-on the NCHW tensor (``onnx_layout``). Input ``images`` (NHWC float32,
-normalised as ``tfseg.data.normalize``), output ``logits`` (NHWC), and ``instance`` (NHWC, the
-centre (y, x) of every pixel's instance in input pixels) for a ``--task=instance`` model. tf2onnx
-keeps the TF op names (``<model>_1/<layer>_1/<op>``), which is how offending nodes are traced back
-to Keras layers.
+on the NCHW tensor and, where onnxruntime runs the file, upsamplings in NHWC (``onnx_layout``).
+Input ``images`` (NHWC float32, normalised as ``tfseg.data.normalize``), output ``logits`` (NHWC),
+and ``instance`` (NHWC, the centre (y, x) of every pixel's instance in input pixels) for a
+``--task=instance`` model. tf2onnx keeps the TF op names (``<model>_1/<layer>_1/<op>``), which is
+how offending nodes are traced back to Keras layers.
 """
 
 import collections
 import logging
 
+from tfseg.export_lib import onnx_layout
 from tfseg.export_lib.errors import ExportError
 from tfseg.export_lib.graph import LOGITS, layer_for_op, named_outputs, output_names
 from tfseg.export_lib.onnx_layout import nchw_channel_shuffles
@@ -26,10 +27,11 @@ INPUT_NAME = "images"
 OUTPUT_NAME = LOGITS
 
 
-def convert_onnx(model, *, opset, input_shape, nchw_shuffles=True):
+def convert_onnx(model, *, opset, input_shape, nchw_shuffles=True, nhwc_upsamplings=True):
     """``onnx.ModelProto`` of ``model`` for inputs of ``input_shape`` = (batch, H, W), None =
-    dynamic; ``nchw_shuffles=False`` leaves tf2onnx's channel shuffles as they are (for
-    comparisons)."""
+    dynamic; ``nchw_shuffles=False`` leaves tf2onnx's channel shuffles as they are,
+    ``nhwc_upsamplings=False`` its upsamplings in NCHW before the transpose to NHWC (for
+    comparisons, and for TensorRT, which prefers NCHW; ``export_lib.onnx_layout``)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -52,6 +54,8 @@ def convert_onnx(model, *, opset, input_shape, nchw_shuffles=True):
         raise ExportError(f"unexpected ONNX outputs {names}; expected {expected}")
     if nchw_shuffles:
         nchw_channel_shuffles(proto)
+    if nhwc_upsamplings:
+        onnx_layout.nhwc_upsamplings(proto)
     return proto
 
 

@@ -1,4 +1,4 @@
-"""Layout clean-up of tf2onnx's graphs: channel shuffles in NCHW.
+"""Layout clean-up of tf2onnx's graphs: channel shuffles in NCHW, upsamplings in NHWC.
 
 tf2onnx converts a TensorFlow (NHWC) graph to ONNX's NCHW convolutions by wrapping every
 layout-sensitive op in transposes and then pushing them as far as it can; a ``Reshape`` stops them.
@@ -12,6 +12,12 @@ PyTorch reference's ONNX, whose shuffle is one transpose of whole (H, W) planes.
 (reshape (N, g, C/g, H, W) -> transpose (0, 2, 1, 3, 4) -> reshape (N, C, H, W)), keeps the NHWC
 result as a transpose of it for consumers that need it, and removes the transposes back to NCHW
 that follow. The same permutation of the same values: outputs are bit-identical.
+
+``nhwc_upsamplings`` moves the transpose to NHWC that tf2onnx writes after an upsampling
+``Resize`` (the logits' final upsampling above all: the model's output is NHWC) in front of it, so
+that the transpose moves the small tensor and onnxruntime resizes in NHWC, which it does as fast
+or faster (Fast-SCNN's x8 of 19 channels to 512x1024: 38.7 -> 18.3 ms for resize + transpose).
+Bit-identical as well: the same interpolation along the same axes.
 """
 
 import numpy as np
@@ -112,6 +118,59 @@ def nchw_channel_shuffles(proto):
         unused = [i for i in graph.initializer if i.name in freed and i.name not in read]
         for init in unused:  # the dropped reshapes' shapes
             graph.initializer.remove(init)
+    return rewritten
+
+
+def nhwc_upsamplings(proto):
+    """Rewrite each upsampling ``Resize`` (constant scales, no ROI) whose only reader is
+    a 4-D ``Transpose`` as that transpose followed by the resize with permuted scales (``proto``
+    changed in place); returns the number rewritten."""
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    consts = {init.name: init for init in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    users = _consumers(graph)
+    rewritten, stale = 0, set()
+    for resize in list(graph.node):
+        if resize.op_type != "Resize" or resize.output[0] in outputs:
+            continue
+        after = users.get(resize.output[0], [])
+        if len(after) != 1 or after[0].op_type != "Transpose":
+            continue
+        transpose, ins = after[0], list(resize.input) + [""] * (4 - len(resize.input))
+        perm = _perm(transpose)
+        if perm is None or len(perm) != 4 or ins[1] and ins[1] not in consts:
+            continue
+        if ins[1] and numpy_helper.to_array(consts[ins[1]]).size:  # a crop-and-resize ROI
+            continue
+        if ins[3] or ins[2] not in consts:  # sizes, or scales computed at run time
+            continue
+        scales = numpy_helper.to_array(consts[ins[2]])
+        if scales.shape != (4,) or np.prod(scales) < 1:  # a downsampling: transpose after it
+            continue
+        x, y, mid = resize.input[0], transpose.output[0], f"{resize.output[0]}/nhwc"
+        transpose.input[0], transpose.output[0] = x, mid
+        resize.input[0], resize.output[0] = mid, y
+        # tf2onnx names the last node of a rewrite after the TF op (how problems are traced back
+        # to Keras layers): the resize is now last
+        resize.name, transpose.name = transpose.name, resize.name
+        name = f"{ins[2]}/nhwc"
+        if name not in consts:
+            consts[name] = numpy_helper.from_array(scales[perm].astype(scales.dtype), name)
+            graph.initializer.append(consts[name])
+        resize.input[2] = name
+        stale.add(resize.input[0].rsplit("/nhwc", 1)[0])
+        rewritten += 1
+    if rewritten:
+        nodes = list(graph.node)
+        del graph.node[:]
+        graph.node.extend(_topological(nodes, graph))
+        read = {name for n in graph.node for name in n.input}
+        for init in [i for i in graph.initializer if i.name not in read]:
+            graph.initializer.remove(init)  # scales that only the rewritten resizes read
+        for info in [v for v in graph.value_info if v.name in stale]:
+            graph.value_info.remove(info)  # the NCHW resize outputs that no longer exist
     return rewritten
 
 

@@ -486,7 +486,10 @@ def _onnx_model(o, model, *, size, batch, report, log):
     )
 
     opset = TARGETS[o.target]["opset"]
-    proto = convert_onnx(model, opset=opset, input_shape=(batch, size[0], size[1]))
+    # upsamplings in NHWC where onnxruntime runs the file (export_lib.onnx_layout); TensorRT
+    # targets keep tf2onnx's NCHW resizes
+    proto = convert_onnx(model, opset=opset, input_shape=(batch, size[0], size[1]),
+                         nhwc_upsamplings=TARGETS[o.target]["tensorrt"] is None)
     problems = check_onnx_model(proto, o.target, [layer.name for layer in model.layers])
     if problems:
         raise ExportError(format_problems(problems, o.target))
