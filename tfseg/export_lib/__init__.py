@@ -4,7 +4,8 @@ Modules:
 - ``pipeline``: ``ExportOptions``, ``check_options``, ``run_export`` (the whole procedure);
 - ``graph``: BatchNorm folding and the export copy of a model, op name -> Keras layer;
 - ``saved_model``, ``tflite``, ``onnx_export``: one converter (and runner) per format;
-- ``onnx_layout``: clean-up of tf2onnx's layout transposes (channel shuffles on the NCHW tensor);
+- ``onnx_layout``: clean-up of tf2onnx's layout transposes (channel shuffles on the NCHW tensor,
+  upsamplings on the NHWC one);
 - ``onnx_int8``: onnxruntime's int8 (QDQ) quantization of the ONNX file;
 - ``targets``: deployment targets and the TensorRT 8.2 / 8.5 ONNX op allow-lists;
 - ``samples``: calibration / verification images from tfseg's data pipeline;
