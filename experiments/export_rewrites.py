@@ -50,6 +50,9 @@ slice form against one int8 RESIZE_BILINEAR (``graph._NativeBilinearUpsample``),
 form (``graph._SubPixelConvTranspose`` over the window of input rows its taps reach), in int8 and
 fp32 LiteRT.
 
+``--rewrite=nearest``: nearest ``UpSampling2D`` (Lite-HRNet's cross-resolution weights) as TILE
+ops against x2 steps of CONCATENATION + DEPTH_TO_SPACE, in int8 and fp32 LiteRT.
+
 ``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
 same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
@@ -88,6 +91,9 @@ TFLITE_REWRITES = {
     # transposed convolutions of kernel k != 2s (3x3/2 and 2x2/2) as TRANSPOSE_CONV against the
     # sub-pixel form (a 2x2 or 1x1 convolution + DEPTH_TO_SPACE)
     "deconv_kernels": ("subpixel_any_kernel", {"2s_only": False, "any": True}, ("int8", "fp32")),
+    # nearest UpSampling2D as the converter writes it (TILE) against CONCATENATION +
+    # DEPTH_TO_SPACE steps (``graph._DepthToSpaceNearest``)
+    "nearest": ("nearest_as_d2s", {"tile": False, "d2s": True}, ("int8", "fp32")),
 }
 REWRITE_NAMES = ["prelu", "shuffle", "onnx_shuffle", "onnx_resize", *TFLITE_REWRITES]
 flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")

@@ -364,6 +364,24 @@ def test_onnx_channel_shuffle_runs_on_the_nchw_tensor():
     np.testing.assert_allclose(got, np.asarray(model(xs)), atol=1e-5)
 
 
+def test_nearest_upsampling_as_depth_to_space_is_exact():
+    """LiteRT exports write a nearest UpSampling2D by 2**k as k steps of concatenation +
+    depth-to-space (no TILE, which XNNPACK does not run); the same values. Other factors stay."""
+    from tfseg.export_lib.tflite import convert_tflite, tflite_op_types
+
+    inp = keras.Input((4, 6, 3), batch_size=1)
+    x = keras.layers.Conv2D(5, 1, name="c1")(inp)
+    x = keras.layers.UpSampling2D(4, interpolation="nearest", name="up4")(x)
+    y = keras.layers.UpSampling2D(3, interpolation="nearest", name="up3")(x)
+    model = keras.Model(inp, y)
+    copy, info = inference_model(model, **rewrites("tflite"))
+    assert info["nearest_as_d2s"] == ["up4"]
+    xs = np.random.default_rng(0).standard_normal((1, 4, 6, 3)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(copy(xs)), np.asarray(model(xs)))
+    ops = tflite_op_types(convert_tflite(copy, input_size=(4, 6)))
+    assert ops.get("DEPTH_TO_SPACE") == 2
+
+
 def test_onnx_upsamplings_resize_in_nhwc():
     """tf2onnx resizes in NCHW and then transposes the (larger) result to NHWC; onnx_layout moves
     the transpose in front of each upsampling and permutes its scales: the logits' upsampling

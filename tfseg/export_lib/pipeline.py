@@ -40,6 +40,8 @@ FORMAT_PRECISIONS = {
 # Since session 21 every kernel from s to 2s qualifies (3x3/2 as one 2x2 convolution, 2x2/2 as a
 # 1x1): faster in LiteRT int8 and fp32 for each network measured (LinkNet int8 88 -> 74 ms), but
 # slower in onnxruntime at x2, whose DepthToSpace is slow (ADSCNet 133 -> 164 ms; docs/results.md).
+# nearest_as_d2s: nearest UpSampling2D as concatenation + depth-to-space steps instead of TILE
+# ops, which XNNPACK does not run (Lite-HRNet fp32 LiteRT 134 -> 123 ms, int8 unchanged at 92).
 # native_resize: one bilinear Resize instead of the slice form where the size is static (measured
 # faster in onnxruntime, float LiteRT and, since session 18, int8 LiteRT:
 # graph._NativeBilinearUpsample)
@@ -47,7 +49,7 @@ REWRITES = {
     "saved_model": {"grouped_conv": "keras", "subpixel_min_stride": 4},
     "tftrt": {"grouped_conv": "keras", "subpixel_min_stride": 4},
     "tflite": {"grouped_conv": "keras", "subpixel_min_stride": 2, "native_resize": True,
-               "transpose_shuffle": True, "selu_as_elu": True},
+               "transpose_shuffle": True, "selu_as_elu": True, "nearest_as_d2s": True},
     "onnx": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True,
              "transpose_shuffle": True},
     "tensorrt": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True,
