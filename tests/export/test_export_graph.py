@@ -109,6 +109,7 @@ def test_transposed_conv_as_subpixel_conv_is_exact(stride):
     if stride == 2:  # int8 LiteRT keeps the 3x3 form (rewrites("tflite", "int8"))
         three, _ = inference_model(model, **rewrites("tflite", "int8"))
         assert [w.shape for w in three.get_layer("up").get_weights()[:-1]] == [(3, 3, 6, 20)]
+        np.testing.assert_allclose(np.asarray(three(x)), ref, atol=1e-5 * np.abs(ref).max())
 
 
 def test_layer_for_op():
