@@ -53,6 +53,16 @@ fp32 LiteRT.
 ``--rewrite=nearest``: nearest ``UpSampling2D`` (Lite-HRNet's cross-resolution weights) as TILE
 ops against x2 steps of CONCATENATION + DEPTH_TO_SPACE, in int8 and fp32 LiteRT.
 
+``--rewrite=litert_outputs``: ``LiteRTRunner`` on the Interpreter (the logits copied out of its
+arena each call) against the CompiledModel path (the logits written into the array returned,
+``tflite._DirectOutputs``), fp32 and int8, with the largest difference between the two (0: the
+same kernels).
+
+``--rewrite=onnx_final_resize``: the int8 ONNX (QDQ) with the upsampling that makes the logits
+quantized (int8 Resize, then a DequantizeLinear of the full-size logits) against it left in float
+(``onnx_int8.final_resizes``: the low-resolution scores dequantized), with each one's error
+against the Keras logits.
+
 ``--rewrite=prelu``, per network, two int8 conversions of the same export copy, calibrated on the
 same random inputs:
 ``max``, every one-slope PReLU as ``max(x, alpha x)`` (the export until session 16), and
@@ -95,7 +105,8 @@ TFLITE_REWRITES = {
     # DEPTH_TO_SPACE steps (``graph._DepthToSpaceNearest``)
     "nearest": ("nearest_as_d2s", {"tile": False, "d2s": True}, ("int8", "fp32")),
 }
-REWRITE_NAMES = ["prelu", "shuffle", "onnx_shuffle", "onnx_resize", *TFLITE_REWRITES]
+REWRITE_NAMES = ["prelu", "shuffle", "onnx_shuffle", "onnx_resize", "litert_outputs",
+                 "onnx_final_resize", *TFLITE_REWRITES]
 flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
@@ -177,6 +188,48 @@ def onnx_shuffle_rows(model, size, rep, option="nchw_shuffles", forms=("nhwc", "
     return runners, rows
 
 
+def litert_output_rows(model, size, rep):
+    """``{runner name: runner}`` and ``{precision: row}`` for ``--rewrite=litert_outputs``."""
+    from tfseg.bench.runtimes import export_copy
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
+
+    runners, rows = {}, {}
+    for precision in ("int8", "fp32"):
+        content = convert_tflite(export_copy(model, {}, "tflite", precision), input_size=size,
+                                 precision=precision,
+                                 representative=rep if precision == "int8" else None)
+        copy = LiteRTRunner(content, threads=FLAGS.threads, direct=False)
+        in_place = LiteRTRunner(content, threads=FLAGS.threads)
+        runners[f"copy tflite_{precision}"] = copy
+        runners[f"in_place tflite_{precision}"] = in_place
+        rows[precision] = {"in_place": in_place.direct,
+                           "max_abs_diff": float(np.abs(copy(rep[0]) - in_place(rep[0])).max())}
+    return runners, rows
+
+
+def onnx_final_resize_rows(model, size, rep):
+    """``{runner name: runner}`` and ``{form: row}`` for ``--rewrite=onnx_final_resize``."""
+    from tfseg.bench.runtimes import export_copy
+    from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
+    from tfseg.export_lib.onnx_int8 import quantize_onnx
+
+    want = np.asarray(model(rep[0]))
+    proto = convert_onnx(export_copy(model, {}, "onnx"), opset=17, input_shape=(1, *size))
+    runners, rows = {}, {}
+    for form, on in (("int8", False), ("float", True)):
+        info = {}
+        runner = OnnxRunner(quantize_onnx(proto, rep, info=info, float_final_resize=on),
+                            threads=FLAGS.threads)
+        got = runner(rep[0])
+        runners[f"{form} onnxruntime_int8"] = runner
+        rows[form] = {
+            "float_nodes": info["float_nodes"],
+            "mean_rel_logit_error": float(np.abs(got - want).mean() / np.abs(want).mean()),
+            "argmax_agreement": float(np.mean(got.argmax(-1) == want.argmax(-1))),
+        }
+    return runners, rows
+
+
 def tflite_forms(model, size, rep, option, forms, precisions=("int8", "fp32")):
     """``{runner name: runner}`` and ``{form: {precision: row}}``: the LiteRT export (int8 and
     fp32) with ``inference_model``'s ``option`` set to each value of ``forms`` (``{form: value}``),
@@ -226,6 +279,10 @@ def main(argv):
                 runners, rows = shuffle_rows(model, size, rep)
             elif FLAGS.rewrite == "onnx_shuffle":
                 runners, rows = onnx_shuffle_rows(model, size, rep)
+            elif FLAGS.rewrite == "litert_outputs":
+                runners, rows = litert_output_rows(model, size, rep)
+            elif FLAGS.rewrite == "onnx_final_resize":
+                runners, rows = onnx_final_resize_rows(model, size, rep)
             elif FLAGS.rewrite == "onnx_resize":
                 runners, rows = onnx_shuffle_rows(model, size, rep, "nhwc_upsamplings",
                                                   ("nchw_resize", "nhwc_resize"))

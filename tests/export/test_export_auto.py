@@ -36,6 +36,45 @@ def test_onnx_int8_is_qdq_and_passes_the_int8_guard(export_options, tmp_path):
     # the convolution weights are stored as int8 initializers (QDQ)
     int8 = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.dims]
     assert len(int8) >= ops.count("Conv") > 0
+    assert info["float_nodes"] == []  # SkipNet's logits come from a transposed convolution
+
+
+@pytest.mark.parametrize("nhwc", [True, False])
+def test_onnx_int8_final_resize_stays_float(nhwc):
+    """The Resize that makes the logits (the last op, or before the transpose to NHWC) is left
+    out of quantization: it takes the dequantized low-resolution scores, and the full-size
+    logits are never rounded to 8 bits."""
+    import keras
+    import numpy as np
+    import onnx
+
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
+    from tfseg.export_lib.onnx_int8 import quantize_onnx
+    from tfseg.export_lib.pipeline import rewrites
+    from tfseg.layers.resize import BilinearUpsample
+
+    inp = keras.Input((32, 64, 3))
+    x = keras.layers.Conv2D(8, 3, strides=4, padding="same", activation="relu")(inp)
+    x = keras.layers.Conv2D(4, 1, name="scores")(x)
+    model = keras.Model(inp, keras.layers.Activation("linear", name="logits")(
+        BilinearUpsample(4, name="final_up")(x)))
+    proto = convert_onnx(inference_model(model, **rewrites("onnx"))[0], opset=17, input_shape=(1, 32, 64),
+                         nhwc_upsamplings=nhwc)
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 32, 64, 3)).astype(np.float32) for _ in range(4)]
+    info = {}
+    content = quantize_onnx(proto, xs, info=info)
+    graph = onnx.load_from_string(content).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    node = producer["logits"]
+    while node.op_type == "Transpose":
+        node = producer[node.input[0]]
+    assert node.op_type == "Resize" and info["float_nodes"] == [node.name]
+    assert producer[node.input[0]].op_type == "DequantizeLinear"
+    assert [n.op_type for n in graph.node].count("QuantizeLinear") >= 2  # the rest is int8
+    got, want = OnnxRunner(content)(xs[0]), np.asarray(model(xs[0]))
+    assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()
 
 
 def test_onnx_int8_is_refused_for_tensorrt_targets(export_options, tmp_path):

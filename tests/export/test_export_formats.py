@@ -148,6 +148,36 @@ def test_runners_agree_on_a_batch(export_options, tmp_path):
     np.testing.assert_allclose(dynamic(x), ref, atol=1e-4 * np.abs(ref).max())
     big = np.concatenate([x, x], axis=2)  # resized on the fly
     assert dynamic(big).shape == (1, 64, 256, 5)
+    assert not dynamic.direct  # a dynamic-size model runs on the Interpreter
+
+
+def test_litert_runner_writes_outputs_in_place(export_options):
+    """A static-size model runs through LiteRT's CompiledModel with its outputs bound to numpy
+    arrays: the Interpreter's logits exactly; an array returned, or a view of it, is never
+    written again while referenced; a dropped one is written again (no new allocation)."""
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite
+    from tfseg.models.saving import load_model
+
+    folded, _ = inference_model(load_model(export_options().model_path))
+    content = convert_tflite(folded, input_size=(64, 128))
+    direct, plain = LiteRTRunner(content, threads=1), LiteRTRunner(content, direct=False)
+    assert direct.direct and not plain.direct
+    xs = np.random.default_rng(0).standard_normal((2, 1, 64, 128, 3)).astype(np.float32)
+    want = [plain(x) for x in xs]
+    first = direct(xs[0])
+    view = direct(xs[1])[0, :3]  # only a view of the second array is kept
+    np.testing.assert_array_equal(first, want[0])
+    for _ in range(3):
+        assert not np.array_equal(direct(xs[1]), want[0])
+    np.testing.assert_array_equal(first, want[0])
+    np.testing.assert_array_equal(view, want[1][0, :3])
+    address = first.ctypes.data
+    del first
+    again = direct(xs[1])
+    assert again.ctypes.data == address
+    np.testing.assert_array_equal(again, want[1])
+    assert direct.outputs(xs[0])["logits"].shape == (1, 64, 128, 5)
 
 
 def test_tflite_int8_with_float_score_layers(export_options, tmp_path):
