@@ -421,8 +421,9 @@ class LiteRTRunner:
     Dynamic-size models are resized to each input's shape; int8/uint8 inputs and outputs (if a
     model has them) are (de)quantised with the tensor's scale and zero point. A static-shape model
     with float32 input and outputs (every tfseg export) runs through LiteRT's ``CompiledModel``
-    API with its outputs bound to fresh numpy arrays (``_DirectOutputs``: no copy of the logits
-    out of the runtime); the ``Interpreter`` (``runner.interpreter``) runs everything else.
+    API with its outputs bound to the numpy arrays it returns (``_DirectOutputs``: no copy of the
+    logits out of the runtime; an array is written again only once nothing references it); the
+    ``Interpreter`` (``runner.interpreter``) runs everything else.
     ``direct=False`` forces the Interpreter.
     """
 
@@ -511,7 +512,11 @@ def _native_stderr(sink):
     discovery). Their destruction at exit still logs two or three."""
     import ctypes
 
-    flush = ctypes.CDLL(None).fflush  # LiteRT's log lines sit in C stdio buffers for a while
+    try:  # LiteRT's log lines can sit in C stdio buffers for a while
+        flush = ctypes.CDLL(None).fflush
+    except (OSError, TypeError, AttributeError):  # no C runtime to load this way (Windows)
+        def flush(_):
+            return None
     sys.stderr.flush()
     flush(None)
     saved = os.dup(2)
