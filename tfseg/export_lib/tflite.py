@@ -547,8 +547,8 @@ class _DirectOutputs:
     An array returned is the caller's for as long as anything references it (the array, a view
     of it, a buffer export such as ``memoryview`` or ``torch.from_numpy``): a later call writes
     into a returned array again only once its reference counts show that nothing outside this
-    object holds it. That reuse spares the page faults of a fresh 40 MB allocation per call, as
-    onnxruntime's arena does for its outputs. Fast-SCNN int8, 512x1024, 2 threads, AMD Zen 4:
+    object holds it. That reuse spares the page faults of a fresh 40 MB allocation per call,
+    which onnxruntime's outputs do not pay either. Fast-SCNN int8, 512x1024, 2 threads, AMD Zen 4:
     Interpreter 19.3 ms per call, fresh arrays 15.3, reused ones 12.2 (``invoke()`` alone
     11.7; docs/results.md).
     """
