@@ -437,12 +437,15 @@ def run(opts):
            "onnxruntime": onnxruntime.__version__,
            "omp_wait_policy": policy, "torchvision": torchvision_state}
     rows = []
+    doc["rows"] = merged_rows(rows, doc, opts.json) if opts.merge else rows
     for name in names:
         rows.append({**measure_network(name, hub, failed, modules, size, opts), "command": command})
         print(json.dumps({k: rows[-1][k] for k in ("network", "median_ms", "best", "reasons")}),
               flush=True)
-    doc["rows"] = merged_rows(rows, doc, opts.json) if opts.merge else rows
-    if opts.json:
+        doc["rows"] = merged_rows(rows, doc, opts.json) if opts.merge else rows
+        if opts.json:  # after every network: a run killed midway keeps the rows it measured
+            write_json_atomic(opts.json, doc)
+    if opts.json and not names:
         write_json_atomic(opts.json, doc)
     if opts.out:
         write_section(opts.out, markdown(doc))

@@ -109,6 +109,27 @@ def test_reference_compare_writes_the_section_and_the_json(script, tmp_path):
     assert script.networks_to_run([], hub, failed) == ["enet", "erfnet"]
 
 
+def test_reference_compare_keeps_the_rows_of_a_run_killed_midway(script, tmp_path, monkeypatch):
+    """The JSON is written after every network: a run that dies at its second network (the
+    out-of-memory killer took a whole-zoo run at its 33rd) keeps the first row on disk."""
+    ref = _fake_reference(tmp_path / "ref")
+
+    def measure(name, *args):
+        if name == "erfnet":
+            raise MemoryError("killed")
+        return {"network": name, "median_ms": {"keras": 1.0}, "best": "keras", "reasons": {}}
+
+    monkeypatch.setattr(script, "measure_network", measure)
+    opts = _options(script, [
+        f"--reference_dir={ref}", "--networks=enet,erfnet", "--input_size=64x128",
+        "--tfseg_runtimes=keras", f"--json={tmp_path / 'r.json'}",
+    ])  # fmt: skip
+    with pytest.raises(MemoryError):
+        script.run(opts)
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert [r["network"] for r in rows] == ["enet"]
+
+
 def test_reference_compare_errors_name_the_culprit(script, tmp_path):
     with pytest.raises(app.UsageError, match="no models/model_registry.py"):
         script.load_reference(str(tmp_path))
