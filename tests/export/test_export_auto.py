@@ -59,8 +59,8 @@ def test_onnx_int8_final_resize_stays_float(nhwc):
     x = keras.layers.Conv2D(4, 1, name="scores")(x)
     model = keras.Model(inp, keras.layers.Activation("linear", name="logits")(
         BilinearUpsample(4, name="final_up")(x)))
-    proto = convert_onnx(inference_model(model, **rewrites("onnx"))[0], opset=17, input_shape=(1, 32, 64),
-                         nhwc_upsamplings=nhwc)
+    copy = inference_model(model, **rewrites("onnx"))[0]
+    proto = convert_onnx(copy, opset=17, input_shape=(1, 32, 64), nhwc_upsamplings=nhwc)
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((1, 32, 64, 3)).astype(np.float32) for _ in range(4)]
     info = {}
