@@ -470,7 +470,7 @@ class LiteRTRunner:
         """``{name: array}`` for ``names`` (default: every output of the model)."""
         x = np.asarray(x, np.float32)
         names = names or self.output_names
-        if self._direct is not None and x.shape == self._shape:
+        if self._direct is not None and x.shape == self._direct.shape:
             return self._direct(x, names)
         it = self._it
         if self._shape != x.shape or not self._allocated:
@@ -555,9 +555,11 @@ class _DirectOutputs:
 
     POOL = 4  # arrays kept per output for reuse; an older one is left to whoever holds it
 
-    def __init__(self, model, signature, input_name, input_buffer, outputs, tensor_buffer):
+    def __init__(self, model, signature, input_name, input_buffer, input_buffer_shape, outputs,
+                 tensor_buffer):
         self._model, self._signature = model, signature
         self._input, self._input_name = input_buffer, input_name
+        self.shape = tuple(input_buffer_shape)  # the input shape it was compiled for
         self._outputs = outputs  # {tfseg name: (signature output name, shape)}
         self._tensor_buffer = tensor_buffer
         self._bound = None
@@ -609,7 +611,8 @@ class _DirectOutputs:
             except Exception:  # noqa: BLE001  (the Interpreter path runs the model instead)
                 return None
         outputs = {name: found[i] for name, i in indices.items()}
-        return cls(model, signature, input_name, buffer, outputs, TensorBuffer)
+        return cls(model, signature, input_name, buffer, tuple(int(d) for d in want["shape"]),
+                   outputs, TensorBuffer)
 
     def _array(self, name, shape):
         """An array for output ``name``: a pooled one that nothing else references, or a new
