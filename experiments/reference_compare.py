@@ -445,7 +445,7 @@ def run(opts):
         doc["rows"] = merged_rows(rows, doc, opts.json) if opts.merge else rows
         if opts.json:  # after every network: a run killed midway keeps the rows it measured
             write_json_atomic(opts.json, doc)
-    if opts.json and not names:
+    if opts.json:
         write_json_atomic(opts.json, doc)
     if opts.out:
         write_section(opts.out, markdown(doc))

@@ -548,9 +548,9 @@ class _DirectOutputs:
     of it, a buffer export such as ``memoryview`` or ``torch.from_numpy``): a later call writes
     into a returned array again only once its reference counts show that nothing outside this
     object holds it. That reuse spares the page faults of a fresh 40 MB allocation per call,
-    which onnxruntime's outputs do not pay either. Fast-SCNN int8, 512x1024, 2 threads, AMD Zen 4:
-    Interpreter 19.3 ms per call, fresh arrays 15.3, reused ones 12.2 (``invoke()`` alone
-    11.7; docs/results.md).
+    which onnxruntime's outputs do not pay either. Fast-SCNN int8, 512x1024, 2 threads, AMD Zen 4
+    (``experiments/export_rewrites.py --rewrite=litert_outputs``, docs/results.md): 20.5 ms per
+    call through the Interpreter, 12.6 in place (a fresh array per call instead: 15.3).
     """
 
     POOL = 4  # arrays kept per output for reuse; an older one is left to whoever holds it
