@@ -35,6 +35,11 @@ ShuffleNet encoder).
 ``--rewrite=avgpool``: "valid" average poolings as AVERAGE_POOL_2D against depthwise
 convolutions of constant weights (``graph._ConvAveragePooling2D``), in int8 LiteRT.
 
+``--rewrite=same_pool``: "same" average poolings (ADSCNet, CGNet, DABNet, DDRNet, BiSeNetV2) as
+AVERAGE_POOL_2D against depthwise convolutions of constant weights (two 1-D passes above 9
+pixels) and a multiply by the border correction (``graph._ConvSameAveragePooling2D``), in int8
+LiteRT.
+
 ``--rewrite=deconv_relu``: a ReLU after a transposed convolution as RELU (XNNPACK does not run it
 in int8) against a leaky ReLU of slope 1/256 (``graph.deconv_relus``), in int8 LiteRT.
 
@@ -92,6 +97,8 @@ TFLITE_REWRITES = {
     "unpool": ("unpool_masks", {"compare": False, "masks": True}, ("int8",)),
     # AVERAGE_POOL_2D against a depthwise convolution
     "avgpool": ("avg_pool_as_conv", {"pool": False, "conv": True}, ("int8",)),
+    # "same" average poolings as AVERAGE_POOL_2D against ``graph._ConvSameAveragePooling2D``
+    "same_pool": ("same_pool_as_conv", {"pool": False, "conv": True}, ("int8",)),
     # RELU after TRANSPOSE_CONV against a leaky ReLU
     "deconv_relu": ("deconv_relu_as_leaky", {"relu": False, "leaky": True}, ("int8",)),
     # the logits' upsampling in int8 against one float resize

@@ -558,6 +558,47 @@ def test_int8_average_pooling_as_depthwise_convolution():
     assert "AVERAGE_POOL_2D" not in ops and ops.get("DEPTHWISE_CONV_2D") == 1, ops
 
 
+def test_int8_same_average_pooling_as_depthwise_convolution():
+    """int8 LiteRT writes "same" average poolings (ADSCNet's, CGNet's, DDRNet's) as depthwise
+    convolutions of constant weights, two 1-D passes above 9 pixels, then a multiply by the border
+    correction: the same function as TensorFlow's pooling at any size and stride (borders count
+    only real pixels), no AVERAGE_POOL_2D left in int8, the whole graph in one XNNPACK partition;
+    without a static size the layer stays a pooling."""
+    from tfseg.export_lib.graph import same_window_counts
+    from tfseg.layers import SameAveragePooling2D
+
+    assert rewrites("tflite", "int8")["same_pool_as_conv"]
+    assert not rewrites("tflite").get("same_pool_as_conv")
+    # n=4, k=3, s=2: TensorFlow pads one pixel at the end only
+    np.testing.assert_array_equal(same_window_counts(4, 3, 2), [3, 2])
+    np.testing.assert_array_equal(same_window_counts(5, 5, 1), [3, 4, 5, 4, 3])
+    rng = np.random.default_rng(0)
+    for size in ((16, 32), (15, 9), (None, None)):
+        inp = keras.Input((*size, 4))
+        pools = [
+            SameAveragePooling2D(k, strides=s, name=f"p{k}_{s}")(inp)
+            for k, s in ((3, 1), (3, 2), (5, 2), (13, 1), (9, 4))
+        ]
+        pools.append(keras.layers.AveragePooling2D(2, padding="same", name="keras2")(inp))
+        model = keras.Model(inp, pools)
+        new, info = inference_model(model, same_pool_as_conv=True)
+        assert info["same_pool_as_conv"] == sorted(["keras2", "p13_1", "p3_1", "p3_2", "p5_2",
+                                                    "p9_4"])
+        x = rng.standard_normal((2, *(size if size[0] else (12, 20)), 4)).astype("float32")
+        for got, want in zip(new(x), model(x)):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+    inp = keras.Input((16, 32, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    x = SameAveragePooling2D(13, strides=1, name="p13")(x)
+    x = SameAveragePooling2D(3, strides=2, name="p3")(x)
+    single = keras.Model(inp, keras.layers.Conv2D(4, 1, name="out")(x))
+    copy = inference_model(single, same_pool_as_conv=True)[0]
+    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
+    ops = _int8_in_one_partition(copy, single, xs, 0.05)
+    assert "AVERAGE_POOL_2D" not in ops and ops.get("DEPTHWISE_CONV_2D") == 3, ops
+    assert ops.get("MUL") == 2, ops
+
+
 def test_int8_relu_after_transposed_convolution_as_leaky():
     """int8 LiteRT writes a ReLU that follows a transposed convolution (through a folded BN) as a
     leaky ReLU of slope 1/256, which XNNPACK runs; a ReLU that the converter fuses into a

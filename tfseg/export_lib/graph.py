@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 from tfseg.layers.misc import ChannelShuffle
-from tfseg.layers.pooling import AdaptiveAvgPool2D
+from tfseg.layers.pooling import AdaptiveAvgPool2D, SameAveragePooling2D
 from tfseg.layers.resize import BilinearUpsample
 from tfseg.layers.unpool import MaxUnpool2D, PoolSwitches
 
@@ -287,6 +287,65 @@ class _ConvAdaptiveAvgPool2D(AdaptiveAvgPool2D):
             return super().call(x)
         k = (h // oh, w // ow)
         return _average_by_conv(x, k, k)
+
+
+def same_window_counts(n, k, s):
+    """Pixels inside ``[0, n)`` of each window of a "same" pooling along one axis (size ``n``,
+    window ``k``, stride ``s``), with TensorFlow's split of the padding (the extra pixel at the
+    end): the divisors of a "same" average pooling."""
+    out = -(-n // s)
+    before = max((out - 1) * s + k - n, 0) // 2
+    starts = np.arange(out) * s - before
+    return np.minimum(starts + k, n) - np.maximum(starts, 0)
+
+
+class _ConvSameAveragePooling2D(SameAveragePooling2D):
+    """A "same" average pooling (``SameAveragePooling2D``, or a channels-last Keras
+    ``AveragePooling2D(padding="same")``) as depthwise convolutions of constant weights followed
+    by one multiply: the window sums / (kh kw) with zero padding, times ``kh kw / count``, the
+    (constant) number of real pixels of each window. The same function, from ops XNNPACK runs in
+    int8: it has no int8 AVERAGE_POOL_2D, whose built-in kernel took ADSCNet's 13x13 pool 16 ms.
+    Windows of more than 9 pixels are two one-dimensional passes (kh x 1, then 1 x kw): at 13x13
+    a single depthwise convolution was slower than the pool (docs/results.md). Every int8 weight
+    is exact (each equals its channel's maximum); the correction map is one int8 constant.
+    Without a static input size the layer stays a pooling."""
+
+    def call(self, x):
+        import tensorflow as tf
+
+        h, w, c = x.shape[1], x.shape[2], x.shape[-1]
+        if h is None or w is None:
+            return super().call(x)
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+
+        def depthwise(t, k, strides):
+            kernel = np.full((*k, c, 1), 1.0 / (k[0] * k[1]), "float32")
+            return tf.nn.depthwise_conv2d(t, kernel, (1, *strides, 1), padding="SAME")
+
+        if kh * kw <= 9:
+            y = depthwise(x, (kh, kw), (sh, sw))
+        else:
+            y = x
+            if (kh, sh) != (1, 1):
+                y = depthwise(y, (kh, 1), (sh, 1))
+            if (kw, sw) != (1, 1):
+                y = depthwise(y, (1, kw), (1, sw))
+        count = np.outer(same_window_counts(h, kh, sh), same_window_counts(w, kw, sw))
+        if (count == kh * kw).all():
+            return y
+        return y * (kh * kw / count).astype("float32")[None, :, :, None]
+
+
+def same_pool_eligible(layer):
+    """True for a ``SameAveragePooling2D`` and a channels-last ``AveragePooling2D`` with
+    ``padding="same"`` (``_ConvSameAveragePooling2D``)."""
+    if type(layer) is SameAveragePooling2D:
+        return True
+    return (
+        type(layer) is keras.layers.AveragePooling2D
+        and layer.padding == "same"
+        and layer.data_format == "channels_last"
+    )
 
 
 def avg_pool_eligible(layer):
@@ -734,6 +793,7 @@ def inference_model(
     selu_as_elu=False,
     unpool_masks=False,
     avg_pool_as_conv=False,
+    same_pool_as_conv=False,
     deconv_relu_as_leaky=False,
     float_final_resize=False,
     nearest_as_d2s=False,
@@ -751,6 +811,9 @@ def inference_model(
 
     ``avg_pool_as_conv`` (for int8 LiteRT): "valid" average poolings (``avg_pool_eligible``)
     become depthwise convolutions of constant weights, ``info["avg_pool_as_conv"]``.
+    ``same_pool_as_conv`` (for int8 LiteRT): "same" average poolings (``same_pool_eligible``)
+    become depthwise convolutions and a multiply by the border correction
+    (``_ConvSameAveragePooling2D``), ``info["same_pool_as_conv"]``.
 
     ``deconv_relu_as_leaky`` (for int8 LiteRT): the ReLUs of ``deconv_relus`` become leaky ReLUs
     of slope ``_RELU_LEAK`` (XNNPACK runs int8 LEAKY_RELU, not a standalone int8 RELU; in int8
@@ -792,6 +855,7 @@ def inference_model(
     folded_convs = {conv.name: bn_name for bn_name, conv in pairs.items()}
     native, subpixel, prelu_max, prelu_kept, resizes = [], [], [], [], []
     prelu_leaky, shuffles, selus, unpools, pools, nearests = [], [], [], [], [], []
+    same_pools = []
     leaky_relus = set(deconv_relus(model, pairs)) if deconv_relu_as_leaky else set()
     finals = final_resizes(model) if float_final_resize else []
 
@@ -809,6 +873,9 @@ def inference_model(
                 else _ConvAveragePooling2D
             )
             return cls.from_config(config)
+        if same_pool_as_conv and same_pool_eligible(layer):
+            same_pools.append(layer.name)
+            return _ConvSameAveragePooling2D(layer.pool_size, layer.strides, name=layer.name)
         if nearest_as_d2s and nearest_upsample_eligible(layer):
             nearests.append(layer.name)
             return _DepthToSpaceNearest(layer.size[0], name=layer.name)
@@ -901,6 +968,7 @@ def inference_model(
         "unpool_masks": sorted(unpools),
         "nearest_as_d2s": sorted(nearests),
         "avg_pool_as_conv": sorted(pools),
+        "same_pool_as_conv": sorted(same_pools),
         "deconv_relu_as_leaky": sorted(leaky_relus),
         "float_final_resize": finals,
     }
