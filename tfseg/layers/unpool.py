@@ -38,15 +38,15 @@ class PoolSwitches(layers.Layer):
     def call(self, x):
         a, b, c, d = _windows(x)
         m = ops.maximum(ops.maximum(a, b), ops.maximum(c, d))
-        zero = ops.zeros_like(m)
+        # scalar codes, broadcast by ``where``: full-size code tensors (``zeros_like(m) + k``)
+        # were folded into constants by the exporters (SegNet's ONNX file: 256 MB of them, and
+        # 20 GB to convert at 512x1024)
         code = ops.where(
             ops.equal(a, m),
-            zero,
-            ops.where(
-                ops.equal(b, m), zero + 1.0, ops.where(ops.equal(c, m), zero + 2.0, zero + 3.0)
-            ),
+            0.0,
+            ops.where(ops.equal(b, m), 1.0, ops.where(ops.equal(c, m), 2.0, 3.0)),
         )
-        return ops.stop_gradient(code)
+        return ops.stop_gradient(ops.cast(code, m.dtype))
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
