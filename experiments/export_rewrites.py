@@ -35,6 +35,10 @@ ShuffleNet encoder).
 ``--rewrite=avgpool``: "valid" average poolings as AVERAGE_POOL_2D against depthwise
 convolutions of constant weights (``graph._ConvAveragePooling2D``), in int8 LiteRT.
 
+``--rewrite=strided_pointwise``: ``SubsampledPointwiseConv2D`` (DFANet's strided shortcuts) as
+the STRIDED_SLICE + 1x1 convolution it trains as against one strided 1x1 CONV_2D, in int8 and
+fp32 LiteRT.
+
 ``--rewrite=same_pool``: "same" average poolings (ADSCNet, CGNet, DABNet, DDRNet, BiSeNetV2) as
 AVERAGE_POOL_2D against depthwise convolutions of constant weights (two 1-D passes above 9
 pixels) and a multiply by the border correction (``graph._ConvSameAveragePooling2D``), in int8
@@ -97,6 +101,9 @@ TFLITE_REWRITES = {
     "unpool": ("unpool_masks", {"compare": False, "masks": True}, ("int8",)),
     # AVERAGE_POOL_2D against a depthwise convolution
     "avgpool": ("avg_pool_as_conv", {"pool": False, "conv": True}, ("int8",)),
+    # a strided 1x1 convolution as STRIDED_SLICE + convolution against one strided CONV_2D
+    "strided_pointwise": ("strided_pointwise", {"slice": False, "strided": True},
+                          ("int8", "fp32")),
     # "same" average poolings as AVERAGE_POOL_2D against ``graph._ConvSameAveragePooling2D``
     "same_pool": ("same_pool_as_conv", {"pool": False, "conv": True}, ("int8",)),
     # RELU after TRANSPOSE_CONV against a leaky ReLU

@@ -599,6 +599,37 @@ def test_int8_same_average_pooling_as_depthwise_convolution():
     assert ops.get("MUL") == 2, ops
 
 
+def test_subsampled_pointwise_convolution_exports_as_a_strided_convolution():
+    """``SubsampledPointwiseConv2D`` (DFANet's strided shortcuts; a subsample, then a 1x1
+    convolution, only to dodge a oneDNN training bug) exports as the strided 1x1 ``Conv2D`` it
+    computes: the same outputs at even and odd sizes, its BN still folded, and in int8 LiteRT no
+    STRIDED_SLICE (which XNNPACK does not run) and one XNNPACK partition."""
+    from tfseg.layers import SubsampledPointwiseConv2D
+
+    def build(shape):
+        inp = keras.Input(shape)
+        x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+        y = SubsampledPointwiseConv2D(8, 1, strides=2, use_bias=False, name="short")(x)
+        y = keras.layers.BatchNormalization(name="short_bn")(y)
+        z = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="c2")(x)
+        y = keras.layers.Add(name="add")([y, z])
+        return randomize_batchnorm(keras.Model(inp, keras.layers.Conv2D(4, 1, name="out")(y)))
+
+    rng = np.random.default_rng(0)
+    for shape, size in (((16, 32, 3), (16, 32)), ((None, None, 3), (15, 9))):
+        model = build(shape)
+        new, info = inference_model(model)
+        assert info["strided_pointwise"] == ["short"] and "short_bn" in info["folded"]
+        assert type(new.get_layer("short")) is keras.layers.Conv2D
+        assert inference_model(model, strided_pointwise=False)[1]["strided_pointwise"] == []
+        x = rng.standard_normal((2, *size, 3)).astype("float32")
+        np.testing.assert_allclose(np.asarray(new(x)), np.asarray(model(x)), atol=1e-5)
+    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
+    model = build((16, 32, 3))
+    ops = _int8_in_one_partition(inference_model(model)[0], model, xs, 0.05)
+    assert "STRIDED_SLICE" not in ops, ops
+
+
 def test_int8_relu_after_transposed_convolution_as_leaky():
     """int8 LiteRT writes a ReLU that follows a transposed convolution (through a folded BN) as a
     leaky ReLU of slope 1/256, which XNNPACK runs; a ReLU that the converter fuses into a

@@ -31,6 +31,7 @@ import re
 import keras
 import numpy as np
 
+from tfseg.layers.conv import SubsampledPointwiseConv2D
 from tfseg.layers.misc import ChannelShuffle
 from tfseg.layers.pooling import AdaptiveAvgPool2D, SameAveragePooling2D
 from tfseg.layers.resize import BilinearUpsample
@@ -783,6 +784,7 @@ def inference_model(
     model,
     *,
     fold_batchnorm=True,
+    strided_pointwise=True,
     grouped_conv="keras",
     subpixel_min_stride=None,
     subpixel_quadrants=True,
@@ -799,6 +801,11 @@ def inference_model(
     nearest_as_d2s=False,
 ):
     """Copy of functional ``model`` for export: BN folded, some layers rewritten.
+
+    ``strided_pointwise``: ``SubsampledPointwiseConv2D`` layers (a training-time workaround,
+    ``tfseg.layers.conv``) become the plain strided 1x1 ``Conv2D`` they compute, with the same
+    weights: their subsample is a STRIDED_SLICE with steps in LiteRT, which XNNPACK does not run
+    (DFANet's int8 graph: 9 of them, 10 partitions), ``info["strided_pointwise"]``.
 
     ``float_final_resize`` (for int8 LiteRT): the ``BilinearUpsample`` that makes the logits
     (``final_resizes``) becomes ``_FloatFinalResize``, which ``convert_tflite`` keeps in float32,
@@ -855,7 +862,7 @@ def inference_model(
     folded_convs = {conv.name: bn_name for bn_name, conv in pairs.items()}
     native, subpixel, prelu_max, prelu_kept, resizes = [], [], [], [], []
     prelu_leaky, shuffles, selus, unpools, pools, nearests = [], [], [], [], [], []
-    same_pools = []
+    same_pools, strided = [], []
     leaky_relus = set(deconv_relus(model, pairs)) if deconv_relu_as_leaky else set()
     finals = final_resizes(model) if float_final_resize else []
 
@@ -928,6 +935,9 @@ def inference_model(
         ):
             native.append(layer.name)
             return _NativeGroupedConv2D.from_config(config)
+        if strided_pointwise and type(layer) is SubsampledPointwiseConv2D:
+            strided.append(layer.name)
+            return keras.layers.Conv2D.from_config(config)
         return layer.__class__.from_config(config)
 
     new = keras.models.clone_model(model, clone_function=clone)
@@ -969,6 +979,7 @@ def inference_model(
         "nearest_as_d2s": sorted(nearests),
         "avg_pool_as_conv": sorted(pools),
         "same_pool_as_conv": sorted(same_pools),
+        "strided_pointwise": sorted(strided),
         "deconv_relu_as_leaky": sorted(leaky_relus),
         "float_final_resize": finals,
     }

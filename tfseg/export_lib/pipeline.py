@@ -299,6 +299,7 @@ def run_export(o, log=print):
                 "unpool_masks",
                 "avg_pool_as_conv",
                 "same_pool_as_conv",
+                "strided_pointwise",
                 "deconv_relu_as_leaky",
                 "float_final_resize",
             )
