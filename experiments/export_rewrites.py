@@ -35,6 +35,11 @@ ShuffleNet encoder).
 ``--rewrite=avgpool``: "valid" average poolings as AVERAGE_POOL_2D against depthwise
 convolutions of constant weights (``graph._ConvAveragePooling2D``), in int8 LiteRT.
 
+``--rewrite=expand_depthwise``: depthwise convolutions with a channel multiplier above 1
+(DFANet, BiSeNetV2) as one DEPTHWISE_CONV_2D against a 0/1 1x1 convolution that repeats the
+channels and a depthwise convolution of multiplier 1 (``graph._ExpandedDepthwiseConv2D``), in int8
+and fp32 LiteRT.
+
 ``--rewrite=strided_pointwise``: ``SubsampledPointwiseConv2D`` (DFANet's strided shortcuts) as
 the STRIDED_SLICE + 1x1 convolution it trains as against one strided 1x1 CONV_2D, in int8 and
 fp32 LiteRT.
@@ -101,6 +106,10 @@ TFLITE_REWRITES = {
     "unpool": ("unpool_masks", {"compare": False, "masks": True}, ("int8",)),
     # AVERAGE_POOL_2D against a depthwise convolution
     "avgpool": ("avg_pool_as_conv", {"pool": False, "conv": True}, ("int8",)),
+    # a depthwise convolution with a channel multiplier as one op against a 0/1 1x1 expansion
+    # and a depthwise convolution of multiplier 1
+    "expand_depthwise": ("expand_depthwise", {"multiplier": False, "expanded": True},
+                         ("int8", "fp32")),
     # a strided 1x1 convolution as STRIDED_SLICE + convolution against one strided CONV_2D
     "strided_pointwise": ("strided_pointwise", {"slice": False, "strided": True},
                           ("int8", "fp32")),

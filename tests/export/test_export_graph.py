@@ -630,6 +630,50 @@ def test_subsampled_pointwise_convolution_exports_as_a_strided_convolution():
     assert "STRIDED_SLICE" not in ops, ops
 
 
+def test_depthwise_channel_multiplier_as_expansion_and_depthwise():
+    """LiteRT exports write a depthwise convolution with a channel multiplier (DFANet,
+    BiSeNetV2) as a 0/1 1x1 convolution that repeats the channels and a multiplier-1 depthwise
+    convolution: the same outputs with strides, dilation and a folded BN; int8 keeps the
+    whole graph in one XNNPACK partition, with a CONV_2D more per expanded input."""
+    from tfseg.export_lib.tflite import tflite_op_types
+
+    assert rewrites("tflite", "int8")["expand_depthwise"] and rewrites("tflite")["expand_depthwise"]
+    assert not rewrites("onnx").get("expand_depthwise")
+
+    def build(shape):
+        inp = keras.Input(shape)
+        x = keras.layers.Conv2D(4, 3, padding="same", name="c1")(inp)
+        a = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=4, use_bias=False,
+                                         name="a")(x)
+        a = keras.layers.BatchNormalization(name="a_bn")(a)
+        b = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=4,
+                                         activation="relu", name="b")(x)
+        c = keras.layers.DepthwiseConv2D(3, dilation_rate=2, padding="same", depth_multiplier=2,
+                                         name="c")(x)
+        a = keras.layers.Conv2D(16, 3, strides=2, padding="same", name="a_down")(a)
+        c = keras.layers.Conv2D(16, 3, strides=2, padding="same", name="c_down")(c)
+        y = keras.layers.Add(name="add")([a, b, c])
+        return randomize_batchnorm(keras.Model(inp, keras.layers.Conv2D(4, 1, name="out")(y)))
+
+    rng = np.random.default_rng(0)
+    for shape, size in (((16, 32, 3), (16, 32)), ((None, None, 3), (15, 9))):
+        model = build(shape)
+        new, info = inference_model(model, expand_depthwise=True)
+        assert info["expanded_depthwise"] == ["a", "b", "c"] and "a_bn" in info["folded"]
+        x = rng.standard_normal((2, *size, 3)).astype("float32")
+        want = np.asarray(model(x))
+        np.testing.assert_allclose(np.asarray(new(x)), want, atol=1e-5 * np.abs(want).max())
+    model = build((16, 32, 3))
+    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
+    ops = _int8_in_one_partition(inference_model(model, expand_depthwise=True)[0], model, xs, 0.05)
+    # a's and b's expansions of the same input are the same op (the converter shares it)
+    assert ops.get("DEPTHWISE_CONV_2D") == 3 and ops.get("CONV_2D") >= 4 + 2, ops
+    from tfseg.export_lib.tflite import convert_tflite
+
+    plain = convert_tflite(inference_model(model)[0], input_size=(16, 32), precision="fp32")
+    assert tflite_op_types(plain).get("CONV_2D") == 4
+
+
 def test_int8_relu_after_transposed_convolution_as_leaky():
     """int8 LiteRT writes a ReLU that follows a transposed convolution (through a folded BN) as a
     leaky ReLU of slope 1/256, which XNNPACK runs; a ReLU that the converter fuses into a

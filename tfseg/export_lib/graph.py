@@ -290,6 +290,42 @@ class _ConvAdaptiveAvgPool2D(AdaptiveAvgPool2D):
         return _average_by_conv(x, k, k)
 
 
+class _ExpandedDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+    """A ``DepthwiseConv2D`` with a channel multiplier m > 1 as a 1x1 convolution that repeats
+    each input channel m times (0/1 weights: output channel ``c m + j`` is input channel ``c``)
+    and a depthwise convolution of multiplier 1 on the repeated channels: the same function, the
+    same weights (the kernel reshaped from ``(kh, kw, C, m)`` to ``(kh, kw, C m, 1)``). XNNPACK
+    runs a multiplier above 1 as a grouped convolution of m outputs per group, several times
+    slower than its depthwise kernel plus a dense 1x1 convolution (a 12 -> 48 channel 3x3 at
+    128x256, int8: 1.45 against 0.38 ms; docs/results.md). The 0/1 weights are exact in int8.
+    DFANet's XceptionA blocks and BiSeNetV2's gather-and-expand layers use such convolutions."""
+
+    def call(self, x):
+        import tensorflow as tf
+
+        c, m = x.shape[-1], self.depth_multiplier
+        expand = np.zeros((1, 1, c, c * m), "float32")
+        expand[0, 0, np.repeat(np.arange(c), m), np.arange(c * m)] = 1.0
+        y = tf.nn.conv2d(x, expand, 1, "VALID")
+        kernel = tf.reshape(self.kernel, (*self.kernel_size, c * m, 1))
+        y = tf.nn.depthwise_conv2d(
+            y, kernel, (1, *self.strides, 1), self.padding.upper(), dilations=self.dilation_rate
+        )
+        if self.use_bias:
+            y = tf.nn.bias_add(y, self.bias)
+        return self.activation(y) if self.activation is not None else y
+
+
+def expand_depthwise_eligible(layer):
+    """Whether a layer is a channels-last ``DepthwiseConv2D`` with a multiplier above 1
+    (``_ExpandedDepthwiseConv2D``)."""
+    return (
+        type(layer) is keras.layers.DepthwiseConv2D
+        and layer.depth_multiplier > 1
+        and layer.data_format == "channels_last"
+    )
+
+
 def same_window_counts(n, k, s):
     """Pixels inside ``[0, n)`` of each window of a "same" pooling along one axis (size ``n``,
     window ``k``, stride ``s``), with TensorFlow's split of the padding (the extra pixel at the
@@ -785,6 +821,7 @@ def inference_model(
     *,
     fold_batchnorm=True,
     strided_pointwise=True,
+    expand_depthwise=False,
     grouped_conv="keras",
     subpixel_min_stride=None,
     subpixel_quadrants=True,
@@ -806,6 +843,10 @@ def inference_model(
     ``tfseg.layers.conv``) become the plain strided 1x1 ``Conv2D`` they compute, with the same
     weights: their subsample is a STRIDED_SLICE with steps in LiteRT, which XNNPACK does not run
     (DFANet's int8 graph: 9 of them, 10 partitions), ``info["strided_pointwise"]``.
+
+    ``expand_depthwise`` (for LiteRT): depthwise convolutions with a channel multiplier above 1
+    become a 0/1 1x1 convolution that repeats the channels and a depthwise convolution of
+    multiplier 1 (``_ExpandedDepthwiseConv2D``), ``info["expanded_depthwise"]``.
 
     ``float_final_resize`` (for int8 LiteRT): the ``BilinearUpsample`` that makes the logits
     (``final_resizes``) becomes ``_FloatFinalResize``, which ``convert_tflite`` keeps in float32,
@@ -862,7 +903,7 @@ def inference_model(
     folded_convs = {conv.name: bn_name for bn_name, conv in pairs.items()}
     native, subpixel, prelu_max, prelu_kept, resizes = [], [], [], [], []
     prelu_leaky, shuffles, selus, unpools, pools, nearests = [], [], [], [], [], []
-    same_pools, strided = [], []
+    same_pools, strided, expanded = [], [], []
     leaky_relus = set(deconv_relus(model, pairs)) if deconv_relu_as_leaky else set()
     finals = final_resizes(model) if float_final_resize else []
 
@@ -935,6 +976,9 @@ def inference_model(
         ):
             native.append(layer.name)
             return _NativeGroupedConv2D.from_config(config)
+        if expand_depthwise and expand_depthwise_eligible(layer):
+            expanded.append(layer.name)
+            return _ExpandedDepthwiseConv2D.from_config(config)
         if strided_pointwise and type(layer) is SubsampledPointwiseConv2D:
             strided.append(layer.name)
             return keras.layers.Conv2D.from_config(config)
@@ -980,6 +1024,7 @@ def inference_model(
         "avg_pool_as_conv": sorted(pools),
         "same_pool_as_conv": sorted(same_pools),
         "strided_pointwise": sorted(strided),
+        "expanded_depthwise": sorted(expanded),
         "deconv_relu_as_leaky": sorted(leaky_relus),
         "float_final_resize": finals,
     }
