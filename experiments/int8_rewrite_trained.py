@@ -31,11 +31,13 @@ flags.DEFINE_string("json", None, "Write the results here.")
 FLAGS = flags.FLAGS
 # ``inference_model`` info keys that are not the option's name
 INFO_KEYS = {"expand_depthwise": "expanded_depthwise", "native_resize": "native_resizes",
-             "transpose_shuffle": "transpose_shuffles", "prelu_as_max": "prelu_as_max"}
+             "transpose_shuffle": "transpose_shuffles"}
 
 
 def main(argv):
     del argv
+    import inspect
+
     from tfseg.arrays import parse_size
     from tfseg.cpuinfo import cpu_description
     from tfseg.evaluation import make_predict_fn
@@ -50,6 +52,11 @@ def main(argv):
     from tfseg.timing import latency_stats, time_interleaved
 
     size = parse_size(FLAGS.input_size, "--input_size")
+    options = [name for name, p in inspect.signature(inference_model).parameters.items()
+               if isinstance(p.default, bool)]
+    if FLAGS.option not in options:
+        raise app.UsageError(f"--option={FLAGS.option!r} is not a boolean inference_model option "
+                             f"(one of: {', '.join(options)})")
     model = load_model(FLAGS.model_path)
     stride = model_stride(model)
     spec = load_spec(FLAGS.dataset, FLAGS.data_dir, {})
