@@ -6,7 +6,11 @@ runtimes on tfseg's model of the same network (issue 22).
         --networks=enet,erfnet,espnet --out=docs/zoo.md --json=docs/reference_compare.json
 
 Nothing of the reference is copied: its ``models/`` files are imported one by one from
-``--reference_dir`` (one that cannot import costs only its own row). Batch 1, random weights: the
+``--reference_dir`` (one that cannot import costs only its own row). Batch 1, random weights, whose
+BatchNorm statistics (``--bn_statistics``, on by default) both sides set from one training-mode
+pass over the 4 random-normal calibration images: with BN's initial statistics the activations of
+a random Keras network shrink layer by layer (``tfseg.models.batchnorm``), and an int8 export
+calibrated on such activations is not the export of any trained network. The
 reference in eval mode under ``torch.inference_mode()`` on NCHW; its ONNX export (see
 ``export_reference``) in tfseg's ``OnnxRunner``; tfseg's runtimes via ``make_runner`` on NHWC; all
 timed in alternating rounds (``time_interleaved``), median over rounds. A candidate that cannot be
@@ -52,6 +56,11 @@ def define_flags(fv=flags.FLAGS):
          "(same CPU, size and threads; this run may time more runtimes: older rows show '-')."),
     ]:
         getattr(flags, f"DEFINE_{kind}")(name, default, text, flag_values=fv)
+    flags.DEFINE_bool("bn_statistics", True,
+                      "Set the BatchNorm statistics of both networks (random weights) from one "
+                      "batch of the 4 random-normal calibration images before timing, as "
+                      "training would (tfseg.models.batchnorm); --nobn_statistics keeps BN's "
+                      "initial ones.", flag_values=fv)
     flags.DEFINE_enum("reference_exporter", "auto", ["auto", "dynamo", "torchscript"],
                       "torch.onnx.export mode: auto (dynamo, else TorchScript), dynamo, or "
                       "torchscript (opset 11, the reference's own).", flag_values=fv)
@@ -191,6 +200,28 @@ def build_reference(cls, num_classes):
     return cls(num_class=num_classes, **extra).eval()
 
 
+def reference_bn_statistics(net, images):
+    """Set ``net``'s BatchNorm running statistics to those of one training-mode pass over
+    ``images`` (N, C, H, W numpy), as ``tfseg.models.batchnorm.recalibrate_batchnorm`` does for
+    tfseg's model; ``net`` is left in eval mode, its momenta as they were."""
+    import torch
+
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average: after one batch, its statistics
+        net.train()
+        with torch.no_grad():
+            net(torch.from_numpy(np.ascontiguousarray(images)))
+    finally:
+        for m, momentum in zip(bns, saved):
+            m.momentum = momentum
+        net.eval()
+    return len(bns)
+
+
 def _dynamo(net, x):
     """ONNX bytes from torch's dynamo exporter (torch 2.13's default; needs ``onnxscript``)."""
     import torch
@@ -246,14 +277,15 @@ def measure_network(name, hub, failed, modules, size, opts):
 
     import tfseg
     from tfseg.arrays import padded_size
-    from tfseg.bench.runtimes import make_runner
+    from tfseg.bench.runtimes import calibration_inputs, make_runner
     from tfseg.export_lib.onnx_export import OnnxRunner
     from tfseg.models import stride_of
+    from tfseg.models.batchnorm import recalibrate_batchnorm
     from tfseg.timing import SETTLE_S, time_interleaved
 
     ref = reference_name(name)
     row = {"network": name, "reference": ref, "input_size": f"{size[0]}x{size[1]}", "reasons": {},
-           "settle_s": SETTLE_S}
+           "settle_s": SETTLE_S, "bn_statistics": bool(opts.bn_statistics)}
     runners, reasons = {}, row["reasons"]
     x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
     workdir = tempfile.mkdtemp(prefix="tfseg_refcmp_")
@@ -262,6 +294,9 @@ def measure_network(name, hub, failed, modules, size, opts):
         if ref in hub:
             try:
                 net = build_reference(hub[ref], opts.num_classes)
+                if opts.bn_statistics:
+                    images = np.concatenate(calibration_inputs(size)).transpose(0, 3, 1, 2)
+                    reference_bn_statistics(net, images)
             except Exception as e:  # noqa: BLE001  (the row shows it)
                 reasons[EAGER] = reasons[ONNX] = f"building the reference: {_short(e)}"
         if net is not None:
@@ -285,6 +320,8 @@ def measure_network(name, hub, failed, modules, size, opts):
         if run_size != tuple(size):
             row["tfseg_input_size"] = f"{run_size[0]}x{run_size[1]}"
         model = tfseg.build_model(name, opts.num_classes, input_shape=(*run_size, 3))
+        if opts.bn_statistics:
+            recalibrate_batchnorm(model, [np.concatenate(calibration_inputs(run_size))])
         xt = np.transpose(x.numpy(), (0, 2, 3, 1))
         xt = np.pad(xt, [(0, 0), (0, run_size[0] - size[0]), (0, run_size[1] - size[1]), (0, 0)])
         cache = {}
@@ -325,7 +362,9 @@ def markdown(doc):
     settle = max(r.get("settle_s", 0) for r in doc["rows"]) if doc["rows"] else 0
     lines = [
         f"CPU: {doc['cpu']}; {doc['threads']} threads; batch 1, 3x{doc['input_size']}, random "
-        f"weights, median of {doc['rounds']} alternating rounds, each timed call after "
+        "weights (BatchNorm statistics of both networks set by one training-mode pass over the "
+        "4 random-normal calibration images, `--bn_statistics`, except where a note says "
+        f"otherwise), median of {doc['rounds']} alternating rounds, each timed call after "
         f"{settle:g} s of untimed calls of the same candidate; torch {doc['torch']}, "
         f"onnxruntime {doc['onnxruntime']}; torch with OMP_WAIT_POLICY={doc['omp_wait_policy']}. "
         "Measured with:", "",
@@ -353,6 +392,9 @@ def markdown(doc):
         for k in runtimes:
             if k not in r.get("times_ms", {}) and k not in r["reasons"]:
                 untimed.setdefault(k, []).append(f"`{r['network']}`")
+        if not r.get("bn_statistics"):
+            notes.append(f"- `{r['network']}` timed with BN's initial statistics (an older run, "
+                         "or `--nobn_statistics`)")
         if r.get("tfseg_input_size"):
             notes.append(f"- `{r['network']}` tfseg runs at {r['tfseg_input_size']} (its stride)")
     notes += [f"- not timed with {k} (older runs, before it joined the table): {', '.join(v)}"
@@ -402,6 +444,8 @@ def command_line(names, opts):
             f"--threads={opts.threads}", f"--rounds={opts.rounds}", f"--warmup={opts.warmup}",
             f"--tfseg_runtimes={','.join(opts.tfseg_runtimes)}",
             f"--reference_exporter={opts.reference_exporter}"]
+    if not opts.bn_statistics:
+        args.append("--nobn_statistics")
     return "python experiments/reference_compare.py --reference_dir=CHECKOUT " + " ".join(args)
 
 

@@ -16,8 +16,10 @@ Runtimes (``--runtimes``, comma-separated):
 - ``saved_model``: the SavedModel of ``tfseg.export`` (BN folded), its ``serving_default``;
 - ``tflite``, ``tflite_fp16``, ``tflite_int8``: LiteRT (``ai-edge-litert``, XNNPACK) on the
   ``tfseg.export`` conversion; int8 is calibrated on 4 random-normal inputs here (latency only: use
-  ``tfseg.export --verify`` for accuracy); ``tflite_int8_mixed`` is int8 with the class-score
-  layers left in float (``tfseg.export --int8_float_layers=scores``);
+  ``tfseg.export --verify`` for accuracy; a new network's BN statistics are first measured on the
+  same inputs, ``--bn_statistics``, so that its activations have a trained network's scale and
+  its int8 graph is one a trained network would give); ``tflite_int8_mixed`` is int8 with the
+  class-score layers left in float (``tfseg.export --int8_float_layers=scores``);
 - ``onnxruntime``: the ``tfseg.export`` ONNX graph (opset 17) on onnxruntime's CPU provider;
   ``onnxruntime_int8`` its int8 QDQ version (``tfseg.export --format=onnx --precision=int8``),
   calibrated on 4 random-normal inputs like ``tflite_int8``;
@@ -119,6 +121,14 @@ def define_flags(fv=FLAGS):
         "model_path",
         None,
         "Benchmark this .keras model (ignores --model/--encoder).",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "bn_statistics",
+        True,
+        "Give a new (random-weight) network BN statistics measured on the 4 calibration inputs "
+        "before timing it, as a trained one has (tfseg.models.batchnorm); --nobn_statistics keeps "
+        "BN's initial ones. Not applied to --model_path.",
         flag_values=fv,
     )
     flags.DEFINE_bool(
@@ -246,6 +256,7 @@ def _measure_all(targets, sizes, encoder_kwargs, peak, timed):
                         warmup=FLAGS.warmup, runs=FLAGS.runs, encoder_kwargs=encoder_kwargs,
                         threads=FLAGS.threads, model_path=FLAGS.model_path,
                         peak_gflops=peak["best"] if peak else None, log=_say, batch=batch,
+                        bn_statistics=FLAGS.bn_statistics,
                     )  # fmt: skip
                 except ValueError as e:
                     print(f"error: {name}/{enc} at {size}: {e}", file=sys.stderr)

@@ -43,7 +43,7 @@ def test_measure_every_cpu_runtime(tmp_path):
         encoder_kwargs={"alpha": 0.25}, threads=1, peak_gflops=10.0, log=lines.append,
     )  # fmt: skip
     assert row["input_size"] == "64x128" and row["requested_size"] == "50x100" and row["padded"]
-    assert row["params"] > 0 and row["gflops"] > 0
+    assert row["params"] > 0 and row["gflops"] > 0 and row["bn_statistics"] == "calibration inputs"
     for runtime in runtimes[:-1]:
         stats = row[runtime]
         assert stats["runs"] == 2 and stats["median_ms"] > 0
@@ -86,6 +86,24 @@ def test_measure_a_saved_dynamic_model_with_mixed_int8(tmp_path):
     assert row["input_size"] == "64x128" and row["gflops"] > 0
     for runtime in ("tflite_int8", "tflite_int8_mixed"):
         assert row[runtime]["runs"] == 2 and row[runtime]["median_ms"] > 0
+
+
+def test_a_new_network_gets_bn_statistics_of_the_calibration_inputs():
+    """A random-weight network is timed with BN statistics measured on the calibration inputs
+    (one batch of the four), unless ``bn_statistics=False``; a model file keeps its own."""
+    import keras
+
+    from tfseg.bench.runtimes import calibration_inputs
+
+    args = ("fastscnn", None, 5, (64, 128), None, None)
+    model, size = measure._model_at(*args, True)
+    bn = model.get_layer("fastscnn_ltd_conv_bn")
+    conv = keras.Model(model.inputs, model.get_layer("fastscnn_ltd_conv_conv").output)
+    acts = np.asarray(conv(np.concatenate(calibration_inputs(size))))
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), acts.mean(axis=(0, 1, 2)),
+                               rtol=1e-3, atol=1e-5)
+    model, _ = measure._model_at(*args, False)
+    assert not np.asarray(model.get_layer("fastscnn_ltd_conv_bn").moving_mean).any()
 
 
 def test_json_documents_keep_their_keys():

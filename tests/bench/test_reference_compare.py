@@ -90,7 +90,7 @@ def test_reference_compare_writes_the_section_and_the_json(script, tmp_path):
     assert row["network"] == "enet" and row["reference"] == "enet" and row["reasons"] == {}
     assert set(row["times_ms"]) == {"reference_eager", "reference_onnx", "keras"}
     assert all(len(v) == 1 and v[0] > 0 for v in row["times_ms"].values())
-    assert row["best"] == "keras"
+    assert row["best"] == "keras" and row["bn_statistics"] is True
     ratio = row["median_ms"]["reference_eager"] / row["median_ms"]["keras"]
     assert row["best_vs_reference_eager"] == pytest.approx(ratio)
     assert row["goal_reference_eager"] == (ratio >= 3.0)
@@ -172,3 +172,20 @@ def test_merge_keeps_older_rows_and_may_add_runtimes(script, tmp_path):
     for other in ({"tfseg_runtimes": ["onnxruntime"]}, {"threads": 4}):
         with pytest.raises(app.UsageError, match="other settings"):
             script.merged_rows(new, {**doc, **other}, str(path))
+
+
+def test_reference_bn_statistics_are_those_of_the_images(script):
+    """The reference's BN running statistics come from one training-mode pass over the images
+    (as tfseg's, ``recalibrate_batchnorm``); the network is left in eval mode, its momentum kept."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    images = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype("float32")
+    assert script.reference_bn_statistics(net, images) == 1
+    bn = net[1]
+    with torch.no_grad():
+        acts = net[0](torch.from_numpy(images))
+    np.testing.assert_allclose(bn.running_mean.numpy(), acts.mean(dim=(0, 2, 3)).numpy(),
+                               rtol=1e-4, atol=1e-6)
+    assert not net.training and bn.momentum == 0.1

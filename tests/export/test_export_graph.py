@@ -740,3 +740,21 @@ def test_int8_final_upsampling_in_float():
     assert [op for op in ops if op != "DELEGATE"][-2:] == ["DEQUANTIZE", "RESIZE_BILINEAR"]
     got, want = runner(xs[0]), np.asarray(single(xs[0]))
     assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()
+
+
+def test_int8_pyramid_pooling_global_bin_without_tile():
+    """The pyramid pooling module's 1x1 bin is broadcast back to the map by a product with ones
+    (``ResizeLike``), not by ``ops.tile``: the same values, and in int8 LiteRT no TILE (which
+    XNNPACK does not run, so it ended a delegate partition in Fast-SCNN) and one partition."""
+    from tfseg.layers.pooling import pyramid_pooling
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 32, 3))
+    x = keras.layers.Conv2D(16, 3, strides=4, padding="same", name="c1")(inp)
+    x = pyramid_pooling(x, 8, pool_sizes=(1, 2), name="ppm")
+    model = keras.Model(inp, keras.layers.Conv2D(4, 1, name="out")(x))
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
+    copy = inference_model(model, **rewrites("tflite", "int8"))[0]
+    ops = _int8_in_one_partition(copy, model, xs, 0.05)
+    assert "TILE" not in ops and ops.get("MUL") == 1, ops

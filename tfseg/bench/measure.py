@@ -11,7 +11,7 @@ import numpy as np
 
 from tfseg.arrays import padded_size, parse_size
 from tfseg.bench.report import format_line
-from tfseg.bench.runtimes import RuntimeUnavailable, make_runner
+from tfseg.bench.runtimes import RuntimeUnavailable, calibration_inputs, make_runner
 from tfseg.registry import DECODERS, ENCODERS, MODELS
 from tfseg.timing import latency_stats, time_interleaved
 
@@ -76,15 +76,24 @@ def _static_copy(model, size):
     )
 
 
-def _model_at(name, encoder, num_classes, size, encoder_kwargs, model_path):
-    """``(model, run_size)``: the model to time and ``size`` padded to its stride."""
+def _model_at(name, encoder, num_classes, size, encoder_kwargs, model_path, bn_statistics):
+    """``(model, run_size)``: the model to time and ``size`` padded to its stride. A new
+    (random-weight) network gets BN statistics measured on the calibration inputs when
+    ``bn_statistics`` (``tfseg.models.batchnorm``: with BN's initial ones its activations shrink
+    layer by layer, which changes what an int8 export is)."""
     from tfseg.models import model_stride, stride_of
 
     if model_path:
         model = _build(name, encoder, num_classes, size, encoder_kwargs, model_path)
         return model, padded_size(size, model_stride(model))
     run_size = padded_size(size, stride_of(name))
-    return _build(name, encoder, num_classes, run_size, encoder_kwargs, model_path), run_size
+    model = _build(name, encoder, num_classes, run_size, encoder_kwargs, model_path)
+    if bn_statistics:
+        from tfseg.models.batchnorm import recalibrate_batchnorm
+
+        # one batch of the four: statistics over images (a globally pooled map has one pixel)
+        recalibrate_batchnorm(model, [np.concatenate(calibration_inputs(run_size))])
+    return model, run_size
 
 
 def _encoder_of(name, encoder):
@@ -162,17 +171,23 @@ def _time_runtimes(row, model, run_size, *, warmup, runs, threads, peak_gflops, 
 
 def measure(name, encoder, num_classes, size, *, runtimes=("keras",), warmup=3, runs=10,
             encoder_kwargs=None, threads=None, model_path=None, peak_gflops=None,
-            log=None, batch=1):  # fmt: skip
+            log=None, batch=1, bn_statistics=True):  # fmt: skip
     """Params, GFLOPs and per-runtime latency of one model at one size (padded to the stride),
     for batches of ``batch`` images (GFLOPs are per image).
 
     ``model_path``: a ``.keras`` file instead of the registry's ``name`` / ``encoder``;
     ``peak_gflops``: the matmul reference for ``fraction_of_matmul``; ``log`` receives each
-    runtime's table line.
+    runtime's table line; ``bn_statistics``: a new network's BN statistics measured on the
+    calibration inputs (``_model_at``), recorded in the row.
     """
-    model, run_size = _model_at(name, encoder, num_classes, size, encoder_kwargs, model_path)
+    bn_statistics = bn_statistics and any(r != "none" for r in runtimes)
+    model, run_size = _model_at(
+        name, encoder, num_classes, size, encoder_kwargs, model_path, bn_statistics
+    )
     row = _base_row(model, name, encoder, size, run_size, runtimes, model_path)
     row["batch"] = batch
+    if not model_path:
+        row["bn_statistics"] = "calibration inputs" if bn_statistics else "initial"
     _time_runtimes(
         row, model, run_size, warmup=warmup, runs=runs, threads=threads,
         peak_gflops=peak_gflops, log=log, batch=batch,

@@ -82,6 +82,14 @@ def export_copy(model, cache, fmt, precision="fp32"):
     return cache[key]
 
 
+def calibration_inputs(size, count=4):
+    """The benchmark's stand-in data at ``size`` = (H, W): ``count`` random-normal (1, H, W, 3)
+    images (seed 0), the int8 calibration set of every quantized runtime and the batches that
+    set a random-weight network's BN statistics (``measure``)."""
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(count)]
+
+
 def saved_model_runner(model, size, workdir, cache):
     """The ``serving_default`` signature of the SavedModel written under ``workdir``."""
     from tfseg.export_lib.saved_model import SavedModelRunner, write_saved_model
@@ -97,8 +105,7 @@ def tflite_runner(runtime, model, size, threads, cache):
     from tfseg.export_lib.tflite import LiteRTRunner, convert_tflite, float_layer_names
 
     precision = {"tflite": "fp32", "tflite_fp16": "fp16"}.get(runtime, "int8")
-    rng = np.random.default_rng(0)
-    rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
+    rep = calibration_inputs(size)
     folded = export_copy(model, cache, "tflite", precision)
     float_layers = float_layer_names(folded, "scores") if runtime.endswith("_mixed") else []
     content = convert_tflite(
@@ -145,9 +152,7 @@ def onnx_runner(runtime, model, size, threads, workdir, cache):
     if runtime == "onnxruntime_int8":
         from tfseg.export_lib.onnx_int8 import quantize_onnx
 
-        rng = np.random.default_rng(0)
-        rep = [rng.standard_normal((1, *size, 3), dtype=np.float32) for _ in range(4)]
-        return OnnxRunner(quantize_onnx(proto, rep), threads=threads)
+        return OnnxRunner(quantize_onnx(proto, calibration_inputs(size)), threads=threads)
     return tensorrt_runner(proto, size, workdir)
 
 

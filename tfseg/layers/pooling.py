@@ -130,7 +130,10 @@ class ResizeLike(layers.Layer):
         x, like = inputs
         small, big = _static_hw(x), _static_hw(like)
         if small == (1, 1) and big is not None:
-            return ops.tile(x, (1, big[0], big[1], 1))
+            # a broadcast product rather than ``ops.tile``: the same values, and LiteRT's XNNPACK
+            # runs MUL but not TILE (whose kernel ended a delegate partition: Fast-SCNN's
+            # pyramid pooling)
+            return x * ops.ones((1, big[0], big[1], 1), dtype=x.dtype)
         if small is not None and big is not None:
             if small == big:
                 return x
