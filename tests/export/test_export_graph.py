@@ -758,3 +758,39 @@ def test_int8_pyramid_pooling_global_bin_without_tile():
     copy = inference_model(model, **rewrites("tflite", "int8"))[0]
     ops = _int8_in_one_partition(copy, model, xs, 0.05)
     assert "TILE" not in ops and ops.get("MUL") == 1, ops
+
+
+def test_int8_deconv_relu_leak_raised_where_xnnpack_refuses_its_scales():
+    """A ReLU after a transposed convolution exports in int8 as a leaky ReLU of slope 1/256; where
+    the converter gives its output the scale of a wider ADD it feeds (ADSCNet's decoder), XNNPACK
+    refuses the op (|slope x input/output scale| < 2^-8) and TFLite's own kernel ran it between
+    two partitions. The export raises that layer's slope just enough: one partition, the raise in
+    ``info``, and the output still within about one quantization step of the ReLU's."""
+    from tfseg.export_lib.graph import _DeconvLeakyReLU
+    from tfseg.export_lib.tflite import convert_tflite, xnnpack_rejected_leaky
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 32, 3))
+    skip = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="skip")(inp)
+    wide = keras.layers.Rescaling(2.0, name="wide")(skip)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="down")(skip)
+    x = keras.layers.Conv2DTranspose(8, 3, strides=2, padding="same", name="up")(x)
+    x = keras.layers.ReLU(name="up_relu")(x)
+    x = keras.layers.Add(name="sum")([x, wide])
+    model = keras.Model(inp, keras.layers.Conv2D(3, 1, name="out")(x))
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 16, 32, 3)).astype("float32") for _ in range(4)]
+    new, info = inference_model(model, **rewrites("tflite", "int8"))
+    assert info["deconv_relu_as_leaky"] == ["up_relu"]
+    assert isinstance(new.get_layer("up_relu"), _DeconvLeakyReLU)
+    plain = convert_tflite(new, input_size=(16, 32), precision="int8", representative=xs,
+                           xnnpack_guard=False)  # fmt: skip
+    assert xnnpack_rejected_leaky(plain, lambda name: 1 / 256 if "up_relu" in name else None)
+    info = {}
+    content = convert_tflite(new, input_size=(16, 32), precision="int8", representative=xs,
+                             info=info)  # fmt: skip
+    (slope,) = info["deconv_leak_slopes"].values()
+    assert list(info["deconv_leak_slopes"]) == ["up_relu"] and 1 / 256 < slope <= 1 / 16
+    assert not xnnpack_rejected_leaky(content, lambda name: slope if "up_relu" in name else None)
+    ops = _int8_in_one_partition(new, model, xs, 0.05)
+    assert ops.get("LEAKY_RELU") == 1, ops

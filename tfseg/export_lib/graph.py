@@ -408,6 +408,25 @@ def avg_pool_eligible(layer):
 _RELU_LEAK = 1.0 / 256
 
 
+class _DeconvLeakyReLU(keras.layers.LeakyReLU):
+    """The leaky ReLU (slope ``_RELU_LEAK`` unless ``raise_deconv_leaks`` raised it) that stands
+    in for a ReLU after a transposed convolution in an int8 LiteRT export
+    (``inference_model(deconv_relu_as_leaky=True)``); a class of its own so that the export can
+    tell it from a network's own leaky ReLUs."""
+
+
+def raise_deconv_leaks(model, slopes):
+    """Copy of ``model`` (an ``inference_model`` copy) whose ``_DeconvLeakyReLU`` layers named in
+    ``slopes`` (``{name: slope}``) take those slopes; the other layers are shared."""
+
+    def clone(layer):
+        if isinstance(layer, _DeconvLeakyReLU) and layer.name in slopes:
+            return _DeconvLeakyReLU(negative_slope=slopes[layer.name], name=layer.name)
+        return layer
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
 def _is_plain_relu(layer):
     if isinstance(layer, keras.layers.ReLU):
         return (
@@ -912,7 +931,7 @@ def inference_model(
         if layer.name in pairs:
             return _FoldedBatchNorm(name=layer.name)
         if layer.name in leaky_relus:
-            return keras.layers.LeakyReLU(negative_slope=_RELU_LEAK, name=layer.name)
+            return _DeconvLeakyReLU(negative_slope=_RELU_LEAK, name=layer.name)
         if avg_pool_as_conv and avg_pool_eligible(layer):
             pools.append(layer.name)
             cls = (

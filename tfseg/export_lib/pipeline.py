@@ -476,6 +476,7 @@ def _build_tflite(o, model, tmp, *, size, batch, stride, spec, report, log):
         "float_ops": info.get("float_ops"),
         "xnnpack_float_layers": info.get("xnnpack_float_layers"),
         "prelu_max_form": info.get("prelu_max_form"),
+        "deconv_leak_slopes": info.get("deconv_leak_slopes"),
         "io": "float32 in / float32 out"
         + (" (QUANTIZE/DEQUANTIZE at the edges)" if o.precision == "int8" else ""),
     }
@@ -486,6 +487,10 @@ def _build_tflite(o, model, tmp, *, size, batch, stride, spec, report, log):
     if info.get("prelu_max_form"):
         log("int8: PReLU in max form where XNNPACK would refuse the leaky ReLU's scales: "
             f"{', '.join(info['prelu_max_form'])}")
+    if info.get("deconv_leak_slopes"):
+        log("int8: ReLU stand-ins after transposed convolutions with a larger leak, where XNNPACK "
+            "would refuse the leaky ReLU's scales: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in info["deconv_leak_slopes"].items()))
     return LiteRTRunner(content, threads=o.threads)
 
 

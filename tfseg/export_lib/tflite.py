@@ -43,6 +43,7 @@ from tfseg.export_lib.errors import ExportError, quiet_absl
 from tfseg.export_lib.graph import (
     LOGITS,
     OUTPUT_NAMES,
+    _DeconvLeakyReLU,
     _FloatFinalResize,
     _LeakyFormPReLU,
     layer_for_op,
@@ -50,6 +51,7 @@ from tfseg.export_lib.graph import (
     named_outputs,
     output_layers,
     output_names,
+    raise_deconv_leaks,
 )
 from tfseg.export_lib.targets import PRECISIONS
 
@@ -130,13 +132,15 @@ def convert_tflite(
         finals = [x.name for x in model.layers if isinstance(x, _FloatFinalResize)]
         float_layers = [*float_layers, *(n for n in finals if n not in float_layers)]
     guard = precision == "int8" and xnnpack_guard
-    max_form, rejected = [], []
+    max_form, rejected, leaks = [], [], {}
     content, converter, fn = _convert(model, input_size, precision, samples, float_layers)
     try:
         with quiet_absl():
             max_form = _xnnpack_rejected_leaky_layers(content, model) if guard else []
-            if max_form:
-                model = max_form_prelus(model, max_form)
+            leaks = _xnnpack_deconv_leak_slopes(content, model) if guard else {}
+            if max_form or leaks:
+                model = max_form_prelus(model, max_form) if max_form else model
+                model = raise_deconv_leaks(model, leaks) if leaks else model
                 content, converter, fn = _convert(
                     model, input_size, precision, samples, float_layers
                 )
@@ -151,6 +155,7 @@ def convert_tflite(
         info["float_ops"] = float_op_types(content)
         info["xnnpack_float_layers"] = rejected
         info["prelu_max_form"] = max_form
+        info["deconv_leak_slopes"] = leaks
     return content
 
 
@@ -224,6 +229,13 @@ def xnnpack_rejected_leaky(content, slopes):
     op's slope (``None``: skip the op). Calibration breaks the rule where the converter gives the
     op's output the scale of a wider tensor, e.g. a concatenation it feeds (CFPNet: a ratio of
     0.0065), and TFLite's own int8 kernel then runs the op, outside the delegated graph."""
+    return [(index, name) for index, name, r, slope in _leaky_scale_ratios(content, slopes)
+            if not (2**-8 <= r <= 2**7 and 2**-8 <= abs(r * slope) <= 2**7)]
+
+
+def _leaky_scale_ratios(content, slopes):
+    """``[(op index, output tensor name, input / output scale ratio, slope)]`` of the int8
+    LEAKY_RELU ops of a TFLite model for which ``slopes(output tensor name)`` gives a slope."""
     it = _interpreter(content, delegates=False)
     tensors = {d["index"]: d for d in it.get_tensor_details()}
     found = []
@@ -233,12 +245,41 @@ def xnnpack_rejected_leaky(content, slopes):
         x, y = tensors[op["inputs"][0]], tensors[op["outputs"][0]]
         (sx, _), (sy, _) = x["quantization"], y["quantization"]
         slope = slopes(y["name"])
-        if not sx or not sy or slope is None:
-            continue  # a float op, or not a PReLU
-        r = sx / sy
-        if not (2**-8 <= r <= 2**7 and 2**-8 <= abs(r * slope) <= 2**7):
-            found.append((op["index"], y["name"]))
+        if sx and sy and slope is not None:  # else a float op, or not one asked about
+            found.append((op["index"], y["name"], sx / sy, slope))
     return found
+
+
+# The largest slope a deconvolution's stand-in leaky ReLU is raised to (``_RELU_LEAK`` x 16).
+_MAX_DECONV_LEAK = 1.0 / 16
+
+
+def _xnnpack_deconv_leak_slopes(content, model):
+    """``{layer: slope}``: the ``_DeconvLeakyReLU`` layers (a ReLU after a transposed
+    convolution, slope ``_RELU_LEAK``) whose LEAKY_RELU XNNPACK refuses in ``content`` only because
+    ``|r slope| < 2^-8`` (``r``: input / output scale ratio), with the slope that passes:
+    ``1.25 * 2^-8 / r``. The converter can give such an op the output scale of the ADD it feeds
+    (ADSCNet's second decoder stage, ``r`` ~0.7), and TFLite's own int8 LEAKY_RELU, between two
+    XNNPACK partitions, then cost ADSCNet ~15 % of its latency. The raised slope keeps the
+    stand-in within about one output quantization step of the ReLU, as ``_RELU_LEAK`` is
+    where ``r >= 1``: the leak ``slope |x|`` is at most ``1.25 * 2^-8 * 256 s_in / r = 1.25 s_out``
+    for any int8 input ``x``. Slopes that would exceed ``_MAX_DECONV_LEAK`` are not raised."""
+    layers = {x.name: x for x in model.layers if isinstance(x, _DeconvLeakyReLU)}
+    if not layers:
+        return {}
+    names = list(layers)
+
+    def slopes(tensor_name):
+        layer = layer_for_op(tensor_name, names)
+        return None if layer is None else float(layers[layer].negative_slope)
+
+    raised = {}
+    for _, name, r, slope in _leaky_scale_ratios(content, slopes):
+        wanted = 1.25 * 2**-8 / r
+        if 2**-8 <= r <= 2**7 and abs(r * slope) < 2**-8 and slope < wanted <= _MAX_DECONV_LEAK:
+            layer = layer_for_op(name, names)
+            raised[layer] = max(raised.get(layer, 0.0), float(wanted))
+    return raised
 
 
 def _xnnpack_rejected_leaky_layers(content, model):
