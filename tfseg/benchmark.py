@@ -127,8 +127,8 @@ def define_flags(fv=FLAGS):
         "bn_statistics",
         True,
         "Give a new (random-weight) network BN statistics measured on the 4 calibration inputs "
-        "before timing it, as a trained one has (tfseg.models.batchnorm); --nobn_statistics keeps "
-        "BN's initial ones. Not applied to --model_path.",
+        "before timing an int8 runtime, as a trained one has (tfseg.models.batchnorm); "
+        "--nobn_statistics keeps BN's initial ones. Not applied to --model_path.",
         flag_values=fv,
     )
     flags.DEFINE_bool(

@@ -104,6 +104,9 @@ def test_a_new_network_gets_bn_statistics_of_the_calibration_inputs():
                                rtol=1e-3, atol=1e-5)
     model, _ = measure._model_at(*args, False)
     assert not np.asarray(model.get_layer("fastscnn_ltd_conv_bn").moving_mean).any()
+    # only int8 graphs depend on the ranges: a float-only run keeps BN's initial statistics
+    row = measure.measure("fastscnn", None, 5, (64, 128), runtimes=["tflite"], warmup=1, runs=1)
+    assert row["bn_statistics"] == "initial"
 
 
 def test_json_documents_keep_their_keys():

@@ -178,9 +178,10 @@ def measure(name, encoder, num_classes, size, *, runtimes=("keras",), warmup=3, 
     ``model_path``: a ``.keras`` file instead of the registry's ``name`` / ``encoder``;
     ``peak_gflops``: the matmul reference for ``fraction_of_matmul``; ``log`` receives each
     runtime's table line; ``bn_statistics``: a new network's BN statistics measured on the
-    calibration inputs (``_model_at``), recorded in the row.
+    calibration inputs (``_model_at``) when an int8 runtime is timed, recorded in the row.
     """
-    bn_statistics = bn_statistics and any(r != "none" for r in runtimes)
+    # only int8 graphs depend on the activations' ranges (which ops XNNPACK takes)
+    bn_statistics = bn_statistics and any("int8" in r or r == "auto" for r in runtimes)
     model, run_size = _model_at(
         name, encoder, num_classes, size, encoder_kwargs, model_path, bn_statistics
     )

@@ -11,8 +11,9 @@ output's, and such a graph runs partly outside XNNPACK (Fast-SCNN 3 delegate par
 of 2, measured in docs/results.md). Training sets the statistics; for a network that will only be
 timed, ``recalibrate_batchnorm`` sets each BN's moving mean and variance to the mean of its
 per-batch statistics on ``batches`` (forward passes in training mode), so that in inference mode
-every BN normalises as a trained network's does. ``tfseg.benchmark`` and
-``experiments/reference_compare.py`` apply it to the networks they build (not to a model file).
+every BN normalises as a trained network's does. ``tfseg.benchmark`` (when it times an int8
+runtime) and ``experiments/reference_compare.py`` apply it to the networks they build (not to a
+model file).
 
 Backend-neutral: the statistics come from the layers' own training-mode update (``momentum`` set
 to ``k / (k + 1)`` for the k-th batch, restored afterwards). A BN with ``trainable=False`` (a
