@@ -56,12 +56,25 @@ def recalibrate_batchnorm(model, batches):
             )
     layers = [layer for layer in batchnorm_layers(model) if layer.trainable]
     saved = [(layer, layer.momentum) for layer in layers]
+    forward = _training_forward(model)
     try:
         for k, batch in enumerate(batches):
             for layer in layers:
                 layer.momentum = k / (k + 1)
-            model(batch, training=True)
+            forward(batch)
     finally:
         for layer, momentum in saved:
             layer.momentum = momentum
     return len(layers)
+
+
+def _training_forward(model):
+    """``model(x, training=True)``; on TensorFlow as a graph (``tf.function``), whose executor
+    frees each intermediate once its consumers are done: called eagerly, a Keras functional model
+    holds every intermediate to the end (SegNet, a batch of 4 at 512x1024: 16.8 GB resident
+    against 3.2 GB). The momentum is read at trace time, so the function is traced per batch."""
+    if keras.backend.backend() != "tensorflow":
+        return lambda x: model(x, training=True)
+    import tensorflow as tf
+
+    return lambda x: tf.function(lambda v: model(v, training=True))(x)
