@@ -52,6 +52,8 @@ def define_flags(fv=flags.FLAGS):
          "tfseg runtimes to time (names of tfseg.bench.runtimes.RUNTIMES)."),
         ("string", "out", None, "Markdown file: its reference-compare section is replaced."),
         ("string", "json", None, "JSON file of every raw timing."),
+        ("string", "section", "reference-compare", "Name of the --out section's markers "
+         "(<!-- NAME:start --> ... <!-- NAME:end -->): one table per CPU or CPUID profile."),
         ("bool", "merge", False, "Keep the --json rows of networks not measured in this run "
          "(same CPU, size and threads; this run may time more runtimes: older rows show '-')."),
     ]:
@@ -446,7 +448,14 @@ def command_line(names, opts):
             f"--reference_exporter={opts.reference_exporter}"]
     if not opts.bn_statistics:
         args.append("--nobn_statistics")
-    return "python experiments/reference_compare.py --reference_dir=CHECKOUT " + " ".join(args)
+    if opts.section != "reference-compare":
+        args.append(f"--section={opts.section}")
+    from tfseg.cpuinfo import isa_profile
+
+    # under tfseg.bench.isa the same command needs the same CPUID profile
+    prefix = f"python -m tfseg.bench.isa --isa={isa_profile()} -- " if isa_profile() else ""
+    return (prefix + "python experiments/reference_compare.py --reference_dir=CHECKOUT "
+            + " ".join(args))
 
 
 def run(opts):
@@ -492,7 +501,8 @@ def run(opts):
     if opts.json:
         write_json_atomic(opts.json, doc)
     if opts.out:
-        write_section(opts.out, markdown(doc))
+        write_section(opts.out, markdown(doc),
+                      None if opts.section == "reference-compare" else opts.section)
         print(f"wrote {opts.out}")
     return doc
 

@@ -189,3 +189,30 @@ def test_reference_bn_statistics_are_those_of_the_images(script):
     np.testing.assert_allclose(bn.running_mean.numpy(), acts.mean(dim=(0, 2, 3)).numpy(),
                                rtol=1e-4, atol=1e-6)
     assert not net.training and bn.momentum == 0.1
+
+
+def test_a_named_section_and_a_cpuid_profile_in_the_command(script, tmp_path, monkeypatch):
+    """``--section`` writes its own markers beside the default table; under ``tfseg.bench.isa``
+    the listed command carries the profile it needs."""
+    ref = _fake_reference(tmp_path / "ref")
+    monkeypatch.setattr(script, "measure_network", lambda name, *a: {
+        "network": name, "median_ms": {"reference_eager": 3.0, "reference_onnx": 2.0, "keras": 1.0},
+        "times_ms": {}, "best": "keras", "best_vs_reference_eager": 3.0,
+        "best_vs_reference_onnx": 2.0, "goal_reference_eager": True,
+        "goal_reference_onnx": True, "reasons": {}, "bn_statistics": True, "settle_s": 0.2})
+    monkeypatch.setenv("TFSEG_ISA", "avx2")
+    monkeypatch.setenv("LD_PRELOAD", "/cache/cpuid_mask-0.so")
+    out = tmp_path / "zoo.md"
+    out.write_text("<!-- reference-compare:start -->\nnative\n<!-- reference-compare:end -->\n")
+    opts = _options(script, [
+        f"--reference_dir={ref}", "--networks=enet", "--tfseg_runtimes=keras",
+        "--section=reference-compare-avx2", f"--out={out}",
+    ])  # fmt: skip
+    script.run(opts)
+    text = out.read_text()
+    assert text.startswith("<!-- reference-compare:start -->\nnative\n<!-- reference-compare:end")
+    body = text.split("<!-- reference-compare-avx2:start -->\n")[1]
+    assert body.startswith("CPU: ") and "CPUID masked to the avx2 profile" in body
+    assert ("python -m tfseg.bench.isa --isa=avx2 -- python experiments/reference_compare.py "
+            in body) and "--section=reference-compare-avx2" in body
+    assert body.rstrip().endswith("<!-- reference-compare-avx2:end -->")
