@@ -112,6 +112,9 @@ def test_other_faults_reach_the_programs_handler_and_bad_masks_stop_the_process(
         env=env, capture_output=True, text=True, timeout=60)
     assert crash.returncode == -11
     assert "Segmentation fault" in crash.stderr  # Python's faulthandler ran
+    # the runner reports a signal as a shell does
+    assert isa.run("avx2", ["sh", "-c", "kill -SEGV $$"], cache_dir=str(tmp_path)) == 128 + 11
+    assert isa.run("avx2", ["sh", "-c", "exit 7"], cache_dir=str(tmp_path)) == 7
     env[isa.MASK_ENV] = "7.0.ebx=zz"
     bad = subprocess.run(["true"], env=env, capture_output=True, text=True)
     assert bad.returncode == 3 and "malformed TFSEG_CPUID_MASK" in bad.stderr

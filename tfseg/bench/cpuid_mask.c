@@ -131,16 +131,19 @@ static void on_segv(int sig, siginfo_t *info, void *context) {
             return;
         }
     }
+    int sent = info->si_code <= 0; /* kill(), raise(), sigqueue(): not a fault */
     if (chained.sa_flags & SA_SIGINFO) {
         chained.sa_sigaction(sig, info, context);
     } else if (chained.sa_handler != SIG_IGN && chained.sa_handler != SIG_DFL) {
         chained.sa_handler(sig);
-    } else {
-        /* default action: let the fault happen again without this handler */
+    } else if (!(sent && chained.sa_handler == SIG_IGN)) {
+        /* the default action: a fault happens again once this returns, now without this
+         * handler; a signal sent by a process is sent again */
         struct sigaction dfl;
         memset(&dfl, 0, sizeof dfl);
         dfl.sa_handler = SIG_DFL;
         real_sigaction(SIGSEGV, &dfl, NULL);
+        if (sent) raise(SIGSEGV);
     }
 }
 

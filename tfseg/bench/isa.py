@@ -106,10 +106,12 @@ def environment(profile, env=None, cache_dir=None):
 
 
 def run(profile, command, env=None, cache_dir=None):
-    """Run ``command`` (a list) under the profile; returns its exit status."""
+    """Run ``command`` (a list) under the profile; returns its exit status (128 + N where a
+    signal N ended it, as a shell reports it)."""
     if not command:
         raise IsaError("no command to run (put it after --)")
-    return subprocess.call(command, env=environment(profile, env, cache_dir))
+    status = subprocess.call(command, env=environment(profile, env, cache_dir))
+    return 128 - status if status < 0 else status
 
 
 def main(argv=None):
