@@ -8,7 +8,8 @@ Per network (random weights with BN statistics from the calibration inputs, as t
 builds it; 4 random-normal calibration inputs: speed only): the fp32 ONNX, tfseg's int8 export
 (``export_lib.onnx_int8``: QDQ, uint8 activations, int8 weights per channel, 7-bit weights where
 the CPU has no VNNI), and that export with one setting changed: signed int8 activations (S8S8),
-the QOperator format, 8-bit weights on every CPU, depthwise convolutions left in float. The median
+the QOperator format, 7-bit and 8-bit weights on every CPU (one of the two is the export's own
+choice), depthwise convolutions left in float. The median
 of ``--rounds`` alternating rounds; the CPU line names a CPUID profile where one is in force.
 """
 
@@ -82,6 +83,7 @@ def main(argv):
             "int8 (tfseg: QDQ U8S8)": quantize_onnx(proto, cal),
             "int8 S8S8": quantized_with(proto, cal, activation_type=QuantType.QInt8),
             "int8 QOperator": quantized_with(proto, cal, quant_format=QuantFormat.QOperator),
+            "int8 7-bit weights": quantized_with(proto, cal, reduce_range=True),
             "int8 8-bit weights": quantized_with(proto, cal, reduce_range=False),
             "int8, depthwise in float": quantized_with(proto, cal,
                                                        nodes_to_exclude=depthwise_convs(proto)),
