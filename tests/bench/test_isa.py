@@ -17,7 +17,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 needs_shim = pytest.mark.skipif(isa.unavailable_reason() is not None,
                                 reason=str(isa.unavailable_reason()))
 
-# leaf 7 / 7.1 registers, and leaf 1 asked with garbage in ECX (CPUID ignores ECX for leaf 1)
+# leaf 7 / 7.1 registers, leaf 1 asked with garbage in ECX (CPUID ignores ECX for leaf 1), and the
+# APIC ID of the CPU that ran it
 PROBE = r"""
 #include <stdio.h>
 static void cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
@@ -27,7 +28,7 @@ static void cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
 int main(void) {
     unsigned a[4], b[4], c[4], d[4];
     cpuid(7, 0, a); cpuid(7, 1, b); cpuid(1, 0, c); cpuid(1, 0x444d4163, d);
-    printf("%x %x %x %x %x %x %x\n", a[1], a[2], a[3], b[0], b[3], c[2], d[2]);
+    printf("%x %x %x %x %x %x %x %x\n", a[1], a[2], a[3], b[0], b[3], c[2], d[2], c[1] >> 24);
     return 0;
 }
 """
@@ -93,15 +94,22 @@ def test_a_program_under_a_profile_sees_the_smaller_cpu(tmp_path):
     source.write_text(PROBE)
     probe = str(tmp_path / "probe")
     subprocess.run(["cc", "-O1", "-o", probe, str(source)], check=True)
-    real = [int(v, 16) for v in subprocess.check_output([probe], text=True).split()]
-    for profile in ISA_PROFILES:
-        env = isa.environment(profile, cache_dir=str(tmp_path / "cache"))
-        seen = [int(v, 16) for v in subprocess.check_output([probe], env=env, text=True).split()]
-        bits = _bits(profile)
-        expected = [real[0] & ~bits.get((7, 0, "ebx"), 0), real[1] & ~bits.get((7, 0, "ecx"), 0),
-                    real[2] & ~bits.get((7, 0, "edx"), 0), real[3] & ~bits.get((7, 1, "eax"), 0),
-                    real[4] & ~bits.get((7, 1, "edx"), 0), real[5], real[5]]
-        assert seen == expected, profile  # leaf 1 whatever ECX holds: the real answer
+    def on(cpu, env=None):
+        return [int(v, 16) for v in subprocess.check_output(
+            [probe], env=env, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {cpu})).split()]
+
+    for cpu in sorted(os.sched_getaffinity(0))[:2]:
+        real = on(cpu)
+        for profile in ISA_PROFILES:
+            seen = on(cpu, isa.environment(profile, cache_dir=str(tmp_path / "cache")))
+            bits = _bits(profile)
+            expected = [real[0] & ~bits.get((7, 0, "ebx"), 0),
+                        real[1] & ~bits.get((7, 0, "ecx"), 0),
+                        real[2] & ~bits.get((7, 0, "edx"), 0),
+                        real[3] & ~bits.get((7, 1, "eax"), 0),
+                        real[4] & ~bits.get((7, 1, "edx"), 0), real[5], real[5], real[7]]
+            # leaf 1 whatever ECX holds, and the APIC ID of the CPU it ran on: the real answers
+            assert seen == expected, (profile, cpu)
 
 
 @needs_shim

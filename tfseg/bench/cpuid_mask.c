@@ -4,11 +4,11 @@
  * code paths it would run on that smaller CPU. Loaded with LD_PRELOAD by tfseg.bench.isa.
  *
  * How: Linux's CPUID faulting (arch_prctl(ARCH_SET_CPUID, 0), CPU flag "cpuid_fault") turns every
- * CPUID instruction of the thread into a SIGSEGV. Before switching it on, the constructor records
- * the real answers of every leaf / sub-leaf; the SIGSEGV handler then answers from that table,
- * with the bits named in TFSEG_CPUID_MASK cleared, and steps over the instruction. Other SIGSEGVs
- * go to whatever handler the program installs (sigaction / signal for SIGSEGV are intercepted and
- * remembered, so Python's faulthandler and the like keep working).
+ * CPUID instruction of the thread into a SIGSEGV. The SIGSEGV handler switches faulting off for
+ * one real CPUID (so APIC IDs and cache leaves are those of the CPU asked), clears the bits named
+ * in TFSEG_CPUID_MASK, writes the answer into the registers and steps over the instruction. Other
+ * SIGSEGVs go to whatever handler the program installs (sigaction / signal for SIGSEGV are
+ * intercepted and remembered, so Python's faulthandler and the like keep working).
  *
  * TFSEG_CPUID_MASK: comma-separated "LEAF.SUBLEAF.REGISTER=BITS" (hex leaf, decimal sub-leaf,
  * register eax/ebx/ecx/edx, hex bits to clear), e.g. "7.0.ebx=0xd0230000". It does not change the
@@ -32,16 +32,10 @@
 #define ARCH_SET_CPUID 0x1012
 #endif
 
-#define SUBLEAVES 64   /* sub-leaves recorded per leaf (XSAVE components need up to 63) */
 #define MAX_MASKS 32
 
-/* basic, hypervisor and extended leaves; each range holds at most 64 leaves */
-static const unsigned range_base[3] = {0x0u, 0x40000000u, 0x80000000u};
-static unsigned range_count[3];
-static unsigned table[3][64][SUBLEAVES][4];
-
 /* the leaves whose answer depends on the sub-leaf in ECX; every other leaf ignores ECX, which
- * callers often leave holding garbage */
+ * callers often leave holding garbage, so a mask of such a leaf applies whatever ECX holds */
 static const unsigned subleaf_leaves[] = {0x4, 0x7, 0xb, 0xd, 0xf, 0x10, 0x12, 0x14, 0x17, 0x18,
                                           0x1b, 0x1d, 0x1e, 0x1f, 0x20, 0x23, 0x24, 0x8000001d,
                                           0x80000020, 0x80000026};
@@ -72,7 +66,7 @@ static int parse_masks(const char *text) {
         if (n_masks == MAX_MASKS) return 0;
         if (sscanf(text, "%x.%u.e%1[a-d]x=%x%n", &leaf, &sub, reg, &bits, &used) != 4 || !used)
             return 0;
-        if (strlen(reg) != 1 || sub >= SUBLEAVES || (sub && !has_subleaves(leaf))) return 0;
+        if (strlen(reg) != 1 || (sub && !has_subleaves(leaf))) return 0;
         masks[n_masks++] = (struct mask){leaf, sub, (unsigned)(reg[0] - 'a'), bits};
         text += used;
         if (*text == ',') text++;
@@ -81,37 +75,17 @@ static int parse_masks(const char *text) {
     return 1;
 }
 
-static void record(void) {
-    for (int r = 0; r < 3; r++) {
-        unsigned a, b, c, d;
-        __cpuid_count(range_base[r], 0, a, b, c, d);
-        unsigned count = (a >= range_base[r] && a - range_base[r] < 64) ? a - range_base[r] + 1 : 0;
-        if (r == 0) count = a < 64 ? a + 1 : 64;
-        range_count[r] = count;
-        for (unsigned i = 0; i < count; i++)
-            for (unsigned s = 0; s < (has_subleaves(range_base[r] + i) ? SUBLEAVES : 1); s++) {
-                unsigned *out = table[r][i][s];
-                __cpuid_count(range_base[r] + i, s, out[0], out[1], out[2], out[3]);
-            }
-    }
-    for (int m = 0; m < n_masks; m++)
-        for (int r = 0; r < 3; r++) {
-            unsigned i = masks[m].leaf - range_base[r];
-            if (masks[m].leaf >= range_base[r] && i < range_count[r])
-                table[r][i][masks[m].sub][masks[m].reg] &= ~masks[m].bits;
-        }
-}
-
-/* CPUID's answer from the table; zeros for leaves beyond the CPU's range (as AMD CPUs answer)
- * and for sub-leaves beyond the recorded ones */
+/* CPUID's real answer for this thread's CPU (faulting off for the one instruction), with the
+ * masked bits cleared: APIC IDs, cache and topology leaves stay those of the CPU asked */
 static void answer(unsigned leaf, unsigned sub, unsigned long long out[4]) {
-    for (int k = 0; k < 4; k++) out[k] = 0;
-    if (!has_subleaves(leaf)) sub = 0;
-    for (int r = 0; r < 3; r++) {
-        unsigned i = leaf - range_base[r];
-        if (leaf >= range_base[r] && i < range_count[r] && sub < SUBLEAVES)
-            for (int k = 0; k < 4; k++) out[k] = table[r][i][sub][k];
-    }
+    unsigned r[4];
+    syscall(SYS_arch_prctl, ARCH_SET_CPUID, 1);
+    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+    syscall(SYS_arch_prctl, ARCH_SET_CPUID, 0);
+    for (int m = 0; m < n_masks; m++)
+        if (masks[m].leaf == leaf && (masks[m].sub == sub || !has_subleaves(leaf)))
+            r[masks[m].reg] &= ~masks[m].bits;
+    for (int k = 0; k < 4; k++) out[k] = r[k];
 }
 
 static void on_segv(int sig, siginfo_t *info, void *context) {
@@ -171,7 +145,6 @@ __attribute__((constructor)) static void start(void) {
     real_sigaction = dlsym(RTLD_NEXT, "sigaction");
     if (!text || !*text) return;
     if (!parse_masks(text)) fail("malformed TFSEG_CPUID_MASK (expected LEAF.SUB.REG=BITS,...)");
-    record();
     struct sigaction act;
     memset(&act, 0, sizeof act);
     act.sa_sigaction = on_segv;
