@@ -94,9 +94,10 @@ def test_a_program_under_a_profile_sees_the_smaller_cpu(tmp_path):
     source.write_text(PROBE)
     probe = str(tmp_path / "probe")
     subprocess.run(["cc", "-O1", "-o", probe, str(source)], check=True)
-    def on(cpu, env=None):
+    def on(cpu, env=None):  # pinned by a Python that execs the probe (no preexec_fn: threads)
+        pin = f"import os; os.sched_setaffinity(0, {{{cpu}}}); os.execv({probe!r}, [{probe!r}])"
         return [int(v, 16) for v in subprocess.check_output(
-            [probe], env=env, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {cpu})).split()]
+            [sys.executable, "-c", pin], env=env, text=True, timeout=60).split()]
 
     for cpu in sorted(os.sched_getaffinity(0))[:2]:
         real = on(cpu)
