@@ -77,6 +77,118 @@ def test_onnx_int8_final_resize_stays_float(nhwc):
     assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()
 
 
+def test_onnx_int8_rewrites_multiplier_depthwise_and_average_pools():
+    """The int8 ONNX export copy (``rewrites("onnx", "int8")``) writes a depthwise convolution
+    with a channel multiplier as a 0/1 1x1 convolution + a multiplier-1 depthwise one and the
+    average poolings as depthwise convolutions of constant weights (onnxruntime's int8 kernels
+    for both are several times slower than fp32); the fp32 export keeps them. The rewritten
+    graph computes the same function (fp32 ONNX of it against Keras), and its int8 version stays
+    close to Keras."""
+    import keras
+    import numpy as np
+    import onnx
+
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
+    from tfseg.export_lib.onnx_int8 import quantize_onnx
+    from tfseg.export_lib.pipeline import rewrites
+
+    inp = keras.Input((32, 64, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(inp)
+    a = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2,
+                                     activation="relu", name="dw_x2")(x)
+    b = keras.layers.AveragePooling2D(2, name="avg_valid")(x)
+    b = keras.layers.Conv2D(16, 1, name="b_proj")(b)
+    c = keras.layers.AveragePooling2D(3, strides=1, padding="same", name="avg_same")(a)
+    y = keras.layers.Add(name="add")([a, b, c])
+    model = keras.Model(inp, keras.layers.Conv2D(5, 1, name="logits")(y))
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 32, 64, 3)).astype(np.float32) for _ in range(4)]
+    want = np.asarray(model(xs[0]))
+
+    def graph_of(precision):
+        copy = inference_model(model, **rewrites("onnx", precision))[0]
+        return convert_onnx(copy, opset=17, input_shape=(1, 32, 64))
+
+    def grouped(proto):
+        shapes = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+        return [(next(a.i for a in n.attribute if a.name == "group"), shapes[n.input[1]])
+                for n in proto.graph.node if n.op_type == "Conv"
+                and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+
+    fp32 = graph_of("fp32")
+    assert [n.op_type for n in fp32.graph.node].count("AveragePool") == 2
+    assert any(w[0] == 2 * group for group, w in grouped(fp32))  # multiplier 2 kept
+    int8_copy = graph_of("int8")
+    assert "AveragePool" not in [n.op_type for n in int8_copy.graph.node]
+    assert all(w[0] == group and w[1] == 1 for group, w in grouped(int8_copy))
+    assert len(grouped(int8_copy)) == 3  # the multiplier-1 depthwise and the two pools
+    np.testing.assert_allclose(OnnxRunner(int8_copy)(xs[0]), want, atol=1e-4)
+    content = quantize_onnx(int8_copy, xs)
+    ops = [n.op_type for n in onnx.load_from_string(content).graph.node]
+    assert "AveragePool" not in ops and "QuantizeLinear" in ops
+    got = OnnxRunner(content)(xs[0])
+    assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()
+
+
+def test_onnx_int8_keeps_downsampler_pool_and_concat_in_float():
+    """``float_pool_concats=True``: ENet's / ERFNet's downsampler (a strided convolution and a
+    max pooling of one input, concatenated) stays float in the int8 ONNX (``pool_concats``); a
+    concatenation without a max-pooled input stays int8. The default quantizes it."""
+    import keras
+    import numpy as np
+    import onnx
+
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
+    from tfseg.export_lib.onnx_int8 import pool_concats, quantize_onnx
+    from tfseg.export_lib.pipeline import rewrites
+
+    inp = keras.Input((32, 64, 3))
+    x = keras.layers.Conv2D(13, 3, strides=2, padding="same", name="down_conv")(inp)
+    p = keras.layers.MaxPooling2D(2, name="down_pool")(inp)
+    x = keras.layers.ReLU(name="down_relu")(
+        keras.layers.Concatenate(name="down_concat")([x, p]))
+    a = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="a")(x)
+    b = keras.layers.Conv2D(8, 1, activation="relu", name="b")(x)
+    y = keras.layers.Concatenate(name="plain_concat")([a, b])
+    model = keras.Model(inp, keras.layers.Conv2D(5, 1, name="logits")(y))
+    proto = convert_onnx(inference_model(model, **rewrites("onnx", "int8"))[0], opset=17,
+                         input_shape=(1, 32, 64))
+    names = pool_concats(proto)
+    kinds = {n.name: n.op_type for n in proto.graph.node}
+    assert sorted(kinds[n] for n in names) == ["Concat", "MaxPool"]
+    assert all("down" in n for n in names)
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 32, 64, 3)).astype(np.float32) for _ in range(4)]
+    info = {}
+    content = quantize_onnx(proto, xs, info=info, float_pool_concats=True)
+    assert set(names) <= set(info["float_nodes"])
+    graph = onnx.load_from_string(content).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    for n in graph.node:
+        if n.op_type not in ("MaxPool", "Concat"):
+            continue
+        from_dq = [producer[i].op_type == "DequantizeLinear" for i in n.input if i in producer]
+        if n.name in names and n.op_type == "MaxPool":  # float out, straight into the Concat
+            assert [c.op_type for c in consumers[n.output[0]]] == ["Concat"]
+        elif n.name in names:  # the float Concat reads the pool's float output
+            assert not all(from_dq), n.name
+        else:  # the plain concatenation: int8 in (dequantized inputs), int8 out
+            assert from_dq and all(from_dq), n.name
+            assert [c.op_type for c in consumers[n.output[0]]] == ["QuantizeLinear"]
+    want = np.asarray(model(xs[0]))
+    got = OnnxRunner(content)(xs[0])
+    assert np.abs(got - want).mean() < 0.05 * np.abs(want).mean()
+    off = {}
+    quantize_onnx(proto, xs, info=off)
+    assert not set(names) & set(off["float_nodes"])
+
+
 def test_onnx_int8_calibrates_one_image_at_a_time_to_the_same_ranges():
     """``quantize_onnx`` calibrates one image at a time (``CalibStridedMinMax``: MinMax holding all
     images' activations ran SegNet at 512x1024 out of 24 GB) and merges the ranges: the int8

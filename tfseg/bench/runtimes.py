@@ -146,7 +146,9 @@ def onnx_runner(runtime, model, size, threads, workdir, cache):
     random-normal inputs."""
     from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
 
-    proto = convert_onnx(export_copy(model, cache, "onnx"), opset=17, input_shape=(1, *size))
+    precision = "int8" if runtime == "onnxruntime_int8" else "fp32"
+    proto = convert_onnx(export_copy(model, cache, "onnx", precision), opset=17,
+                         input_shape=(1, *size))
     if runtime == "onnxruntime":
         return OnnxRunner(proto, threads=threads)
     if runtime == "onnxruntime_int8":

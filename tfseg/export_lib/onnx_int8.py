@@ -20,6 +20,8 @@ integer kernels (QLinearConv, ...). It uses onnxruntime's own quantizer
 
 The upsampling that makes the logits stays float32 (``final_resizes``): its input, the
 low-resolution class scores, is dequantized instead of its full-size output.
+``float_pool_concats=True`` keeps the max pooling and the concatenation of ENet's / ERFNet's
+downsampler in float too (``pool_concats``): faster for some networks, slower for others.
 
 The input and output stay float32 (NHWC ``images`` in, ``logits`` out), as in the fp32 export, so
 ``OnnxRunner`` and ``tfseg.export --verify`` work unchanged.
@@ -80,13 +82,39 @@ def final_resizes(proto):
     return found
 
 
+def pool_concats(proto):
+    """Names of the ``MaxPool`` nodes whose output a ``Concat`` reads, and of those ``Concat``
+    nodes: the downsampler of ENet, ERFNet and their kin (a strided convolution and a max pooling
+    of the same input, concatenated). In int8, onnxruntime can leave that pair in NCHW (a uint8
+    MaxPool several times slower than the float one, 3.3 against 0.3 ms in ERFNet) and later
+    blocks then pay transposes between NCHW and NHWC. Left in float (``quantize_onnx(...,
+    float_pool_concats=True)``) it measured, int8 at 512x1024, 2 threads, AVX2 profile
+    (``experiments/ort_int8_forms.py --forms=pool_concats``, docs/results.md): 8-16 % faster for
+    ERFNet, ESNet, EDANet and FDDWNet, 6 % for FSSNet, within 3 % for BiSeNetV2, DABNet, ENet,
+    MiniNetV2 and CFPNet, and 8 % / 13 % slower for AGLNet / LEDNet (whose blocks split the
+    channels). Not the default, since no rule found so far tells the two groups apart."""
+    producer = {out: node for node in proto.graph.node for out in node.output}
+    found = []
+    for node in proto.graph.node:
+        if node.op_type != "Concat":
+            continue
+        pools = [producer[i] for i in node.input
+                 if i in producer and producer[i].op_type == "MaxPool"]
+        for n in [*pools, node] if pools else []:
+            if n.name and n.name not in found:
+                found.append(n.name)
+    return found
+
+
 def quantize_onnx(proto, calibration, *, per_channel=True, reduce_range=None, info=None,
-                  float_final_resize=True):
+                  float_final_resize=True, float_pool_concats=False):
     """The int8 (QDQ) version of the fp32 ONNX ``proto`` as serialized bytes.
 
     ``calibration``: float32 ``(1, H, W, 3)`` arrays (normalised images, the model's input size);
     ``info`` (optional dict) receives the settings used and the quantized node counts;
-    ``float_final_resize=False`` quantizes the logits' upsampling too (``final_resizes``).
+    ``float_final_resize=False`` quantizes the logits' upsampling too (``final_resizes``);
+    ``float_pool_concats=True`` keeps the downsamplers' max poolings and concatenations in float
+    (``pool_concats``).
     """
     import onnx
 
@@ -106,6 +134,8 @@ def quantize_onnx(proto, calibration, *, per_channel=True, reduce_range=None, in
     if reduce_range is None:
         reduce_range = not has_int8_dot_product()
     reader_type = type("CalibrationReader", (_Reader, CalibrationDataReader), {})
+    float_nodes = (final_resizes(proto) if float_final_resize else []) + (
+        pool_concats(proto) if float_pool_concats else [])
     work = tempfile.mkdtemp(prefix="tfseg_onnx_int8_")
     try:
         src, dst = os.path.join(work, "fp32.onnx"), os.path.join(work, "int8.onnx")
@@ -120,7 +150,7 @@ def quantize_onnx(proto, calibration, *, per_channel=True, reduce_range=None, in
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=final_resizes(proto) if float_final_resize else [],
+            nodes_to_exclude=float_nodes,
             # MinMax keeps every activation of every image it has run until it reduces them: 4
             # images of SegNet at 512x1024 ran out of 24 GB. One image at a time, each range
             # merged into the last (min of the minima, max of the maxima): the same ranges.
@@ -141,7 +171,7 @@ def quantize_onnx(proto, calibration, *, per_channel=True, reduce_range=None, in
                 "reduce_range": bool(reduce_range),
                 "int8_dot_product_cpu": has_int8_dot_product(),
                 "calibration_images": len(images),
-                "float_nodes": final_resizes(proto) if float_final_resize else [],
+                "float_nodes": float_nodes,
                 "quantize_linear_nodes": ops.count("QuantizeLinear"),
                 "dequantize_linear_nodes": ops.count("DequantizeLinear"),
             }

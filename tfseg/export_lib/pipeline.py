@@ -84,6 +84,17 @@ def rewrites(fmt, precision="fp32"):
         # the upsampling that makes the logits as one float resize after a DEQUANTIZE of the
         # low-resolution scores (graph._FloatFinalResize; Fast-SCNN int8 22.6 -> 19.0 ms)
         kw["float_final_resize"] = True
+    if fmt == "onnx" and precision == "int8":
+        # onnxruntime's int8 kernels (QDQ graph, CPU provider), measured under the AVX2 profile
+        # (experiments/ort_int8_forms.py --forms=rewrites, docs/results.md):
+        # a depthwise convolution with a channel multiplier above 1 takes QLinearConv's generic
+        # path, 4-7x slower than fp32 (DFANet int8 187 -> 85 ms, BiSeNetV2 129 -> 105 ms as a 0/1
+        # 1x1 convolution + a multiplier-1 depthwise one)
+        kw["expand_depthwise"] = True
+        # QLinearAveragePool ran 8x slower than the float pool (ADSCNet 58 against 7 ms); as
+        # depthwise convolutions of constant weights: ADSCNet int8 180 -> 124 ms
+        kw["avg_pool_as_conv"] = True
+        kw["same_pool_as_conv"] = True
     return kw
 
 
