@@ -99,10 +99,12 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_string(
         "int8_float_layers",
         "",
-        "tflite int8 only: Keras layers kept in float32 (selective quantisation). 'scores': the "
+        "int8 only: parts kept in float32 (selective quantisation). tflite: 'scores', the "
         "class-score path (the layers with num_classes output channels that lead only through "
         "such layers to the output), where 8 bits cost the most argmax agreement; or "
-        "comma-separated layer names / fnmatch patterns.",
+        "comma-separated layer names / fnmatch patterns. onnx: 'downsamplers', the max pooling "
+        "and concatenation of ENet / ERFNet-style downsamplers (faster in onnxruntime for some "
+        "networks, slower for others; --format=auto measures it).",
         flag_values=fv,
     )
     flags.DEFINE_integer(

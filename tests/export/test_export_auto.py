@@ -189,6 +189,44 @@ def test_onnx_int8_keeps_downsampler_pool_and_concat_in_float():
     assert not set(names) & set(off["float_nodes"])
 
 
+def test_onnx_int8_float_downsamplers_option(export_options, tmp_path):
+    """``--format=onnx --precision=int8 --int8_float_layers=downsamplers`` keeps the
+    downsamplers' max pooling and concatenation in float (the report's ``float_nodes``); a model
+    without them is refused (``NotApplicable``), and other values are bad options; nothing is
+    written in either case."""
+    import keras
+
+    from tfseg.export_lib.errors import NotApplicable
+
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(13, 3, strides=2, padding="same", name="down_conv")(inp)
+    p = keras.layers.MaxPooling2D(2, name="down_pool")(inp)
+    x = keras.layers.ReLU()(keras.layers.Concatenate(name="down_concat")([x, p]))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="body")(x)
+    x = keras.layers.Conv2D(5, 1, name="scores")(x)
+    y = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up")(x)
+    path = str(tmp_path / "down.keras")
+    keras.Model(inp, keras.layers.Activation("linear", name="logits")(y)).save(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    report = run_export(
+        export_options(model_path=path, output=str(out / "m.onnx"), format="onnx",
+                       precision="int8", input_size=(64, 128), verify=False,
+                       int8_float_layers="downsamplers"), **QUIET
+    )  # fmt: skip
+    floats = report["onnx"]["int8"]["float_nodes"]
+    assert any("down_pool" in n for n in floats) and any("down_concat" in n for n in floats)
+    assert sorted(os.listdir(out)) == ["m.onnx", "m.onnx.report.json"]
+    with pytest.raises(NotApplicable, match="no max pooling that a concatenation reads"):
+        run_export(export_options(output=str(out / "s.onnx"), format="onnx", precision="int8",
+                                  input_size=(64, 128), int8_float_layers="downsamplers"),
+                   **QUIET)  # fmt: skip
+    with pytest.raises(ExportError, match="takes --int8_float_layers=downsamplers only"):
+        run_export(export_options(output=str(out / "t.onnx"), format="onnx", precision="int8",
+                                  input_size=(64, 128), int8_float_layers="scores"), **QUIET)
+    assert sorted(os.listdir(out)) == ["m.onnx", "m.onnx.report.json"]
+
+
 def test_onnx_int8_calibrates_one_image_at_a_time_to_the_same_ranges():
     """``quantize_onnx`` calibrates one image at a time (``CalibStridedMinMax``: MinMax holding all
     images' activations ran SegNet at 512x1024 out of 24 GB) and merges the ranges: the int8
@@ -263,6 +301,10 @@ def test_auto_publishes_the_fastest_passing_candidate(export_options, tmp_path):
         assert json.load(f) == json.loads(json.dumps(auto))
     names = [c["candidate"] for c in auto["candidates"]]
     assert names == [c[0] for c in CANDIDATES]
+    # SkipNet-MobileNet has no ENet / ERFNet downsampler: that candidate is skipped, not failed
+    (skipped,) = [c for c in auto["candidates"] if c.get("not_applicable")]
+    assert skipped["candidate"] == "onnx_int8_downsamplers_float" and not skipped["passed"]
+    assert skipped["reason"].startswith("not applicable: --int8_float_layers=downsamplers")
     passed = [c for c in auto["candidates"] if c["passed"]]
     assert passed, auto
     fastest = min(passed, key=lambda c: c["latency"]["median_ms"])

@@ -247,7 +247,7 @@ def test_int8_float_layers_bad_values(export_options, tmp_path):
             **QUIET,
         )  # fmt: skip
     with pytest.raises(
-        ExportError, match="--int8_float_layers is for --format=tflite --precision=int8"
+        ExportError, match="--int8_float_layers is for --format=tflite or onnx with --precision"
     ):
         run_export(
             export_options(output=out, format="tflite", precision="fp16", input_size=(64, 128),

@@ -14,7 +14,10 @@ Candidates (``CANDIDATES``), limited by ``--precision`` = the lowest precision t
 - ``tflite`` int8: full-integer LiteRT, calibrated on ``--calibration_steps`` train images;
 - ``tflite`` int8 with the class-score layers in float (``--int8_float_layers=scores``): the
   per-layer fallback, which keeps more argmax agreement where plain int8 does not pass;
-- ``onnx`` fp32 and ``onnx`` int8 (QDQ, ``onnx_int8``) on onnxruntime's CPU provider.
+- ``onnx`` fp32 and ``onnx`` int8 (QDQ, ``onnx_int8``) on onnxruntime's CPU provider;
+- ``onnx`` int8 with the max pooling and concatenation of ENet / ERFNet-style downsamplers in
+  float (``--int8_float_layers=downsamplers``): faster for some networks, slower for others
+  (docs/results.md), so measured; skipped ("not applicable") for a model without them.
 
 fp16 LiteRT is not a candidate: on x86 its weights are expanded to fp32 at load time, so it is
 never faster than fp32 (pass ``--format=tflite --precision=fp16`` for the smaller file).
@@ -32,7 +35,7 @@ import tempfile
 
 import numpy as np
 
-from tfseg.export_lib.errors import ExportError, VerificationError
+from tfseg.export_lib.errors import ExportError, NotApplicable, VerificationError
 
 # (name, format, precision, int8_float_layers)
 CANDIDATES = (
@@ -41,6 +44,7 @@ CANDIDATES = (
     ("tflite_int8_scores_float", "tflite", "int8", "scores"),
     ("onnx_fp32", "onnx", "fp32", ""),
     ("onnx_int8", "onnx", "int8", ""),
+    ("onnx_int8_downsamplers_float", "onnx", "int8", "downsamplers"),
 )
 EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx"}
 _RANK = {"fp32": 0, "fp16": 1, "int8": 2}
@@ -111,6 +115,10 @@ def run_auto(o, *, warmup=3, runs=10, log=print):
                 reports[name] = run_export(sub, log=log)
                 entry["verification"] = reports[name]["verification"]
                 entry["passed"] = True
+            except NotApplicable as e:
+                entry["passed"] = False
+                entry["reason"] = f"not applicable: {e}"
+                entry["not_applicable"] = True
             except VerificationError as e:
                 entry["verification"] = e.report.get("verification")
                 entry["passed"] = False

@@ -20,6 +20,11 @@ class VerificationError(ExportError):
         self.report = report
 
 
+class NotApplicable(ExportError):
+    """The option asks for a part the model does not have (``--format=auto`` skips such a
+    candidate instead of counting it as failed)."""
+
+
 @contextlib.contextmanager
 def quiet_absl(level=logging.ERROR):
     """Raise the ``absl`` and ``tensorflow`` loggers' level for a block: the converters and

@@ -61,6 +61,10 @@ REWRITES = {
 }
 
 
+# ``--int8_float_layers`` value of the int8 ONNX export: ``onnx_int8.pool_concats`` in float
+ONNX_FLOAT_DOWNSAMPLERS = "downsamplers"
+
+
 def rewrites(fmt, precision="fp32"):
     """``inference_model`` keyword arguments for format ``fmt`` at ``precision``."""
     kw = dict(REWRITES[fmt])
@@ -156,9 +160,17 @@ def check_options(o):
             "--format=auto tries int8 with the class-score layers in float itself; "
             "--int8_float_layers is for --format=tflite --precision=int8"
         )
-    if (o.int8_float_layers or "").strip() and (o.format, o.precision) != ("tflite", "int8"):
+    floats = (o.int8_float_layers or "").strip()
+    if (o.format, o.precision) == ("onnx", "int8"):
+        if floats not in ("", ONNX_FLOAT_DOWNSAMPLERS):
+            raise ExportError(
+                f"--format=onnx --precision=int8 takes --int8_float_layers="
+                f"{ONNX_FLOAT_DOWNSAMPLERS} only (the downsamplers' max pooling and "
+                f"concatenation in float), got {floats!r}"
+            )
+    elif floats and (o.format, o.precision) != ("tflite", "int8"):
         raise ExportError(
-            "--int8_float_layers is for --format=tflite --precision=int8, not "
+            "--int8_float_layers is for --format=tflite or onnx with --precision=int8, not "
             f"--format={o.format} --precision={o.precision}"
         )
     if o.precision not in TARGETS[o.target]["precisions"]:
@@ -548,12 +560,19 @@ def _build_onnx(o, model, tmp, *, size, batch, stride, spec, report, log):
     if o.precision != "int8":
         onnx.save(proto, tmp)
         return OnnxRunner(proto, threads=o.threads)
-    from tfseg.export_lib.onnx_int8 import quantize_onnx
+    from tfseg.export_lib.errors import NotApplicable
+    from tfseg.export_lib.onnx_int8 import pool_concats, quantize_onnx
     from tfseg.export_lib.samples import calibration_images
 
     if size[0] is None:
         raise ExportError("--format=onnx --precision=int8 needs a static --input_size=HxW")
     log(f"int8 calibration on {o.calibration_steps} {spec.name} {o.calibration_split} images")
+    downsamplers = (o.int8_float_layers or "").strip() == ONNX_FLOAT_DOWNSAMPLERS
+    if downsamplers and not pool_concats(proto):
+        raise NotApplicable(
+            f"--int8_float_layers={ONNX_FLOAT_DOWNSAMPLERS}: the model has no max pooling that "
+            "a concatenation reads (the downsampler of ENet / ERFNet)"
+        )
     info = {}
     content = quantize_onnx(
         proto,
@@ -561,6 +580,7 @@ def _build_onnx(o, model, tmp, *, size, batch, stride, spec, report, log):
             spec, o.calibration_split, steps=o.calibration_steps, input_size=size, stride=stride
         ),
         info=info,
+        float_pool_concats=downsamplers,
     )
     with open(tmp, "wb") as f:
         f.write(content)
