@@ -157,8 +157,9 @@ def check_options(o):
         )
     if (o.int8_float_layers or "").strip() and o.format == "auto":
         raise ExportError(
-            "--format=auto tries int8 with the class-score layers in float itself; "
-            "--int8_float_layers is for --format=tflite --precision=int8"
+            "--format=auto tries int8 with the class-score layers (LiteRT) and the downsamplers "
+            "(onnxruntime) in float itself; --int8_float_layers is for --format=tflite or onnx "
+            "with --precision=int8"
         )
     floats = (o.int8_float_layers or "").strip()
     if (o.format, o.precision) == ("onnx", "int8"):
