@@ -41,17 +41,27 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_list("networks", ["fddwnet", "adscnet", "swiftnet"], "tfseg networks.")
-flags.DEFINE_string("input_size", "512x1024", "HxW.")
-flags.DEFINE_integer("threads", 2, "intra-op threads of every session.")
-flags.DEFINE_integer("warmup", 2, "unprofiled runs first.")
-flags.DEFINE_integer("runs", 5, "profiled runs.")
-flags.DEFINE_float("dot_speedup", 2.0,
-                   "assumed int8 speed-up of dense and 1x1 convolutions for the bound (2: the "
-                   "most AVX2's 8-bit multiply-add (vpmaddubsw) gives over fp32 FMAs).")
-flags.DEFINE_string("json", None, "write the split here (with --summary: read it from here).")
-flags.DEFINE_string("summary", None, "a reference_compare.py --json file: print the table that "
-                    "joins it with --json instead of measuring.")
+
+def define_flags(fv=flags.FLAGS):
+    """The script's flags (defined when it runs, so that importing it for its functions, as the
+    tests do, leaves the process's flags alone)."""
+    flags.DEFINE_list("networks", ["fddwnet", "adscnet", "swiftnet"], "tfseg networks.",
+                      flag_values=fv)
+    flags.DEFINE_string("input_size", "512x1024", "HxW.", flag_values=fv)
+    flags.DEFINE_integer("threads", 2, "intra-op threads of every session.", flag_values=fv)
+    flags.DEFINE_integer("warmup", 2, "unprofiled runs first.", flag_values=fv)
+    flags.DEFINE_integer("runs", 5, "profiled runs.", flag_values=fv)
+    flags.DEFINE_float("dot_speedup", 2.0,
+                       "assumed int8 speed-up of dense and 1x1 convolutions for the bound (2: the "
+                       "most AVX2's 8-bit multiply-add (vpmaddubsw) gives over fp32 FMAs).",
+                       flag_values=fv)
+    flags.DEFINE_string("json", None,
+                        "write the split here (with --summary: read it from here).",
+                        flag_values=fv)
+    flags.DEFINE_string("summary", None, "a reference_compare.py --json file: print the table "
+                        "that joins it with --json instead of measuring.", flag_values=fv)
+
+
 FLAGS = flags.FLAGS
 
 KINDS = ("dense conv", "1x1 conv", "depthwise conv", "grouped conv", "transposed conv", "resize",
@@ -273,4 +283,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
