@@ -36,7 +36,7 @@ def test_model_targets():
 
 def test_measure_every_cpu_runtime(tmp_path):
     runtimes = ["keras", "keras_bf16", "tflite", "tflite_int8", "onnxruntime", "onnxruntime_int8",
-                "tensorrt"]  # fmt: skip
+                "openvino", "openvino_int8", "tensorrt"]  # fmt: skip
     lines = []
     row = measure.measure(
         "skipnet", "mobilenet", 5, (50, 100), runtimes=runtimes, warmup=1, runs=2,

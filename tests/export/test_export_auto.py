@@ -7,7 +7,13 @@ import os
 import pytest
 
 from tfseg.export_lib import THRESHOLDS, ExportError, VerificationError, run_export
-from tfseg.export_lib.auto import CANDIDATES, candidates_for, output_stem, run_auto
+from tfseg.export_lib.auto import (
+    CANDIDATES,
+    EXTENSIONS,
+    candidates_for,
+    output_stem,
+    run_auto,
+)
 
 QUIET = {"log": lambda *_: None}
 
@@ -313,7 +319,7 @@ def test_auto_publishes_the_fastest_passing_candidate(export_options, tmp_path):
         assert c["latency"]["runs"] == 3 and c["latency"]["median_ms"] > 0
         floor = THRESHOLDS[c["precision"]]["min_argmax_agreement"]
         assert c["verification"]["argmax_agreement"] >= floor
-    ext = ".tflite" if fastest["format"] == "tflite" else ".onnx"
+    ext = EXTENSIONS[fastest["format"]]  # .tflite, .onnx or the IR folder _openvino
     assert report["output"] == os.path.abspath(stem + ext) == auto["artifact"]
     assert report["precision"] == fastest["precision"] and report["format"] == fastest["format"]
     # only the winner, its report and the auto summary are left; no temporary folder
@@ -328,7 +334,7 @@ def test_auto_publishes_the_fastest_passing_candidate(export_options, tmp_path):
 def test_auto_precision_floor_and_nothing_published_when_no_candidate_passes(
     export_options, tmp_path, monkeypatch
 ):
-    assert [c[2] for c in candidates_for("fp32")] == ["fp32", "fp32"]
+    assert [c[2] for c in candidates_for("fp32")] == ["fp32"] * 3
     assert len(candidates_for("int8")) == len(CANDIDATES)
     for p in ("fp32", "int8"):
         monkeypatch.setitem(THRESHOLDS, p, {**THRESHOLDS[p], "min_argmax_agreement": 1.01})
@@ -341,7 +347,7 @@ def test_auto_precision_floor_and_nothing_published_when_no_candidate_passes(
     assert sorted(os.listdir(tmp_path)) == ["model.auto.json"]
     with open(out + ".auto.json") as f:
         auto = json.load(f)
-    assert auto["chosen"] is None and [c["precision"] for c in auto["candidates"]] == ["fp32"] * 2
+    assert auto["chosen"] is None and [c["precision"] for c in auto["candidates"]] == ["fp32"] * 3
     assert all(not c["passed"] and "argmax agreement" in c["reason"] for c in auto["candidates"])
 
 

@@ -25,11 +25,14 @@ RUNTIMES = [
     "tflite_int8_mixed",
     "onnxruntime",
     "onnxruntime_int8",
+    "openvino",
+    "openvino_int8",
     "tensorrt",
     "none",
 ]
 # ``--runtimes=auto``: the CPU candidates of ``tfseg.export --format=auto`` (export_lib.auto)
-AUTO_RUNTIMES = ["tflite", "tflite_int8", "tflite_int8_mixed", "onnxruntime", "onnxruntime_int8"]
+AUTO_RUNTIMES = ["tflite", "tflite_int8", "tflite_int8_mixed", "onnxruntime", "onnxruntime_int8",
+                 "openvino", "openvino_int8"]
 
 
 def expand_runtimes(names):
@@ -158,6 +161,25 @@ def onnx_runner(runtime, model, size, threads, workdir, cache):
     return tensorrt_runner(proto, size, workdir)
 
 
+def openvino_runner(runtime, model, size, threads, cache):
+    """OpenVINO (CPU plugin) on the IR of ``tfseg.export --format=openvino``: converted from the
+    opset-17 ONNX graph; ``openvino_int8`` quantized by NNCF on 4 random-normal inputs."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        raise RuntimeUnavailable("openvino not installed") from None
+    from tfseg.export_lib import openvino_export as ovx
+    from tfseg.export_lib.onnx_export import convert_onnx
+
+    precision = "int8" if runtime == "openvino_int8" else "fp32"
+    proto = convert_onnx(export_copy(model, cache, "openvino", precision), opset=17,
+                         input_shape=(1, *size))
+    ov_model = ovx.from_onnx(proto)
+    if precision == "int8":
+        ov_model = ovx.quantize(ov_model, calibration_inputs(size))
+    return ovx.OpenVINORunner(ov_model, threads=threads)
+
+
 def make_runner(runtime, model, size, *, threads=None, workdir, cache, batch=1):
     """A callable running ``model`` on a batch of ``batch`` at ``size`` with ``runtime``
     (artifacts built on the fly under ``workdir``; export copies shared through the dict
@@ -185,4 +207,6 @@ def make_runner(runtime, model, size, *, threads=None, workdir, cache, batch=1):
         return saved_model_runner(model, size, workdir, cache)
     if runtime.startswith("tflite"):
         return tflite_runner(runtime, model, size, threads, cache)
+    if runtime.startswith("openvino"):
+        return openvino_runner(runtime, model, size, threads, cache)
     return onnx_runner(runtime, model, size, threads, workdir, cache)

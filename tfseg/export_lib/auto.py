@@ -17,13 +17,16 @@ Candidates (``CANDIDATES``), limited by ``--precision`` = the lowest precision t
 - ``onnx`` fp32 and ``onnx`` int8 (QDQ, ``onnx_int8``) on onnxruntime's CPU provider;
 - ``onnx`` int8 with the max pooling and concatenation of ENet / ERFNet-style downsamplers in
   float (``--int8_float_layers=downsamplers``): faster for some networks, slower for others
-  (docs/results.md), so measured; skipped ("not applicable") for a model without them.
+  (docs/results.md), so measured; skipped ("not applicable") for a model without them;
+- ``openvino`` fp32 and int8 (NNCF): the OpenVINO IR folder (``openvino_export``), where the
+  ``openvino`` and ``nncf`` packages are installed (else the candidate fails with that reason).
 
 fp16 LiteRT is not a candidate: on x86 its weights are expanded to fp32 at load time, so it is
 never faster than fp32 (pass ``--format=tflite --precision=fp16`` for the smaller file).
 
-Written: the artifact (``<output stem>.tflite`` or ``.onnx``), its ``.report.json`` (the chosen
-candidate's export report plus an ``auto`` section) and ``<output stem>.auto.json`` (the same
+Written: the artifact (``<output stem>.tflite``, ``.onnx`` or the folder ``<output
+stem>_openvino``), its ``.report.json`` (the chosen candidate's export report plus an ``auto``
+section) and ``<output stem>.auto.json`` (the same
 ``auto`` section: every candidate's verification figures, timings and why it was or was not
 chosen). Exit status as ``tfseg.export``: 2 when no candidate passes (nothing published).
 """
@@ -45,8 +48,11 @@ CANDIDATES = (
     ("onnx_fp32", "onnx", "fp32", ""),
     ("onnx_int8", "onnx", "int8", ""),
     ("onnx_int8_downsamplers_float", "onnx", "int8", "downsamplers"),
+    ("openvino_fp32", "openvino", "fp32", ""),
+    ("openvino_int8", "openvino", "int8", ""),
 )
-EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx"}
+# the OpenVINO IR is a folder (model.xml + model.bin): ``<output stem>_openvino/``
+EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx", "openvino": "_openvino"}
 _RANK = {"fp32": 0, "fp16": 1, "int8": 2}
 
 
@@ -60,10 +66,14 @@ def candidates_for(lowest_precision):
 def output_stem(output):
     """``output`` without a ``.tflite`` / ``.onnx`` extension (the chosen format adds its own)."""
     stem, ext = os.path.splitext(output)
-    return stem if ext.lower() in EXTENSIONS.values() else output
+    return stem if ext.lower() in (".tflite", ".onnx") else output
 
 
 def _runner(fmt, path, threads):
+    if fmt == "openvino":
+        from tfseg.export_lib.openvino_export import OpenVINORunner
+
+        return OpenVINORunner(path, threads=threads)
     with open(path, "rb") as f:
         content = f.read()
     if fmt == "tflite":
@@ -146,6 +156,8 @@ def run_auto(o, *, warmup=3, runs=10, log=print):
         final = stem + EXTENSIONS[best["format"]]
         report = reports[best["candidate"]]
         report.update(output=os.path.abspath(final), auto=auto)
+        if os.path.isdir(final) and not os.path.islink(final):
+            shutil.rmtree(final)  # an older IR folder of the same output, as atomic_path does
         os.replace(os.path.join(work, best["candidate"] + EXTENSIONS[best["format"]]), final)
         write_json_atomic(final + ".report.json", report)
         auto["artifact"] = os.path.abspath(final)

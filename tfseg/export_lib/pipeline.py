@@ -19,11 +19,12 @@ import time
 from tfseg.export_lib.errors import ExportError, VerificationError
 from tfseg.export_lib.targets import PRECISIONS, TARGETS
 
-FORMATS = ("saved_model", "tflite", "onnx", "tensorrt", "tftrt", "auto")
+FORMATS = ("saved_model", "tflite", "onnx", "openvino", "tensorrt", "tftrt", "auto")
 FORMAT_PRECISIONS = {
     "saved_model": ("fp32",),
     "tflite": ("fp32", "fp16", "int8"),
     "onnx": ("fp32", "int8"),
+    "openvino": ("fp32", "int8"),
     "tensorrt": ("fp32", "fp16", "int8"),
     "tftrt": ("fp32", "fp16", "int8"),
     # --format=auto: --precision is the lowest precision it may choose (export_lib.auto)
@@ -59,6 +60,8 @@ REWRITES = {
     "tensorrt": {"grouped_conv": "native", "subpixel_min_stride": 4, "native_resize": True,
                  "transpose_shuffle": True},
 }
+# OpenVINO reads the ONNX graph: the same forms (its int8 is NNCF's, export_lib.openvino_export)
+REWRITES["openvino"] = dict(REWRITES["onnx"])
 
 
 # ``--int8_float_layers`` value of the int8 ONNX export: ``onnx_int8.pool_concats`` in float
@@ -139,6 +142,8 @@ def check_options(o):
             "onnx": "an ONNX file is fp32 or int8 (QDQ, for onnxruntime); TensorRT picks fp16 "
             "when it builds the engine (--format=tensorrt, or tfseg/deploy/build_engine.py "
             "--precision on the device)",
+            "openvino": "an OpenVINO IR is fp32 or int8 (NNCF); on a CPU, fp16 weights are "
+            "expanded to fp32 at load time",
         }[o.format]
         raise ExportError(
             f"--precision={o.precision} is not available for --format={o.format}: {hint}"
@@ -149,6 +154,12 @@ def check_options(o):
             f"(--target=cpu or generic); for --target={o.target}, export the fp32 ONNX and let "
             "TensorRT calibrate int8 when it builds the engine (tfseg/deploy/build_engine.py "
             "--precision=int8)"
+        )
+    if o.format == "openvino" and o.target not in ("generic", "cpu"):
+        raise ExportError(
+            f"--format=openvino is for x86 CPUs (--target=cpu or generic), not "
+            f"--target={o.target}; for a Jetson, export --format=onnx and build a TensorRT "
+            "engine on the board"
         )
     if o.format == "auto" and o.target != "cpu":
         raise ExportError(
@@ -203,6 +214,10 @@ def check_runtime(o):
                 "engine on the board with tfseg/deploy/build_engine.py "
                 "(see tfseg/deploy/README.md)."
             ) from None
+    if o.format == "openvino":
+        from tfseg.export_lib.openvino_export import require_openvino
+
+        require_openvino()
     if o.format == "tftrt":
         from tfseg.export_lib.tftrt import require_tftrt
 
@@ -247,6 +262,8 @@ def _versions():
         "onnx",
         "onnxruntime",
         "ai-edge-litert",
+        "openvino",
+        "nncf",
     ):
         try:
             out[name] = md.version(name)
@@ -276,7 +293,8 @@ def run_export(o, log=print):
     batch = 1 if TARGETS[o.target]["static"] or o.format in ("tflite", "tensorrt") else None
     num_classes = int(model.outputs[0].shape[-1])
     outputs = output_names(model)  # ExportError for an unsupported multi-output model
-    if INSTANCE in outputs and o.format in ("tflite", "onnx") and o.precision == "int8":
+    int8_formats = ("tflite", "onnx", "openvino")
+    if INSTANCE in outputs and o.format in int8_formats and o.precision == "int8":
         raise ExportError(
             "--precision=int8 cannot carry the instance output of a --task=instance model: its "
             "centres are pixel coordinates, which 8 bits cannot hold to a pixel (SSN at 128x256: "
@@ -341,10 +359,12 @@ def run_export(o, log=print):
         "saved_model": _build_saved_model,
         "tflite": _build_tflite,
         "onnx": _build_onnx,
+        "openvino": _build_openvino,
         "tensorrt": _build_tensorrt,
         "tftrt": _build_tftrt,
     }[o.format]
-    suffix = "" if o.format in ("saved_model", "tftrt") else os.path.splitext(o.output)[1]
+    folders = ("saved_model", "tftrt", "openvino")
+    suffix = "" if o.format in folders else os.path.splitext(o.output)[1]
     verification = None
     try:
         with atomic_path(o.output, suffix=suffix) as tmp:
@@ -591,6 +611,39 @@ def _build_onnx(o, model, tmp, *, size, batch, stride, spec, report, log):
         f"{info['weights']}, reduce_range={info['reduce_range']}"
     )
     return OnnxRunner(content, threads=o.threads)
+
+
+def _build_openvino(o, model, tmp, *, size, batch, stride, spec, report, log):
+    from tfseg.export_lib import openvino_export as ovx
+
+    ovx.require_openvino()
+    proto = _onnx_model(o, model, size=size, batch=batch, report=report, log=log)
+    ov_model = ovx.from_onnx(proto)
+    info = {}
+    if o.precision == "int8":
+        from tfseg.export_lib.samples import calibration_images
+
+        if size[0] is None:
+            raise ExportError("--format=openvino --precision=int8 needs a static --input_size=HxW")
+        log(f"int8 calibration on {o.calibration_steps} {spec.name} {o.calibration_split} images")
+        ov_model = ovx.quantize(
+            ov_model,
+            calibration_images(
+                spec, o.calibration_split, steps=o.calibration_steps, input_size=size,
+                stride=stride,
+            ),
+            info=info,
+        )  # fmt: skip
+    ovx.save(ov_model, tmp)
+    report["openvino"] = {
+        "files": [ovx.XML, ovx.BIN],
+        "op_types": ovx.op_types(ov_model),
+        "inference_precision_hint": "f32 (set by tfseg's runner; pass it when you compile)",
+        "int8": info or None,
+    }
+    log(f"OpenVINO IR ({o.precision}) op types: "
+        + ", ".join(f"{k} x{v}" for k, v in report["openvino"]["op_types"].items()))
+    return ovx.OpenVINORunner(ov_model, threads=o.threads)
 
 
 def _build_tensorrt(o, model, tmp, *, size, batch, stride, spec, report, log):

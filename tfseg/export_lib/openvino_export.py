@@ -1,0 +1,155 @@
+"""OpenVINO IR for Intel / AMD x86 CPUs: ``tfseg.export --format=openvino`` (fp32 or int8).
+
+The artifact is a folder with ``model.xml`` (the graph) and ``model.bin`` (the weights), OpenVINO's
+own format, written in one rename like a SavedModel. It is made from the same ONNX graph as
+``--format=onnx`` (BN folded, NHWC ``images`` in, ``logits`` out; ``ov.convert_model``), so the
+input / output contract is unchanged:
+
+    core = openvino.Core()
+    compiled = core.compile_model("model_openvino/model.xml", "CPU")
+    logits = compiled(images)[0]          # images: float32 (1, H, W, 3), normalised
+
+- fp32: weights kept in float32 (``save_model(..., compress_to_fp16=False)``).
+- int8: post-training quantization by NNCF (``nncf.quantize``, OpenVINO's own quantizer) on the
+  calibration images, preset ``MIXED`` (symmetric int8 weights per output channel, asymmetric
+  activations): FakeQuantize nodes that OpenVINO's CPU plugin runs as int8 oneDNN kernels, with
+  ``vpmaddubsw`` on AVX2 and VNNI where the CPU has it.
+
+Why a third CPU runtime: under the AVX2 profile (no VNNI), OpenVINO ran several networks faster
+than onnxruntime and LiteRT in the same rounds (ERFNet int8 196 ms against onnxruntime int8's 239;
+ESPNet int8 83 against LiteRT fp32's 106; 512x1024, 2 threads, docs/results.md), which is where
+tfseg was furthest from issue 22's goal. ``--format=auto`` measures it with the others.
+
+``OpenVINORunner`` compiles the IR for the CPU with ``INFERENCE_PRECISION_HINT=f32``: on a CPU
+with AMX or AVX-512 BF16, OpenVINO may otherwise run float layers in bfloat16 by default, which is
+a different numerical result than the one ``--verify`` checked.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+
+from tfseg.export_lib.errors import ExportError
+
+XML, BIN = "model.xml", "model.bin"
+
+
+def require_openvino():
+    """The ``openvino`` module, or ``ExportError`` saying how to install it."""
+    try:
+        import openvino
+    except ImportError:
+        raise ExportError(
+            "--format=openvino needs the openvino package (pip install -r "
+            "requirements-export.txt)"
+        ) from None
+    return openvino
+
+
+def ir_path(path):
+    """``model.xml`` inside the artifact folder ``path`` (or ``path`` itself if it is the xml);
+    ``ExportError`` naming ``path`` when it is not an OpenVINO IR."""
+    xml = os.path.join(path, XML) if os.path.isdir(path) else path
+    if not os.path.isfile(xml) or not xml.endswith(".xml"):
+        raise ExportError(f"not an OpenVINO IR folder (no {XML}): {path}")
+    if not os.path.isfile(os.path.splitext(xml)[0] + ".bin"):
+        raise ExportError(f"OpenVINO IR without its weights file ({BIN}): {path}")
+    return xml
+
+
+def from_onnx(proto):
+    """``ov.Model`` from an ONNX ``ModelProto`` (via a temporary file: OpenVINO reads paths)."""
+    import onnx
+
+    ov = require_openvino()
+    work = tempfile.mkdtemp(prefix="tfseg_ov_")
+    try:
+        path = os.path.join(work, "model.onnx")
+        onnx.save(proto, path)
+        return ov.convert_model(path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def quantize(model, calibration, info=None):
+    """int8 ``ov.Model`` of ``model`` by NNCF, calibrated on ``calibration`` (float32
+    ``(1, H, W, 3)`` arrays); ``info`` gets the settings and the number of FakeQuantize nodes."""
+    try:
+        import nncf
+    except ImportError:
+        raise ExportError(
+            "--format=openvino --precision=int8 needs nncf (pip install -r "
+            "requirements-export.txt)"
+        ) from None
+    from nncf.common.logging.logger import set_log_level
+
+    images = list(calibration)
+    if not images:
+        raise ExportError("int8 calibration needs at least one image")
+    set_log_level(logging.ERROR)
+    q = nncf.quantize(
+        model,
+        nncf.Dataset(images),
+        preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(images),
+    )
+    if info is not None:
+        info.update(
+            quantizer=f"nncf {nncf.__version__}",
+            preset="mixed (symmetric per-channel int8 weights, asymmetric int8 activations)",
+            calibration_images=len(images),
+            fake_quantize_nodes=op_types(q).get("FakeQuantize", 0),
+        )
+    return q
+
+
+def save(model, folder):
+    """Write ``model`` as ``folder/model.xml`` + ``model.bin`` (weights not compressed)."""
+    ov = require_openvino()
+    os.makedirs(folder, exist_ok=True)
+    ov.save_model(model, os.path.join(folder, XML), compress_to_fp16=False)
+
+
+def op_types(model):
+    """``{op type: count}`` of an ``ov.Model`` (sorted by type)."""
+    counts = {}
+    for op in model.get_ops():
+        t = op.get_type_name()
+        if t not in ("Parameter", "Result", "Constant"):
+            counts[t] = counts.get(t, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+class OpenVINORunner:
+    """Runs an OpenVINO IR (folder, ``.xml`` path or ``ov.Model``) on the CPU:
+    ``runner(x) -> logits`` (numpy in, numpy out); ``runner.outputs(x) -> {name: array}``."""
+
+    def __init__(self, model, threads=None):
+        ov = require_openvino()
+        core = ov.Core()
+        if not isinstance(model, ov.Model):
+            xml = ir_path(os.fspath(model))
+            try:
+                model = core.read_model(xml)
+            except RuntimeError as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ExportError(f"cannot read the OpenVINO IR {xml}: {first}") from None
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        self._logits = self.output_names.index("logits") if "logits" in self.output_names else 0
+
+    def __call__(self, x):
+        self.request.infer({0: x})
+        return self.request.get_output_tensor(self._logits).data.copy()
+
+    def outputs(self, x, names=None):
+        """``{name: array}`` for ``names`` (default: every output of the model)."""
+        self.request.infer({0: x})
+        got = {n: self.request.get_output_tensor(i).data.copy()
+               for i, n in enumerate(self.output_names)}  # fmt: skip
+        return {n: got[n] for n in (names or self.output_names)}
