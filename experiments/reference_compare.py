@@ -368,7 +368,10 @@ def markdown(doc):
         "4 random-normal calibration images, `--bn_statistics`, except where a note says "
         f"otherwise), median of {doc['rounds']} alternating rounds, each timed call after "
         f"{settle:g} s of untimed calls of the same candidate; torch {doc['torch']}, "
-        f"onnxruntime {doc['onnxruntime']}; torch with OMP_WAIT_POLICY={doc['omp_wait_policy']}. "
+        f"onnxruntime {doc['onnxruntime']}"
+        + (f", openvino {doc['openvino']} (int8: nncf {doc['nncf']})" if doc.get("openvino")
+           else "")
+        + f"; torch with OMP_WAIT_POLICY={doc['omp_wait_policy']}. "
         "Measured with:", "",
         *[f"    {c}" for c in commands], "",
         "| network | reference eager ms | reference ONNX ms | "
@@ -489,6 +492,11 @@ def run(opts):
            "tfseg_runtimes": list(opts.tfseg_runtimes), "torch": torch.__version__,
            "onnxruntime": onnxruntime.__version__,
            "omp_wait_policy": policy, "torchvision": torchvision_state}
+    if any(r.startswith("openvino") for r in opts.tfseg_runtimes):
+        import importlib.metadata as md
+
+        doc["openvino"] = md.version("openvino")
+        doc["nncf"] = md.version("nncf")
     rows = []
     doc["rows"] = merged_rows(rows, doc, opts.json) if opts.merge else rows
     for name in names:

@@ -2,8 +2,10 @@
 
 Formats: ``saved_model`` (float and uint8 serving signatures), ``tflite`` (fp32 / fp16 / int8,
 built-in ops only, runs with ai-edge-litert), ``onnx`` (opset and op allow-list of the
-``--target``; fp32, or int8 QDQ for onnxruntime on CPUs), ``auto`` (``--target=cpu`` only: exports,
-verifies and times LiteRT and onnxruntime candidates in fp32 and int8 on this machine and keeps
+``--target``; fp32, or int8 QDQ for onnxruntime on CPUs), ``openvino`` (an OpenVINO IR folder,
+``model.xml`` + ``model.bin``, for x86 CPUs; fp32, or int8 quantized by NNCF), ``auto``
+(``--target=cpu`` only: exports, verifies and times LiteRT, onnxruntime and OpenVINO candidates
+in fp32 and int8 on this machine and keeps
 the fastest that passes ``--verify``'s thresholds; ``--precision`` is then the lowest precision
 allowed, default int8; see ``tfseg/export_lib/auto.py``), ``tensorrt`` (ONNX -> engine where
 TensorRT is installed), ``tftrt`` (only on a
@@ -61,7 +63,8 @@ def define_flags(fv=FLAGS):
         flag_values=fv,
     )
     flags.DEFINE_string(
-        "output", None, "Artifact path (file, or folder for SavedModels).", flag_values=fv
+        "output", None, "Artifact path (file, or folder for SavedModels and OpenVINO IRs).",
+        flag_values=fv,
     )
     flags.DEFINE_bool("verify", False, "Compare the artifact with the Keras model.", flag_values=fv)
     flags.DEFINE_integer("verify_images", 20, "Images for --verify.", lower_bound=1, flag_values=fv)
