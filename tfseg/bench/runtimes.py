@@ -173,7 +173,7 @@ def openvino_runner(runtime, model, size, threads, cache):
 
     precision = "int8" if runtime == "openvino_int8" else "fp32"
     proto = convert_onnx(export_copy(model, cache, "openvino", precision), opset=17,
-                         input_shape=(1, *size))
+                         input_shape=(1, *size), nhwc_upsamplings=False)
     ov_model = ovx.from_onnx(proto)
     if precision == "int8":
         ov_model = ovx.quantize(ov_model, calibration_inputs(size))

@@ -548,9 +548,11 @@ def _onnx_model(o, model, *, size, batch, report, log):
 
     opset = TARGETS[o.target]["opset"]
     # upsamplings in NHWC where onnxruntime runs the file (export_lib.onnx_layout); TensorRT
-    # targets keep tf2onnx's NCHW resizes
+    # targets and OpenVINO keep tf2onnx's NCHW resizes (OpenVINO: DDRNet fp32 under the AVX2
+    # profile 422 ms with NHWC resizes, 258 ms with NCHW ones; docs/results.md)
+    nhwc = TARGETS[o.target]["tensorrt"] is None and o.format != "openvino"
     proto = convert_onnx(model, opset=opset, input_shape=(batch, size[0], size[1]),
-                         nhwc_upsamplings=TARGETS[o.target]["tensorrt"] is None)
+                         nhwc_upsamplings=nhwc)
     problems = check_onnx_model(proto, o.target, [layer.name for layer in model.layers])
     if problems:
         raise ExportError(format_problems(problems, o.target))
