@@ -15,10 +15,14 @@ input / output contract is unchanged:
   activations): FakeQuantize nodes that OpenVINO's CPU plugin runs as int8 oneDNN kernels, with
   ``vpmaddubsw`` on AVX2 and VNNI where the CPU has it.
 
-Why a third CPU runtime: under the AVX2 profile (no VNNI), OpenVINO ran several networks faster
-than onnxruntime and LiteRT in the same rounds (ERFNet int8 196 ms against onnxruntime int8's 239;
-ESPNet int8 83 against LiteRT fp32's 106; 512x1024, 2 threads, docs/results.md), which is where
-tfseg was furthest from issue 22's goal. ``--format=auto`` measures it with the others.
+Why a third CPU runtime: under the AVX2 profile (no VNNI), OpenVINO int8 was the fastest runtime
+for 24 of the 37 networks of the reference comparison (SQNet 232 ms against onnxruntime int8's
+364; ESPNet 67 against LiteRT fp32's 88; 512x1024, 2 threads, docs/zoo.md), which is where tfseg
+was furthest from issue 22's goal; it is slower on the depthwise-heavy networks. ``--format=auto``
+measures it with the others on the machine it runs on.
+
+The graph keeps tf2onnx's NCHW upsamplings: the NHWC form written for onnxruntime runs 1.4-1.7x
+slower in OpenVINO (``experiments/openvino_layouts.py``).
 
 ``OpenVINORunner`` compiles the IR for the CPU with ``INFERENCE_PRECISION_HINT=f32``: on a CPU
 with AMX or AVX-512 BF16, OpenVINO may otherwise run float layers in bfloat16 by default, which is

@@ -549,7 +549,7 @@ def _onnx_model(o, model, *, size, batch, report, log):
     opset = TARGETS[o.target]["opset"]
     # upsamplings in NHWC where onnxruntime runs the file (export_lib.onnx_layout); TensorRT
     # targets and OpenVINO keep tf2onnx's NCHW resizes (OpenVINO: DDRNet fp32 under the AVX2
-    # profile 422 ms with NHWC resizes, 258 ms with NCHW ones; docs/results.md)
+    # profile 168 ms with NHWC resizes, 99 ms with NCHW ones; experiments/openvino_layouts.py)
     nhwc = TARGETS[o.target]["tensorrt"] is None and o.format != "openvino"
     proto = convert_onnx(model, opset=opset, input_shape=(batch, size[0], size[1]),
                          nhwc_upsamplings=nhwc)
