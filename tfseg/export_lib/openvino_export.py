@@ -16,7 +16,7 @@ input / output contract is unchanged:
   ``vpmaddubsw`` on AVX2 and VNNI where the CPU has it.
 
 Why a third CPU runtime: under the AVX2 profile (no VNNI), OpenVINO int8 was the fastest runtime
-for 24 of the 37 networks of the reference comparison (SQNet 232 ms against onnxruntime int8's
+for 25 of the 37 networks of the reference comparison (SQNet 232 ms against onnxruntime int8's
 364; ESPNet 67 against LiteRT fp32's 88; 512x1024, 2 threads, docs/zoo.md), which is where tfseg
 was furthest from issue 22's goal; it is slower on the depthwise-heavy networks. ``--format=auto``
 measures it with the others on the machine it runs on.
