@@ -618,15 +618,14 @@ def _build_onnx(o, model, tmp, *, size, batch, stride, spec, report, log):
 def _build_openvino(o, model, tmp, *, size, batch, stride, spec, report, log):
     from tfseg.export_lib import openvino_export as ovx
 
-    ovx.require_openvino()
+    if o.precision == "int8" and size[0] is None:
+        raise ExportError("--format=openvino --precision=int8 needs a static --input_size=HxW")
     proto = _onnx_model(o, model, size=size, batch=batch, report=report, log=log)
     ov_model = ovx.from_onnx(proto)
     info = {}
     if o.precision == "int8":
         from tfseg.export_lib.samples import calibration_images
 
-        if size[0] is None:
-            raise ExportError("--format=openvino --precision=int8 needs a static --input_size=HxW")
         log(f"int8 calibration on {o.calibration_steps} {spec.name} {o.calibration_split} images")
         ov_model = ovx.quantize(
             ov_model,
