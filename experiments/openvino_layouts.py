@@ -10,6 +10,15 @@ statistics from the 4 calibration inputs, batch 1):
         --networks=ddrnet,cgnet,contextnet --json=docs/openvino_layouts_avx2.json
 
 ``--format=openvino`` and the ``openvino*`` benchmark runtimes use the NCHW form since this run.
+
+``--forms=graph`` (session 28): OpenVINO fp32 and int8 (NNCF, calibrated on the same 4 inputs) on
+the ONNX graph as tf2onnx and tfseg's layout passes write it against the same graph after
+onnxruntime's basic graph optimizations (``openvino_export.ort_basic_optimized``, which removes
+the layout transposes that tf2onnx leaves), with the Transpose count of each:
+
+    PYTHONPATH=. python -m tfseg.bench.isa --isa=avx2 -- python experiments/openvino_layouts.py \
+        --forms=graph --networks=cgnet,regseg,lite_hrnet,aglnet,lednet \
+        --json=docs/openvino_graph_avx2.json
 """
 
 import json
@@ -24,11 +33,14 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_string("input_size", "512x1024", "HxW", flag_values=fv)
     flags.DEFINE_integer("threads", 2, "CPU threads of both runtimes", flag_values=fv)
     flags.DEFINE_integer("rounds", 6, "timed rounds", flag_values=fv)
+    flags.DEFINE_enum("forms", "resize", ["resize", "graph"], "resize: the upsamplings' layout "
+                      "(fp32); graph: without and with onnxruntime's basic graph optimizations "
+                      "(fp32 and int8)", flag_values=fv)
     flags.DEFINE_string("json", None, "write the medians here", flag_values=fv)
 
 
-def measure(name, size, threads, rounds):
-    """``{form: median ms}`` for one network."""
+def measure(name, size, threads, rounds, forms="resize"):
+    """``{form: median ms}`` for one network (``forms="graph"``: and the Transpose counts)."""
     import keras
     import numpy as np
 
@@ -47,9 +59,11 @@ def measure(name, size, threads, rounds):
     folded = export_copy(model, {}, "openvino", "fp32")
     x = calibration_inputs(size, 1)[0]
     runners = {}
+    if forms == "graph":
+        return _graph_forms(model, folded, size, threads, rounds)
     for label, nhwc in (("openvino_nhwc_resize", True), ("openvino_nchw_resize", False)):
         proto = convert_onnx(folded, opset=17, input_shape=(1, *size), nhwc_upsamplings=nhwc)
-        run = ovx.OpenVINORunner(ovx.from_onnx(proto), threads=threads)
+        run = ovx.OpenVINORunner(ovx.from_onnx(proto, optimize=False), threads=threads)
         runners[label] = lambda run=run: run(x)
         if nhwc:
             ort = OnnxRunner(proto, threads=threads)
@@ -57,6 +71,48 @@ def measure(name, size, threads, rounds):
     times = time_interleaved(runners, warmup=2, runs=rounds)
     keras.backend.clear_session()
     return {k: round(1e3 * float(np.median(v)), 1) for k, v in times.items()}
+
+
+def _graph_forms(model, folded, size, threads, rounds):
+    import os
+    import shutil
+    import tempfile
+
+    import keras
+    import numpy as np
+    import onnx
+
+    from tfseg.bench.runtimes import calibration_inputs, export_copy
+    from tfseg.export_lib import openvino_export as ovx
+    from tfseg.export_lib.onnx_export import convert_onnx
+    from tfseg.timing import time_interleaved
+
+    cal = calibration_inputs(size)
+    x, row, runners = cal[0], {}, {}
+    for precision in ("fp32", "int8"):
+        copy = folded if precision == "fp32" else export_copy(model, {}, "openvino", "int8")
+        proto = convert_onnx(copy, opset=17, input_shape=(1, *size), nhwc_upsamplings=False)
+        for form, optimize in (("tf2onnx", False), ("ort_basic", True)):
+            if precision == "fp32":
+                work = tempfile.mkdtemp()
+                try:
+                    onnx.save(proto, os.path.join(work, "in.onnx"))
+                    path = ovx.ort_basic_optimized(os.path.join(work, "in.onnx"),
+                                                   os.path.join(work, "out.onnx"))
+                    path = path if optimize else os.path.join(work, "in.onnx")
+                    row[f"{form}_transposes"] = sum(
+                        n.op_type == "Transpose" for n in onnx.load(path).graph.node)
+                finally:
+                    shutil.rmtree(work, ignore_errors=True)
+            ov_model = ovx.from_onnx(proto, optimize=optimize)
+            if precision == "int8":
+                ov_model = ovx.quantize(ov_model, cal)
+            run = ovx.OpenVINORunner(ov_model, threads=threads)
+            runners[f"openvino_{precision}_{form}"] = lambda run=run: run(x)
+    times = time_interleaved(runners, warmup=2, runs=rounds)
+    keras.backend.clear_session()
+    row.update({k: round(1e3 * float(np.median(v)), 1) for k, v in times.items()})
+    return row
 
 
 def main(argv):
@@ -67,9 +123,15 @@ def main(argv):
 
     size = parse_size(FLAGS.input_size, "--input_size")
     doc = {"cpu": cpu_description(), "threads": FLAGS.threads, "input_size": FLAGS.input_size,
-           "rounds": FLAGS.rounds, "rows": {}}  # fmt: skip
+           "rounds": FLAGS.rounds, "forms": FLAGS.forms, "rows": {}}  # fmt: skip
+    if FLAGS.forms == "graph":
+        import onnxruntime
+        import openvino
+
+        doc["versions"] = {"onnxruntime": onnxruntime.__version__,
+                           "openvino": openvino.__version__}  # fmt: skip
     for name in FLAGS.networks:
-        doc["rows"][name] = measure(name, size, FLAGS.threads, FLAGS.rounds)
+        doc["rows"][name] = measure(name, size, FLAGS.threads, FLAGS.rounds, FLAGS.forms)
         print(name, json.dumps(doc["rows"][name]), flush=True)
         if FLAGS.json:
             write_json_atomic(FLAGS.json, doc)

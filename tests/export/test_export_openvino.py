@@ -31,6 +31,7 @@ def test_openvino_parity_and_report(export_options, tmp_path, precision, size):
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".m_")]  # no temp folder left
     ops = report["openvino"]["op_types"]
     assert "Convolution" in ops or "GroupConvolution" in ops
+    assert report["openvino"]["graph_optimization"].startswith("onnxruntime ")
     if precision == "fp32":
         assert v["max_rel_logit_diff"] < 1e-4
         assert "FakeQuantize" not in ops and report["openvino"]["int8"] is None
@@ -74,3 +75,55 @@ def test_openvino_runner_names_a_bad_folder(tmp_path):
     (tmp_path / "half" / "model.bin").write_bytes(b"\0" * 8)
     with pytest.raises(ExportError, match="cannot read the OpenVINO IR .*half"):
         OpenVINORunner(str(tmp_path / "half"))
+
+
+def _transposed_multiply(path):
+    """An ONNX file as tf2onnx leaves a squeeze-excitation product: NCHW -> NHWC, a multiply by
+    per-channel scales, NHWC -> NCHW, then a ReLU."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    scales = np.linspace(-1, 1, 8, dtype=np.float32).reshape(1, 1, 1, 8)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Transpose", ["x"], ["nhwc"], perm=[0, 2, 3, 1]),
+            helper.make_node("Mul", ["nhwc", "scales"], ["scaled"]),
+            helper.make_node("Transpose", ["scaled"], ["nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("Relu", ["nchw"], ["y"]),
+        ],
+        "se",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 4, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 4, 6])],
+        [numpy_helper.from_array(scales, "scales")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return scales
+
+
+def test_ort_basic_optimizations_remove_layout_transposes(tmp_path):
+    import onnx
+    import openvino as ov
+
+    from tfseg.export_lib.openvino_export import ort_basic_optimized
+
+    src, out = str(tmp_path / "in.onnx"), str(tmp_path / "out.onnx")
+    scales = _transposed_multiply(src)
+    info = {}
+    assert ort_basic_optimized(src, out, info) == out
+    assert info["graph_optimization"].startswith("onnxruntime ")
+    ops = [n.op_type for n in onnx.load(out).graph.node]
+    assert "Transpose" not in ops and "Mul" in ops, ops
+    x = np.random.default_rng(0).standard_normal((1, 8, 4, 6)).astype(np.float32)
+    want = np.maximum(x * scales.reshape(1, 8, 1, 1), 0)
+    got = ov.Core().compile_model(ov.convert_model(out), "CPU")(x)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_ort_basic_optimizations_fall_back_to_the_original(tmp_path):
+    from tfseg.export_lib.openvino_export import ort_basic_optimized
+
+    src = tmp_path / "broken.onnx"
+    src.write_bytes(b"not an onnx file")
+    info = {}
+    assert ort_basic_optimized(str(src), str(tmp_path / "out.onnx"), info) == str(src)
+    assert info["graph_optimization"].startswith("none (onnxruntime could not optimize it")

@@ -621,7 +621,9 @@ def _build_openvino(o, model, tmp, *, size, batch, stride, spec, report, log):
     if o.precision == "int8" and size[0] is None:
         raise ExportError("--format=openvino --precision=int8 needs a static --input_size=HxW")
     proto = _onnx_model(o, model, size=size, batch=batch, report=report, log=log)
-    ov_model = ovx.from_onnx(proto)
+    graph = {}
+    ov_model = ovx.from_onnx(proto, info=graph)
+    log(f"OpenVINO conversion, graph optimization: {graph['graph_optimization']}")
     info = {}
     if o.precision == "int8":
         from tfseg.export_lib.samples import calibration_images
@@ -639,6 +641,7 @@ def _build_openvino(o, model, tmp, *, size, batch, stride, spec, report, log):
     report["openvino"] = {
         "files": [ovx.XML, ovx.BIN],
         "op_types": ovx.op_types(ov_model),
+        "graph_optimization": graph["graph_optimization"],
         "inference_precision_hint": "f32 (set by tfseg's runner; pass it when you compile)",
         "int8": info or None,
     }
