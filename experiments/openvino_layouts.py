@@ -19,6 +19,15 @@ the layout transposes that tf2onnx leaves), with the Transpose count of each:
     PYTHONPATH=. python -m tfseg.bench.isa --isa=avx2 -- python experiments/openvino_layouts.py \
         --forms=graph --networks=cgnet,regseg,lite_hrnet,aglnet,lednet \
         --json=docs/openvino_graph_avx2.json
+
+``--forms=expand_depthwise`` (session 28): OpenVINO int8 and fp32 with depthwise convolutions of
+channel multiplier m as one grouped convolution against a 0/1 1x1 expansion and a multiplier-1
+depthwise convolution (``graph._ExpandedDepthwiseConv2D``; now for ``--format=openvino
+--precision=int8``):
+
+    PYTHONPATH=. python -m tfseg.bench.isa --isa=avx2 -- python experiments/openvino_layouts.py \
+        --forms=expand_depthwise --networks=dfanet,bisenetv2 \
+        --json=docs/openvino_expand_depthwise_avx2.json
 """
 
 import json
@@ -33,9 +42,11 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_string("input_size", "512x1024", "HxW", flag_values=fv)
     flags.DEFINE_integer("threads", 2, "CPU threads of both runtimes", flag_values=fv)
     flags.DEFINE_integer("rounds", 6, "timed rounds", flag_values=fv)
-    flags.DEFINE_enum("forms", "resize", ["resize", "graph"], "resize: the upsamplings' layout "
-                      "(fp32); graph: without and with onnxruntime's basic graph optimizations "
-                      "(fp32 and int8)", flag_values=fv)
+    flags.DEFINE_enum("forms", "resize", ["resize", "graph", "expand_depthwise"],
+                      "resize: the upsamplings' layout (fp32); graph: without and with "
+                      "onnxruntime's basic graph optimizations (fp32 and int8); expand_depthwise: "
+                      "multiplier depthwise convolutions without and with the expansion (int8 "
+                      "and fp32)", flag_values=fv)
     flags.DEFINE_string("json", None, "write the medians here", flag_values=fv)
 
 
@@ -61,6 +72,8 @@ def measure(name, size, threads, rounds, forms="resize"):
     runners = {}
     if forms == "graph":
         return _graph_forms(model, folded, size, threads, rounds)
+    if forms == "expand_depthwise":
+        return _expand_forms(model, size, threads, rounds)
     for label, nhwc in (("openvino_nhwc_resize", True), ("openvino_nchw_resize", False)):
         proto = convert_onnx(folded, opset=17, input_shape=(1, *size), nhwc_upsamplings=nhwc)
         run = ovx.OpenVINORunner(ovx.from_onnx(proto, optimize=False), threads=threads)
@@ -115,6 +128,34 @@ def _graph_forms(model, folded, size, threads, rounds):
     return row
 
 
+def _expand_forms(model, size, threads, rounds):
+    import keras
+    import numpy as np
+
+    from tfseg.bench.runtimes import calibration_inputs
+    from tfseg.export_lib import openvino_export as ovx
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.onnx_export import convert_onnx
+    from tfseg.export_lib.pipeline import rewrites
+    from tfseg.timing import time_interleaved
+
+    cal = calibration_inputs(size)
+    x, runners = cal[0], {}
+    for precision in ("int8", "fp32"):
+        for form, on in (("multiplier", False), ("expanded", True)):
+            kw = {**rewrites("openvino", precision), "expand_depthwise": on}
+            proto = convert_onnx(inference_model(model, **kw)[0], opset=17,
+                                 input_shape=(1, *size), nhwc_upsamplings=False)  # fmt: skip
+            ov_model = ovx.from_onnx(proto)
+            if precision == "int8":
+                ov_model = ovx.quantize(ov_model, cal)
+            run = ovx.OpenVINORunner(ov_model, threads=threads)
+            runners[f"openvino_{precision}_{form}"] = lambda run=run: run(x)
+    times = time_interleaved(runners, warmup=2, runs=rounds)
+    keras.backend.clear_session()
+    return {k: round(1e3 * float(np.median(v)), 1) for k, v in times.items()}
+
+
 def main(argv):
     del argv
     from tfseg.config import parse_size
@@ -124,7 +165,7 @@ def main(argv):
     size = parse_size(FLAGS.input_size, "--input_size")
     doc = {"cpu": cpu_description(), "threads": FLAGS.threads, "input_size": FLAGS.input_size,
            "rounds": FLAGS.rounds, "forms": FLAGS.forms, "rows": {}}  # fmt: skip
-    if FLAGS.forms == "graph":
+    if FLAGS.forms != "resize":
         import onnxruntime
         import openvino
 
