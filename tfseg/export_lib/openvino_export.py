@@ -15,11 +15,11 @@ input / output contract is unchanged:
   activations): FakeQuantize nodes that OpenVINO's CPU plugin runs as int8 oneDNN kernels, with
   ``vpmaddubsw`` on AVX2 and VNNI where the CPU has it.
 
-Why a third CPU runtime: under the AVX2 profile (no VNNI), OpenVINO int8 was the fastest runtime
-for 25 of the 37 networks of the reference comparison (SQNet 232 ms against onnxruntime int8's
+Why a third CPU runtime: under the AVX2 profile (no VNNI), OpenVINO int8 is the fastest runtime
+for 24 of the 37 networks of the reference comparison (SQNet 232 ms against onnxruntime int8's
 364; ESPNet 67 against LiteRT fp32's 88; 512x1024, 2 threads, docs/zoo.md), which is where tfseg
-was furthest from issue 22's goal; it is slower on the depthwise-heavy networks. ``--format=auto``
-measures it with the others on the machine it runs on.
+was furthest from issue 22's goal. ``--format=auto`` measures it with the others on the machine it
+runs on.
 
 Before conversion the ONNX graph goes through onnxruntime's basic graph optimizations, which
 remove the layout transposes tf2onnx leaves around broadcast multiplies and channel slices
