@@ -91,17 +91,14 @@ def _graph_forms(model, folded, size, threads, rounds):
     import shutil
     import tempfile
 
-    import keras
-    import numpy as np
     import onnx
 
     from tfseg.bench.runtimes import calibration_inputs, export_copy
     from tfseg.export_lib import openvino_export as ovx
     from tfseg.export_lib.onnx_export import convert_onnx
-    from tfseg.timing import time_interleaved
 
     cal = calibration_inputs(size)
-    x, row, runners = cal[0], {}, {}
+    row, runners = {}, {}
     for precision in ("fp32", "int8"):
         copy = folded if precision == "fp32" else export_copy(model, {}, "openvino", "int8")
         proto = convert_onnx(copy, opset=17, input_shape=(1, *size), nhwc_upsamplings=False)
@@ -117,43 +114,51 @@ def _graph_forms(model, folded, size, threads, rounds):
                         n.op_type == "Transpose" for n in onnx.load(path).graph.node)
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
-            ov_model = ovx.from_onnx(proto, optimize=optimize)
-            if precision == "int8":
-                ov_model = ovx.quantize(ov_model, cal)
-            run = ovx.OpenVINORunner(ov_model, threads=threads)
-            runners[f"openvino_{precision}_{form}"] = lambda run=run: run(x)
-    times = time_interleaved(runners, warmup=2, runs=rounds)
-    keras.backend.clear_session()
-    row.update({k: round(1e3 * float(np.median(v)), 1) for k, v in times.items()})
+            runners[f"openvino_{precision}_{form}"] = _runner(
+                ovx.from_onnx(proto, optimize=optimize), precision, cal, threads)
+    row.update(_medians(runners, rounds))
     return row
 
 
-def _expand_forms(model, size, threads, rounds):
+def _runner(ov_model, precision, cal, threads):
+    """A no-argument callable running ``ov_model`` (quantized on ``cal`` for int8) on ``cal[0]``."""
+    from tfseg.export_lib import openvino_export as ovx
+
+    if precision == "int8":
+        ov_model = ovx.quantize(ov_model, cal)
+    run = ovx.OpenVINORunner(ov_model, threads=threads)
+    return lambda: run(cal[0])
+
+
+def _medians(runners, rounds):
+    """``{name: median ms}`` of ``runners`` timed in interleaved rounds."""
     import keras
     import numpy as np
 
+    from tfseg.timing import time_interleaved
+
+    times = time_interleaved(runners, warmup=2, runs=rounds)
+    keras.backend.clear_session()
+    return {k: round(1e3 * float(np.median(v)), 1) for k, v in times.items()}
+
+
+def _expand_forms(model, size, threads, rounds):
     from tfseg.bench.runtimes import calibration_inputs
     from tfseg.export_lib import openvino_export as ovx
     from tfseg.export_lib.graph import inference_model
     from tfseg.export_lib.onnx_export import convert_onnx
     from tfseg.export_lib.pipeline import rewrites
-    from tfseg.timing import time_interleaved
 
     cal = calibration_inputs(size)
-    x, runners = cal[0], {}
+    runners = {}
     for precision in ("int8", "fp32"):
         for form, on in (("multiplier", False), ("expanded", True)):
             kw = {**rewrites("openvino", precision), "expand_depthwise": on}
             proto = convert_onnx(inference_model(model, **kw)[0], opset=17,
                                  input_shape=(1, *size), nhwc_upsamplings=False)  # fmt: skip
-            ov_model = ovx.from_onnx(proto)
-            if precision == "int8":
-                ov_model = ovx.quantize(ov_model, cal)
-            run = ovx.OpenVINORunner(ov_model, threads=threads)
-            runners[f"openvino_{precision}_{form}"] = lambda run=run: run(x)
-    times = time_interleaved(runners, warmup=2, runs=rounds)
-    keras.backend.clear_session()
-    return {k: round(1e3 * float(np.median(v)), 1) for k, v in times.items()}
+            runners[f"openvino_{precision}_{form}"] = _runner(
+                ovx.from_onnx(proto), precision, cal, threads)
+    return _medians(runners, rounds)
 
 
 def main(argv):
