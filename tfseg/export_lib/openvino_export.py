@@ -98,9 +98,9 @@ def ort_basic_optimized(path, out, info=None):
     when it loads a file (its transpose optimizer, part of the "basic" level, with constant
     folding and redundant-node elimination: standard ONNX ops only); OpenVINO's converter leaves
     most of them. Converting onnxruntime's result instead made OpenVINO faster on every network
-    measured, under the AVX2 profile, 512x1024, 2 threads, int8: CGNet 135 -> 93 ms, RegSeg
-    114 -> 89, Lite-HRNet 180 -> 148, AGLNet 220 -> 191 (``experiments/openvino_layouts.py
-    --forms=graph``; docs/results.md)."""
+    measured, under the AVX2 profile, 512x1024, 2 threads, int8: CGNet 127 -> 92 ms, RegSeg
+    94 -> 83, Lite-HRNet 179 -> 144, AGLNet 290 -> 223, LEDNet 174 -> 142
+    (``experiments/openvino_layouts.py --forms=graph``; docs/openvino_graph_avx2.json)."""
     try:
         import onnx
         import onnxruntime as ort

@@ -105,8 +105,9 @@ def rewrites(fmt, precision="fp32"):
     if fmt == "openvino" and precision == "int8":
         # OpenVINO runs a multiplier-m int8 depthwise convolution as a generic grouped GEMM
         # (jit_gemm_I8: 51 of DFANet's 105 ms); expanded, under the AVX2 profile, int8 DFANet
-        # 117 -> 72 ms, BiSeNetV2 116 -> 105 (fp32 unchanged, so not applied there). Its int8
-        # average poolings run in its own jit kernel: no pool rewrite.
+        # 117 -> 84 ms, BiSeNetV2 119 -> 111 (fp32 not faster, so not applied there; docs/
+        # openvino_expand_depthwise_avx2.json). Its int8 average poolings run in its own jit
+        # kernel: no pool rewrite.
         kw["expand_depthwise"] = True
     return kw
 
