@@ -52,7 +52,6 @@ def define_flags(fv=FLAGS):
 
 def measure(name, size, threads, rounds, forms="resize"):
     """``{form: median ms}`` for one network (``forms="graph"``: and the Transpose counts)."""
-    import keras
     import numpy as np
 
     import tfseg
@@ -62,18 +61,17 @@ def measure(name, size, threads, rounds, forms="resize"):
     from tfseg.export_lib.onnx_export import OnnxRunner, convert_onnx
     from tfseg.models import stride_of
     from tfseg.models.batchnorm import recalibrate_batchnorm
-    from tfseg.timing import time_interleaved
 
     size = padded_size(size, stride_of(name))
     model = tfseg.build_model(name, 19, input_shape=(*size, 3))
     recalibrate_batchnorm(model, [np.concatenate(calibration_inputs(size))])
     folded = export_copy(model, {}, "openvino", "fp32")
-    x = calibration_inputs(size, 1)[0]
-    runners = {}
     if forms == "graph":
         return _graph_forms(model, folded, size, threads, rounds)
     if forms == "expand_depthwise":
         return _expand_forms(model, size, threads, rounds)
+    x = calibration_inputs(size, 1)[0]
+    runners = {}
     for label, nhwc in (("openvino_nhwc_resize", True), ("openvino_nchw_resize", False)):
         proto = convert_onnx(folded, opset=17, input_shape=(1, *size), nhwc_upsamplings=nhwc)
         run = ovx.OpenVINORunner(ovx.from_onnx(proto, optimize=False), threads=threads)
@@ -81,9 +79,7 @@ def measure(name, size, threads, rounds, forms="resize"):
         if nhwc:
             ort = OnnxRunner(proto, threads=threads)
             runners["onnxruntime_nhwc_resize"] = lambda ort=ort: ort(x)
-    times = time_interleaved(runners, warmup=2, runs=rounds)
-    keras.backend.clear_session()
-    return {k: round(1e3 * float(np.median(v)), 1) for k, v in times.items()}
+    return _medians(runners, rounds)
 
 
 def _graph_forms(model, folded, size, threads, rounds):
@@ -102,18 +98,18 @@ def _graph_forms(model, folded, size, threads, rounds):
     for precision in ("fp32", "int8"):
         copy = folded if precision == "fp32" else export_copy(model, {}, "openvino", "int8")
         proto = convert_onnx(copy, opset=17, input_shape=(1, *size), nhwc_upsamplings=False)
-        for form, optimize in (("tf2onnx", False), ("ort_basic", True)):
-            if precision == "fp32":
-                work = tempfile.mkdtemp()
-                try:
-                    onnx.save(proto, os.path.join(work, "in.onnx"))
-                    path = ovx.ort_basic_optimized(os.path.join(work, "in.onnx"),
-                                                   os.path.join(work, "out.onnx"))
-                    path = path if optimize else os.path.join(work, "in.onnx")
+        if precision == "fp32":  # the Transpose count of each form
+            work = tempfile.mkdtemp()
+            try:
+                src = os.path.join(work, "in.onnx")
+                onnx.save(proto, src)
+                out = ovx.ort_basic_optimized(src, os.path.join(work, "out.onnx"))
+                for form, path in (("tf2onnx", src), ("ort_basic", out)):
                     row[f"{form}_transposes"] = sum(
                         n.op_type == "Transpose" for n in onnx.load(path).graph.node)
-                finally:
-                    shutil.rmtree(work, ignore_errors=True)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        for form, optimize in (("tf2onnx", False), ("ort_basic", True)):
             runners[f"openvino_{precision}_{form}"] = _runner(
                 ovx.from_onnx(proto, optimize=optimize), precision, cal, threads)
     row.update(_medians(runners, rounds))
