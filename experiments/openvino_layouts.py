@@ -28,6 +28,15 @@ depthwise convolution (``graph._ExpandedDepthwiseConv2D``; now for ``--format=op
     PYTHONPATH=. python -m tfseg.bench.isa --isa=avx2 -- python experiments/openvino_layouts.py \
         --forms=expand_depthwise --networks=dfanet,bisenetv2 \
         --json=docs/openvino_expand_depthwise_avx2.json
+
+``--forms=downsampler`` (session 29): OpenVINO fp32 and int8 with the downsamplers on the
+3-channel input (concatenation of a convolution and a max pooling) as they are and as additions
+(``onnx_layout.pool_concat_adds``), and in int8 also with the channel shuffles as 1x1
+permutation convolutions (``graph._ConvChannelShuffle``); both are now in ``--format=openvino``:
+
+    PYTHONPATH=. python -m tfseg.bench.isa --isa=avx2 -- python experiments/openvino_layouts.py \
+        --forms=downsampler --networks=lednet,aglnet,lite_hrnet,erfnet,enet \
+        --json=docs/openvino_downsampler_avx2.json
 """
 
 import json
@@ -42,7 +51,7 @@ def define_flags(fv=FLAGS):
     flags.DEFINE_string("input_size", "512x1024", "HxW", flag_values=fv)
     flags.DEFINE_integer("threads", 2, "CPU threads of both runtimes", flag_values=fv)
     flags.DEFINE_integer("rounds", 6, "timed rounds", flag_values=fv)
-    flags.DEFINE_enum("forms", "resize", ["resize", "graph", "expand_depthwise"],
+    flags.DEFINE_enum("forms", "resize", ["resize", "graph", "expand_depthwise", "downsampler"],
                       "resize: the upsamplings' layout (fp32); graph: without and with "
                       "onnxruntime's basic graph optimizations (fp32 and int8); expand_depthwise: "
                       "multiplier depthwise convolutions without and with the expansion (int8 "
@@ -70,6 +79,8 @@ def measure(name, size, threads, rounds, forms="resize"):
         return _graph_forms(model, folded, size, threads, rounds)
     if forms == "expand_depthwise":
         return _expand_forms(model, size, threads, rounds)
+    if forms == "downsampler":
+        return _downsampler_forms(model, size, threads, rounds)
     x = calibration_inputs(size, 1)[0]
     runners = {}
     for label, nhwc in (("openvino_nhwc_resize", True), ("openvino_nchw_resize", False)):
@@ -154,6 +165,31 @@ def _expand_forms(model, size, threads, rounds):
                                  input_shape=(1, *size), nhwc_upsamplings=False)  # fmt: skip
             runners[f"openvino_{precision}_{form}"] = _runner(
                 ovx.from_onnx(proto), precision, cal, threads)
+    return _medians(runners, rounds)
+
+
+def _downsampler_forms(model, size, threads, rounds):
+    """OpenVINO fp32 / int8 with the downsamplers on the 3-channel input as concatenations or
+    as additions (``onnx_layout.pool_concat_adds``), and in int8 also with the channel shuffles as
+    permutation convolutions (``graph._ConvChannelShuffle``)."""
+    from tfseg.bench.runtimes import calibration_inputs
+    from tfseg.export_lib import openvino_export as ovx
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.onnx_export import convert_onnx
+    from tfseg.export_lib.pipeline import rewrites
+
+    cal = calibration_inputs(size)
+    runners = {}
+    for precision in ("fp32", "int8"):
+        forms = [("concat", False, False), ("add", True, False)]
+        if precision == "int8":
+            forms.append(("add_shuffle_conv", True, True))
+        for form, adds, shuffle_conv in forms:
+            kw = {**rewrites("openvino", precision), "shuffle_as_conv": shuffle_conv}
+            proto = convert_onnx(inference_model(model, **kw)[0], opset=17,
+                                 input_shape=(1, *size), nhwc_upsamplings=False)  # fmt: skip
+            runners[f"openvino_{precision}_{form}"] = _runner(
+                ovx.from_onnx(proto, pool_concats_as_adds=adds), precision, cal, threads)
     return _medians(runners, rounds)
 
 

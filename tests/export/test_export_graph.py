@@ -331,6 +331,31 @@ def test_channel_shuffle_as_transpose_where_the_size_is_static():
     assert "GATHER" not in ops and ops.get("TRANSPOSE") == 1
 
 
+def test_channel_shuffle_as_permutation_conv_is_exact():
+    """OpenVINO int8 exports write ChannelShuffle as a 1x1 convolution by the permutation matrix
+    (NNCF then quantizes it, and it runs in int8 instead of a float ShuffleChannels): the same
+    values, bit for bit, and one Conv instead of the shuffle's transpose in the ONNX graph."""
+    from tfseg.export_lib.onnx_export import convert_onnx, onnx_op_types
+    from tfseg.layers import ChannelShuffle
+
+    assert rewrites("openvino", "int8")["shuffle_as_conv"]
+    assert not rewrites("openvino", "fp32").get("shuffle_as_conv")
+    assert not rewrites("onnx", "int8").get("shuffle_as_conv")
+    inp = keras.Input((8, 12, 3), batch_size=1)
+    x = keras.layers.Conv2D(12, 1, name="c1")(inp)
+    y = ChannelShuffle(3, name="shuffle")(x)
+    model = keras.Model(inp, keras.layers.Conv2D(4, 1, name="c2")(y))
+    new, info = inference_model(model, shuffle_as_conv=True, transpose_shuffle=True)
+    assert info["shuffle_as_conv"] == ["shuffle"] and info["transpose_shuffles"] == []
+    probe = keras.Model(new.input, new.get_layer("shuffle").output)
+    xs = np.random.default_rng(0).standard_normal((1, 8, 12, 3)).astype("float32")
+    before = np.asarray(keras.Model(model.input, x)(xs))
+    np.testing.assert_array_equal(np.asarray(probe(xs)), before[..., [0, 4, 8, 1, 5, 9, 2, 6, 10,
+                                                                      3, 7, 11]])
+    ops = onnx_op_types(convert_onnx(new, opset=17, input_shape=(1, 8, 12)))
+    assert ops.get("Conv") == 3 and "Gather" not in ops and "Reshape" not in ops, ops
+
+
 def test_onnx_channel_shuffle_runs_on_the_nchw_tensor():
     """tf2onnx wraps the NHWC shuffle in transposes to and from NCHW; onnx_layout rewrites it as
     reshape (N, g, C/g, H, W) -> transpose -> reshape on the NCHW tensor: one transpose per

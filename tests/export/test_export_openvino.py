@@ -32,6 +32,8 @@ def test_openvino_parity_and_report(export_options, tmp_path, precision, size):
     ops = report["openvino"]["op_types"]
     assert "Convolution" in ops or "GroupConvolution" in ops
     assert report["openvino"]["graph_optimization"].startswith("onnxruntime ")
+    assert report["openvino"]["pool_concat_adds"] == 0  # SkipNet-MobileNet has no downsampler
+    assert report["rewrites"]["shuffle_as_conv"] == []
     if precision == "fp32":
         assert v["max_rel_logit_diff"] < 1e-4
         assert "FakeQuantize" not in ops and report["openvino"]["int8"] is None
@@ -127,3 +129,69 @@ def test_ort_basic_optimizations_fall_back_to_the_original(tmp_path):
     info = {}
     assert ort_basic_optimized(str(src), str(tmp_path / "out.onnx"), info) == str(src)
     assert info["graph_optimization"].startswith("none (onnxruntime could not optimize it")
+
+
+def _downsamplers(channels):
+    """A Keras model with downsamplers on a ``channels``-channel input, each read by a 1x1
+    convolution: ReLU on the convolution branch (LEDNet, AGLNet), ReLU6 (a Clip in ONNX) with
+    the pool first, and BN + PReLU after the concatenation (ENet, ERFNet)."""
+    import keras
+    from export_helpers import randomize_batchnorm
+
+    from tfseg.layers.downsample import conv_pool_downsample
+
+    inp = keras.Input((16, 24, 3), batch_size=1)
+    x = inp if channels == 3 else keras.layers.Conv2D(channels, 1, name="widen")(inp)
+    a = conv_pool_downsample(x, 16, activation="relu", name="relu_branch")
+    scaled = keras.layers.Rescaling(2.0, name="c6_scale")(x)  # a pool tf2onnx cannot share
+    conv = keras.layers.Conv2D(13, 3, strides=2, padding="same", name="c6_conv")(scaled)
+    conv = keras.layers.ReLU(6.0, name="c6_relu6")(conv)
+    pool = keras.layers.MaxPooling2D(2, name="c6_pool")(scaled)
+    b = keras.layers.Concatenate(name="c6_concat")([pool, conv])  # the pool first
+    c = conv_pool_downsample(x, 16, pool_size=2, normalize="concat", activation="prelu",
+                             name="after_concat")  # fmt: skip
+    heads = [keras.layers.Conv2D(4, 1, name=f"head{i}")(t) for i, t in enumerate((a, b, c))]
+    return randomize_batchnorm(keras.Model(inp, keras.layers.Concatenate(name="out")(heads)))
+
+
+def test_pool_concat_adds_are_exact_and_reach_openvino():
+    """The downsamplers on the 3-channel input become Add(act(Conv with zero channels), 1x1
+    placement of the pool): no Concat left, the same values in onnxruntime, and OpenVINO's
+    conversion applies it (``info``) and matches Keras; on a wider input nothing changes."""
+    import onnxruntime as ort
+
+    from tfseg.export_lib import openvino_export as ovx
+    from tfseg.export_lib.onnx_export import convert_onnx
+    from tfseg.export_lib.onnx_layout import pool_concat_adds
+
+    model = inference_model_of(_downsamplers(3))
+    xs = np.random.default_rng(1).standard_normal((1, 16, 24, 3)).astype("float32")
+    proto = convert_onnx(model, opset=17, input_shape=(1, 16, 24), nhwc_upsamplings=False)
+    plain = proto.SerializeToString()
+    assert pool_concat_adds(proto) == 3
+    assert [n.name for n in proto.graph.node if n.op_type == "Concat"] == [
+        "functional_1/out_1/concat"]  # fmt: skip
+
+    def run(content):
+        session = ort.InferenceSession(content, providers=["CPUExecutionProvider"])
+        return session.run(None, {"images": xs})[0]
+
+    want = np.asarray(model(xs))
+    np.testing.assert_allclose(run(plain), want, atol=1e-5)
+    np.testing.assert_allclose(run(proto.SerializeToString()), run(plain), atol=1e-6)
+    info = {}
+    compiled = ovx.OpenVINORunner(ovx.from_onnx(
+        convert_onnx(model, opset=17, input_shape=(1, 16, 24), nhwc_upsamplings=False),
+        info=info))  # fmt: skip
+    assert info["pool_concat_adds"] == 3
+    np.testing.assert_allclose(compiled(xs), want, atol=1e-4)
+
+    wide = inference_model_of(_downsamplers(8))
+    assert pool_concat_adds(
+        convert_onnx(wide, opset=17, input_shape=(1, 16, 24), nhwc_upsamplings=False)) == 0
+
+
+def inference_model_of(model):
+    from tfseg.export_lib import inference_model
+
+    return inference_model(model)[0]

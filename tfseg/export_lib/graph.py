@@ -135,6 +135,35 @@ class _TransposeChannelShuffle(keras.layers.Layer):
         return {**super().get_config(), "groups": self.groups}
 
 
+class _ConvChannelShuffle(keras.layers.Layer):
+    """``tfseg.layers.ChannelShuffle`` as a 1x1 convolution whose kernel is the permutation matrix
+    (a constant, not a weight): output channel j is input channel ``perm[j]`` times 1, plus zeros,
+    so the same values, exactly.
+
+    For OpenVINO int8 (``REWRITES`` in ``pipeline.py``): its ShuffleChannels kernel runs in
+    float32 on the full tensor, because NNCF puts the quantizers after the shuffle (at the
+    convolutions behind the channel split that follows it); a convolution is quantized itself and
+    runs in oneDNN's int8 kernel in the blocked layout the neighbours use. The multiply-adds
+    (C per output value) are few beside the convolutions around it."""
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def build(self, input_shape):
+        c, g = int(input_shape[-1]), self.groups
+        perm = np.arange(c).reshape(g, c // g).T.reshape(-1)
+        kernel = np.zeros((1, 1, c, c), np.float32)
+        kernel[0, 0, perm, np.arange(c)] = 1.0
+        self._kernel = kernel
+
+    def call(self, x):
+        return keras.ops.conv(x, keras.ops.cast(self._kernel, x.dtype), strides=1, padding="valid")
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
 _SELU_SCALE = 1.0507009873554805
 _SELU_ALPHA = 1.6732632423543772
 
@@ -848,6 +877,7 @@ def inference_model(
     prelu_as_max=False,
     native_resize=False,
     transpose_shuffle=False,
+    shuffle_as_conv=False,
     selu_as_elu=False,
     unpool_masks=False,
     avg_pool_as_conv=False,
@@ -892,6 +922,10 @@ def inference_model(
     ``transpose_shuffle``: ``ChannelShuffle`` layers become reshape -> transpose -> reshape where
     the size is static (``_TransposeChannelShuffle``), ``info["transpose_shuffles"]``.
 
+    ``shuffle_as_conv`` (for OpenVINO int8): ``ChannelShuffle`` layers become a 1x1 convolution by
+    the permutation matrix (``_ConvChannelShuffle``; before ``transpose_shuffle``),
+    ``info["shuffle_as_conv"]``.
+
     ``selu_as_elu``: SELU activation layers become ``_EluFormSELU`` (for LiteRT),
     ``info["selu_as_elu"]``.
 
@@ -922,7 +956,7 @@ def inference_model(
     folded_convs = {conv.name: bn_name for bn_name, conv in pairs.items()}
     native, subpixel, prelu_max, prelu_kept, resizes = [], [], [], [], []
     prelu_leaky, shuffles, selus, unpools, pools, nearests = [], [], [], [], [], []
-    same_pools, strided, expanded = [], [], []
+    same_pools, strided, expanded, conv_shuffles = [], [], [], []
     leaky_relus = set(deconv_relus(model, pairs)) if deconv_relu_as_leaky else set()
     finals = final_resizes(model) if float_final_resize else []
 
@@ -955,6 +989,9 @@ def inference_model(
         if selu_as_elu and selu_eligible(layer):
             selus.append(layer.name)
             return _EluFormSELU(name=layer.name)
+        if shuffle_as_conv and isinstance(layer, ChannelShuffle):
+            conv_shuffles.append(layer.name)
+            return _ConvChannelShuffle(layer.groups, name=layer.name)
         if transpose_shuffle and isinstance(layer, ChannelShuffle):
             shuffles.append(layer.name)
             return _TransposeChannelShuffle(layer.groups, name=layer.name)
@@ -1037,6 +1074,7 @@ def inference_model(
         "prelu_kept": sorted(prelu_kept),
         "native_resizes": sorted(resizes),
         "transpose_shuffles": sorted(shuffles),
+        "shuffle_as_conv": sorted(conv_shuffles),
         "selu_as_elu": sorted(selus),
         "unpool_masks": sorted(unpools),
         "nearest_as_d2s": sorted(nearests),

@@ -175,6 +175,116 @@ def nhwc_upsamplings(proto):
     return rewritten
 
 
+# activations f with f(0) = 0 that may sit between the convolution and the concatenation
+_ZERO_PRESERVING = ("Relu", "LeakyRelu", "Clip")
+
+
+def pool_concat_adds(proto, max_channels=4):
+    """Rewrite each ENet-style downsampler on an input of at most ``max_channels`` channels,
+    ``Concat(act(Conv(x)), MaxPool(x))`` on the channel axis (either order), as
+    ``Add(act(Conv'(x)), Conv1x1(MaxPool(x)))`` (``proto`` changed in place); returns the number
+    rewritten.
+
+    ``Conv'`` is the convolution with C_in more output channels whose weights and biases are zero
+    (so ``act`` gives 0 there: ReLU, leaky ReLU or a clip around 0), and the 1x1
+    convolution places the pooled channels at their output positions with weights 1 (0
+    elsewhere): the same values, exactly (x * 0, x * 1 and + 0 are exact in float).
+
+    Why: on the network's 3-channel input, the convolution branch has C - 3 channels (29 in
+    LEDNet and AGLNet), which OpenVINO's blocked layouts cannot concatenate in place; it
+    reorders both branches to a plain layout and back (LEDNet int8: 18 ms of reorders, 12 of
+    them in a reference kernel, under the AVX2 profile). The extra multiply-adds are
+    9 * C_in * C_in + C_in * C per output pixel (C_in <= 4)."""
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    consts = {init.name: init for init in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    users = _consumers(graph)
+    outputs = {o.name for o in graph.output}
+
+    def sole(name, node):
+        return name not in outputs and [id(u) for u in users.get(name, [])] == [id(node)]
+
+    def attr(node, name, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                return helper.get_attribute_value(a)
+        return default
+
+    def bound(node, i, default):
+        if len(node.input) <= i or not node.input[i]:
+            return default
+        return float(numpy_helper.to_array(consts[node.input[i]])) if node.input[i] in consts \
+            else None
+
+    def zero_preserving(act):
+        if act.op_type == "Clip":
+            lo = bound(act, 1, attr(act, "min", -np.inf))
+            hi = bound(act, 2, attr(act, "max", np.inf))
+            return lo is not None and hi is not None and lo <= 0 <= hi
+        return True
+
+    rewritten, stale, dropped = 0, set(), set()
+    for cat in list(graph.node):
+        if cat.op_type != "Concat" or len(cat.input) != 2 or attr(cat, "axis") not in (1, -3):
+            continue
+        nodes = [producer.get(name) for name in cat.input]
+        if None in nodes or [n.op_type == "MaxPool" for n in nodes].count(True) != 1:
+            continue
+        pool_first = nodes[0].op_type == "MaxPool"
+        pool, act = (nodes[0], nodes[1]) if pool_first else (nodes[1], nodes[0])
+        conv = act
+        if act.op_type in _ZERO_PRESERVING:
+            conv = producer.get(act.input[0])
+            if conv is None or not sole(conv.output[0], act) or not zero_preserving(act):
+                continue
+        else:
+            act = None
+        if (conv.op_type != "Conv" or conv.input[0] != pool.input[0] or conv.input[1] not in consts
+                or (len(conv.input) > 2 and conv.input[2] and conv.input[2] not in consts)
+                or attr(conv, "group", 1) != 1 or not sole(pool.output[0], cat)
+                or not sole((act or conv).output[0], cat)):
+            continue
+        w = numpy_helper.to_array(consts[conv.input[1]])
+        if w.ndim != 4 or w.shape[1] > max_channels or w.dtype != np.float32:
+            continue
+        c_out, c_in = w.shape[0], w.shape[1]
+        has_bias = len(conv.input) > 2 and conv.input[2]
+        b = numpy_helper.to_array(consts[conv.input[2]]) if has_bias else np.zeros(c_out, w.dtype)
+        zeros_w = np.zeros((c_in,) + w.shape[1:], w.dtype)
+        zeros_b = np.zeros(c_in, w.dtype)
+        place = np.zeros((c_in + c_out, c_in, 1, 1), w.dtype)
+        offset = 0 if pool_first else c_out
+        place[offset + np.arange(c_in), np.arange(c_in), 0, 0] = 1.0
+        stem = cat.name or cat.output[0]
+        wide_w = np.concatenate([zeros_w, w] if pool_first else [w, zeros_w])
+        wide_b = np.concatenate([zeros_b, b] if pool_first else [b, zeros_b])
+        names = (f"{stem}/wide_kernel", f"{stem}/wide_bias", f"{stem}/placement")
+        for arr, name in zip((wide_w, wide_b, place), names):
+            graph.initializer.append(numpy_helper.from_array(arr, name))
+        replaced = set(conv.input[1:]) - {""}
+        del conv.input[1:]
+        conv.input.extend(names[:2])
+        placed = f"{stem}/pool_placed"
+        i = list(graph.node).index(cat)
+        graph.node.remove(cat)
+        graph.node.insert(i, helper.make_node("Add", [(act or conv).output[0], placed],
+                                              [cat.output[0]], name=cat.name))
+        graph.node.insert(i, helper.make_node("Conv", [pool.output[0], names[2]], [placed],
+                                              kernel_shape=[1, 1], name=placed))
+        stale.update([conv.output[0]] + ([act.output[0]] if act is not None else []))
+        dropped |= replaced
+        rewritten += 1
+    if rewritten:
+        read = {name for n in graph.node for name in n.input}
+        for init in [i for i in graph.initializer if i.name in dropped - read]:
+            graph.initializer.remove(init)  # the narrow kernels and biases
+        for info in [v for v in graph.value_info if v.name in stale]:
+            graph.value_info.remove(info)  # their shapes have C_in more channels now
+    return rewritten
+
+
 def _without_dead_transposes(nodes, outputs):
     """``nodes`` less the transposes that nothing reads any more (to NHWC before a rewritten
     shuffle, possibly shared by several)."""

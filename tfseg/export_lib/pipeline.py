@@ -109,6 +109,10 @@ def rewrites(fmt, precision="fp32"):
         # openvino_expand_depthwise_avx2.json). Its int8 average poolings run in its own jit
         # kernel: no pool rewrite.
         kw["expand_depthwise"] = True
+        # a channel shuffle as a 1x1 convolution by the permutation matrix: NNCF quantizes the
+        # convolutions behind the shuffle, so its ShuffleChannels kernel ran in float32 (LEDNet
+        # int8: 16 of 129 ms); the convolution runs in int8 (graph._ConvChannelShuffle)
+        kw["shuffle_as_conv"] = True
     return kw
 
 
@@ -348,6 +352,7 @@ def run_export(o, log=print):
                 "prelu_as_max",
                 "prelu_kept",
                 "transpose_shuffles",
+                "shuffle_as_conv",
                 "selu_as_elu",
                 "unpool_masks",
                 "avg_pool_as_conv",
@@ -630,7 +635,8 @@ def _build_openvino(o, model, tmp, *, size, batch, stride, spec, report, log):
     proto = _onnx_model(o, model, size=size, batch=batch, report=report, log=log)
     graph = {}
     ov_model = ovx.from_onnx(proto, info=graph)
-    log(f"OpenVINO conversion, graph optimization: {graph['graph_optimization']}")
+    log(f"OpenVINO conversion, graph optimization: {graph['graph_optimization']}; downsamplers "
+        f"as additions: {graph.get('pool_concat_adds', 0)}")
     info = {}
     if o.precision == "int8":
         from tfseg.export_lib.samples import calibration_images
@@ -649,6 +655,7 @@ def _build_openvino(o, model, tmp, *, size, batch, stride, spec, report, log):
         "files": [ovx.XML, ovx.BIN],
         "op_types": ovx.op_types(ov_model),
         "graph_optimization": graph["graph_optimization"],
+        "pool_concat_adds": graph.get("pool_concat_adds", 0),
         "inference_precision_hint": "f32 (set by tfseg's runner; pass it when you compile)",
         "int8": info or None,
     }
