@@ -332,15 +332,16 @@ def test_channel_shuffle_as_transpose_where_the_size_is_static():
 
 
 def test_channel_shuffle_as_permutation_conv_is_exact():
-    """OpenVINO int8 exports write ChannelShuffle as a 1x1 convolution by the permutation matrix
-    (NNCF then quantizes it, and it runs in int8 instead of a float ShuffleChannels): the same
+    """OpenVINO and ONNX int8 exports write ChannelShuffle as a 1x1 convolution by the permutation
+    matrix (quantized, it runs in int8 instead of a float shuffle): the same
     values, bit for bit, and one Conv instead of the shuffle's transpose in the ONNX graph."""
     from tfseg.export_lib.onnx_export import convert_onnx, onnx_op_types
     from tfseg.layers import ChannelShuffle
 
-    assert rewrites("openvino", "int8")["shuffle_as_conv"]
-    assert not rewrites("openvino", "fp32").get("shuffle_as_conv")
-    assert not rewrites("onnx", "int8").get("shuffle_as_conv")
+    assert rewrites("openvino", "int8")["shuffle_as_conv"] and rewrites("onnx", "int8")[
+        "shuffle_as_conv"]  # fmt: skip
+    assert not any(rewrites(f, p).get("shuffle_as_conv")
+                   for f, p in (("openvino", "fp32"), ("onnx", "fp32"), ("tflite", "int8")))
     inp = keras.Input((8, 12, 3), batch_size=1)
     x = keras.layers.Conv2D(12, 1, name="c1")(inp)
     y = ChannelShuffle(3, name="shuffle")(x)

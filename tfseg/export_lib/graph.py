@@ -140,11 +140,15 @@ class _ConvChannelShuffle(keras.layers.Layer):
     (a constant, not a weight): output channel j is input channel ``perm[j]`` times 1, plus zeros,
     so the same values, exactly.
 
-    For OpenVINO int8 (``REWRITES`` in ``pipeline.py``): its ShuffleChannels kernel runs in
-    float32 on the full tensor, because NNCF puts the quantizers after the shuffle (at the
-    convolutions behind the channel split that follows it); a convolution is quantized itself and
-    runs in oneDNN's int8 kernel in the blocked layout the neighbours use. The multiply-adds
-    (C per output value) are few beside the convolutions around it."""
+    For OpenVINO and onnxruntime int8 (``rewrites`` in ``pipeline.py``): OpenVINO's
+    ShuffleChannels kernel runs in float32 on the full tensor, because NNCF puts the quantizers
+    after the shuffle (at the convolutions behind the channel split that follows it), and
+    onnxruntime's QDQ graph transposes dequantized floats; a convolution is quantized itself and
+    runs as an int8 kernel, in the blocked layout its neighbours use. The multiply-adds (C per
+    output value) are few beside the convolutions around it. Under the AVX2 profile, int8, 512x1024:
+    OpenVINO LEDNet 195 -> 172 ms, AGLNet 191 -> 139, Lite-HRNet 327 -> 231
+    (docs/openvino_downsampler_avx2.json); onnxruntime LEDNet 139 -> 113. XNNPACK's int8
+    TRANSPOSE is faster than the convolution: LiteRT keeps the transpose form."""
 
     def __init__(self, groups, **kwargs):
         super().__init__(**kwargs)
@@ -922,9 +926,9 @@ def inference_model(
     ``transpose_shuffle``: ``ChannelShuffle`` layers become reshape -> transpose -> reshape where
     the size is static (``_TransposeChannelShuffle``), ``info["transpose_shuffles"]``.
 
-    ``shuffle_as_conv`` (for OpenVINO int8): ``ChannelShuffle`` layers become a 1x1 convolution by
-    the permutation matrix (``_ConvChannelShuffle``; before ``transpose_shuffle``),
-    ``info["shuffle_as_conv"]``.
+    ``shuffle_as_conv`` (for OpenVINO and onnxruntime int8): ``ChannelShuffle`` layers become a
+    1x1 convolution by the permutation matrix (``_ConvChannelShuffle``; before
+    ``transpose_shuffle``), ``info["shuffle_as_conv"]``.
 
     ``selu_as_elu``: SELU activation layers become ``_EluFormSELU`` (for LiteRT),
     ``info["selu_as_elu"]``.

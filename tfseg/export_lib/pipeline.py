@@ -102,6 +102,11 @@ def rewrites(fmt, precision="fp32"):
         # depthwise convolutions of constant weights: ADSCNet int8 180 -> 124 ms
         kw["avg_pool_as_conv"] = True
         kw["same_pool_as_conv"] = True
+        # a channel shuffle as a 1x1 convolution by the permutation matrix, which QLinearConv
+        # runs on int8 data in place of the float transpose between DequantizeLinear and
+        # QuantizeLinear (LEDNet int8 139 -> 113 ms, AGLNet 175 -> 158, Lite-HRNet 159 -> 148;
+        # in int8 LiteRT slower: 157 -> 164, 177 -> 200, 109 -> 119; graph._ConvChannelShuffle)
+        kw["shuffle_as_conv"] = True
     if fmt == "openvino" and precision == "int8":
         # OpenVINO runs a multiplier-m int8 depthwise convolution as a generic grouped GEMM
         # (jit_gemm_I8: 51 of DFANet's 105 ms); expanded, under the AVX2 profile, int8 DFANet
