@@ -21,7 +21,11 @@ channel multiplier as a 0/1 1x1 convolution + a multiplier-1 depthwise one
 since; and, at quantization, the max pooling and concatenation of ENet's / ERFNet's downsampler
 left in float (``quantize_onnx(float_pool_concats=True)``, not the default); each alone on
 session 25's export and all three together, against fp32. ``--forms=pool_concats``: the export's
-int8 with and without that last one.
+int8 with and without that last one. ``--forms=shuffles`` (session 29): the export's int8 with its
+channel shuffles as transposes and as 1x1 permutation convolutions:
+
+    PYTHONPATH=. python -m tfseg.bench.isa --isa=avx2 -- python experiments/ort_int8_forms.py \
+        --forms=shuffles --networks=lednet,aglnet,lite_hrnet --json=docs/ort_int8_shuffles_avx2.json
 """
 
 import json
@@ -33,10 +37,11 @@ flags.DEFINE_list("networks", ["swiftnet", "stdc", "adscnet", "lednet", "fddwnet
 flags.DEFINE_string("input_size", "512x1024", "HxW.")
 flags.DEFINE_integer("threads", 2, "intra-op threads of every session.")
 flags.DEFINE_integer("rounds", 8, "timed rounds.")
-flags.DEFINE_enum("forms", "settings", ["settings", "rewrites", "pool_concats"],
+flags.DEFINE_enum("forms", "settings", ["settings", "rewrites", "pool_concats", "shuffles"],
                   "settings: quantization settings (session 25); rewrites: graph rewrites "
                   "(session 26); pool_concats: the export's int8 with and without the "
-                  "downsampler's max pooling and concatenation in float.")
+                  "downsampler's max pooling and concatenation in float; shuffles: channel "
+                  "shuffles as transposes or as permutation convolutions (session 29).")
 flags.DEFINE_string("json", None, "write the medians here.")
 FLAGS = flags.FLAGS
 
@@ -134,7 +139,25 @@ def pool_concat_forms(model, proto, size, cal):
                                                                    float_pool_concats=True)}
 
 
-FORMS = {"settings": settings_forms, "rewrites": rewrite_forms, "pool_concats": pool_concat_forms}
+def shuffle_forms(model, proto, size, cal):
+    """{label: ONNX} of the ``--forms=shuffles`` set (session 29): the export's int8 copy with its
+    channel shuffles as reshape -> transpose -> reshape and as 1x1 permutation convolutions
+    (``graph._ConvChannelShuffle``, the export's form since)."""
+    from tfseg.export_lib.graph import inference_model
+    from tfseg.export_lib.onnx_export import convert_onnx
+    from tfseg.export_lib.onnx_int8 import quantize_onnx
+    from tfseg.export_lib.pipeline import rewrites
+
+    forms = {"fp32": proto}
+    for label, on in (("transpose", False), ("permutation conv", True)):
+        copy, _ = inference_model(model, **{**rewrites("onnx", "int8"), "shuffle_as_conv": on})
+        forms[f"int8, shuffles as {label}"] = quantize_onnx(
+            convert_onnx(copy, opset=17, input_shape=(1, *size)), cal)
+    return forms
+
+
+FORMS = {"settings": settings_forms, "rewrites": rewrite_forms, "pool_concats": pool_concat_forms,
+         "shuffles": shuffle_forms}
 
 
 def main(argv):
