@@ -104,8 +104,9 @@ def rewrites(fmt, precision="fp32"):
         kw["same_pool_as_conv"] = True
         # a channel shuffle as a 1x1 convolution by the permutation matrix, which QLinearConv
         # runs on int8 data in place of the float transpose between DequantizeLinear and
-        # QuantizeLinear (LEDNet int8 139 -> 113 ms, AGLNet 175 -> 158, Lite-HRNet 159 -> 148;
-        # in int8 LiteRT slower: 157 -> 164, 177 -> 200, 109 -> 119; graph._ConvChannelShuffle)
+        # QuantizeLinear (LEDNet int8 133 -> 118 ms, AGLNet 160 -> 136, Lite-HRNet 159 -> 147:
+        # docs/ort_int8_shuffles_avx2.json; in int8 LiteRT slower in a first probe: 157 -> 164,
+        # 177 -> 200, 109 -> 119; graph._ConvChannelShuffle)
         kw["shuffle_as_conv"] = True
     if fmt == "openvino" and precision == "int8":
         # OpenVINO runs a multiplier-m int8 depthwise convolution as a generic grouped GEMM
