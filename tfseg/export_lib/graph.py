@@ -148,8 +148,8 @@ class _ConvChannelShuffle(keras.layers.Layer):
     output value) are few beside the convolutions around it. Under the AVX2 profile, int8, 512x1024:
     OpenVINO LEDNet 195 -> 172 ms, AGLNet 191 -> 139, Lite-HRNet 327 -> 231
     (docs/openvino_downsampler_avx2.json); onnxruntime LEDNet 133 -> 118, AGLNet 160 -> 136
-    (docs/ort_int8_shuffles_avx2.json). XNNPACK's int8
-    TRANSPOSE is faster than the convolution: LiteRT keeps the transpose form."""
+    (docs/ort_int8_shuffles_avx2.json). XNNPACK's int8 TRANSPOSE is faster than the convolution:
+    LiteRT keeps the transpose form."""
 
     def __init__(self, groups, **kwargs):
         super().__init__(**kwargs)

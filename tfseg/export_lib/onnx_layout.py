@@ -194,7 +194,7 @@ def pool_concat_adds(proto, max_channels=4):
     LEDNet and AGLNet), which OpenVINO's blocked layouts cannot concatenate in place; it
     reorders both branches to a plain layout and back (LEDNet int8: 18 ms of reorders, 12 of
     them in a reference kernel, under the AVX2 profile). The extra multiply-adds are
-    9 * C_in * C_in + C_in * C per output pixel (C_in <= 4)."""
+    k * k * C_in * C_in + C_in * C per output pixel (k x k kernel, C_in <= 4)."""
     from onnx import helper, numpy_helper
 
     graph = proto.graph
