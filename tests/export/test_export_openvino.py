@@ -169,8 +169,8 @@ def test_pool_concat_adds_are_exact_and_reach_openvino():
     proto = convert_onnx(model, opset=17, input_shape=(1, 16, 24), nhwc_upsamplings=False)
     plain = proto.SerializeToString()
     assert pool_concat_adds(proto) == 3
-    assert [n.name for n in proto.graph.node if n.op_type == "Concat"] == [
-        "functional_1/out_1/concat"]  # fmt: skip
+    concats = [n.name for n in proto.graph.node if n.op_type == "Concat"]
+    assert len(concats) == 1 and "/out_" in concats[0], concats  # only the heads' concatenation
 
     def run(content):
         session = ort.InferenceSession(content, providers=["CPUExecutionProvider"])
