@@ -26,8 +26,8 @@ remove the layout transposes tf2onnx leaves around broadcast multiplies and chan
 (``ort_basic_optimized``); OpenVINO's converter keeps them. Before that, the downsamplers that
 concatenate a convolution and a max pooling of the 3-channel input (LEDNet, AGLNet) become an
 addition (``onnx_layout.pool_concat_adds``): OpenVINO cannot concatenate the convolution's 29
-channels in its blocked layout (LEDNet int8 128 -> 112 ms, AGLNet 157 -> 142 under the AVX2
-profile).
+channels in its blocked layout (int8 under the AVX2 profile: LEDNet 204 -> 195 ms, AGLNet
+230 -> 191; docs/openvino_downsampler_avx2.json).
 
 The graph keeps tf2onnx's NCHW upsamplings: the NHWC form written for onnxruntime runs 1.4-1.7x
 slower in OpenVINO (``experiments/openvino_layouts.py``).
