@@ -132,7 +132,8 @@ def test_ort_basic_optimizations_fall_back_to_the_original(tmp_path):
 
 
 def _downsamplers(channels):
-    """A Keras model with downsamplers on a ``channels``-channel input, each read by a 1x1
+    """A Keras model with downsamplers on a ``channels``-channel tensor (the 3-channel input
+    itself, or a 1x1 convolution of it), each read by a 1x1
     convolution: ReLU on the convolution branch (LEDNet, AGLNet), ReLU6 (a Clip in ONNX) with
     the pool first, and BN + PReLU after the concatenation (ENet, ERFNet)."""
     import keras

@@ -85,13 +85,13 @@ def from_onnx(proto, *, optimize=True, pool_concats_as_adds=True, info=None):
     work = tempfile.mkdtemp(prefix="tfseg_ov_")
     try:
         path = os.path.join(work, "model.onnx")
-        if optimize:
+        adds = 0
+        if optimize and pool_concats_as_adds:
             copy = onnx.ModelProto()
-            copy.CopyFrom(proto)
-            adds = pool_concat_adds(copy) if pool_concats_as_adds else 0
-            if info is not None:
-                info["pool_concat_adds"] = adds
-            proto = copy
+            copy.CopyFrom(proto)  # the caller's graph stays as it is
+            adds, proto = pool_concat_adds(copy), copy
+        if optimize and info is not None:
+            info["pool_concat_adds"] = adds
         onnx.save(proto, path)
         if optimize:
             path = ort_basic_optimized(path, os.path.join(work, "optimized.onnx"), info)
