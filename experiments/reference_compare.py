@@ -56,6 +56,10 @@ def define_flags(fv=flags.FLAGS):
          "(<!-- NAME:start --> ... <!-- NAME:end -->): one table per CPU or CPUID profile."),
         ("bool", "merge", False, "Keep the --json rows of networks not measured in this run "
          "(same CPU, size and threads; this run may time more runtimes: older rows show '-')."),
+        ("bool", "isolate", False, "Measure each network in its own child process (same flags), "
+         "so that memory left behind by one network's runtimes cannot starve the next (a "
+         "37-network run in one process was killed for memory at SegNet, its 20th); a child "
+         "that dies costs only its own row."),
     ]:
         getattr(flags, f"DEFINE_{kind}")(name, default, text, flag_values=fv)
     flags.DEFINE_bool("bn_statistics", True,
@@ -461,6 +465,54 @@ def command_line(names, opts):
             + " ".join(args))
 
 
+def child_argv(name, json_path, opts):
+    """The command measuring network ``name`` alone in a child process (``--isolate``): this
+    script with the run's own flags, writing its JSON document to ``json_path``. Under
+    ``tfseg.bench.isa`` the child inherits the CPUID mask (``LD_PRELOAD``)."""
+    own = flags.FlagValues()
+    define_flags(own)
+    forced = {"networks": [name], "json": json_path, "out": None, "merge": False, "isolate": False}
+    args = []
+    for flag_name in own:
+        value = forced.get(flag_name, opts[flag_name].value)
+        if value is None:
+            continue
+        own[flag_name].value = value
+        args.append(own[flag_name].serialize())
+    return [sys.executable, os.path.abspath(__file__), *args]
+
+
+def measure_isolated(name, opts):
+    """Network ``name``'s row, measured by a child process (``child_argv``); a child that fails
+    gives a row whose ``reasons`` say how it ended."""
+    import subprocess
+
+    work = tempfile.mkdtemp(prefix="tfseg_refcmp_child_")
+    path = os.path.join(work, "row.json")
+    try:
+        done = subprocess.run(child_argv(name, path, opts), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, check=False)
+        if done.returncode == 0 and os.path.exists(path):
+            with open(path) as f:
+                (row,) = json.load(f)["rows"]
+            return row
+        how = (f"signal {-done.returncode}" if done.returncode < 0
+               else f"exit status {done.returncode}")
+        if done.returncode in (-9, 137):
+            how += " (killed: out of memory?)"
+        last = [line for line in done.stderr.splitlines() if line.strip()][-1:]
+        why = f"the child process measuring it ended with {how}" + (
+            f": {last[0].strip()[:300]}" if last else "")
+        from tfseg.timing import SETTLE_S
+
+        return summarize({"network": name, "reference": reference_name(name),
+                          "input_size": opts.input_size, "reasons": {"all": why},
+                          "settle_s": SETTLE_S, "bn_statistics": bool(opts.bn_statistics)},
+                         opts.tfseg_runtimes)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run(opts):
     """Measure, write ``--json`` and the ``--out`` section; returns the JSON document."""
     # torch's OpenMP threads spin while they wait: on a loaded machine that costs it several times
@@ -500,7 +552,11 @@ def run(opts):
     rows = []
     doc["rows"] = merged_rows(rows, doc, opts.json) if opts.merge else rows
     for name in names:
-        rows.append({**measure_network(name, hub, failed, modules, size, opts), "command": command})
+        if opts.isolate and len(names) > 1:
+            row = measure_isolated(name, opts)
+        else:
+            row = measure_network(name, hub, failed, modules, size, opts)
+        rows.append({**row, "command": command})
         print(json.dumps({k: rows[-1][k] for k in ("network", "median_ms", "best", "reasons")}),
               flush=True)
         doc["rows"] = merged_rows(rows, doc, opts.json) if opts.merge else rows

@@ -23,11 +23,13 @@ Runtimes (``--runtimes``, comma-separated):
 - ``onnxruntime``: the ``tfseg.export`` ONNX graph (opset 17) on onnxruntime's CPU provider;
   ``onnxruntime_int8`` its int8 QDQ version (``tfseg.export --format=onnx --precision=int8``),
   calibrated on 4 random-normal inputs like ``tflite_int8``;
-- ``openvino``, ``openvino_int8``: OpenVINO's CPU plugin on the ``tfseg.export --format=openvino``
-  IR (from the same ONNX graph; int8 quantized by NNCF on the same 4 inputs);
+- ``openvino``, ``openvino_bf16``, ``openvino_int8``: OpenVINO's CPU plugin on the
+  ``tfseg.export --format=openvino`` IR (from the same ONNX graph; bf16 the fp32 IR run in
+  bfloat16, unavailable on a CPU without AVX-512 BF16 or AMX; int8 quantized by NNCF on the same 4
+  inputs);
 - ``auto``: the candidates of ``tfseg.export --format=auto --target=cpu`` (``tflite``,
   ``tflite_int8``, ``tflite_int8_mixed``, ``onnxruntime``, ``onnxruntime_int8``, ``openvino``,
-  ``openvino_int8``); the summary
+  ``openvino_bf16``, ``openvino_int8``); the summary
   names the fastest. Speed only: the export's ``--format=auto`` adds the accuracy guard (each
   candidate must pass ``--verify`` on dataset images) that random weights cannot give;
 - ``tensorrt``: ONNX -> TensorRT fp16 engine, where ``tensorrt`` and a GPU are present (skipped

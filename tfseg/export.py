@@ -3,7 +3,8 @@
 Formats: ``saved_model`` (float and uint8 serving signatures), ``tflite`` (fp32 / fp16 / int8,
 built-in ops only, runs with ai-edge-litert), ``onnx`` (opset and op allow-list of the
 ``--target``; fp32, or int8 QDQ for onnxruntime on CPUs), ``openvino`` (an OpenVINO IR folder,
-``model.xml`` + ``model.bin``, for x86 CPUs; fp32, or int8 quantized by NNCF), ``auto``
+``model.xml`` + ``model.bin``, for x86 CPUs; fp32, bf16 on CPUs with AVX-512 BF16 or AMX, or
+int8 quantized by NNCF), ``auto``
 (``--target=cpu`` only: exports, verifies and times LiteRT, onnxruntime and OpenVINO candidates
 in fp32 and int8 on this machine and keeps
 the fastest that passes ``--verify``'s thresholds; ``--precision`` is then the lowest precision

@@ -35,8 +35,12 @@ def test_model_targets():
 
 
 def test_measure_every_cpu_runtime(tmp_path):
+    from tfseg.export_lib.openvino_export import bf16_supported
+
     runtimes = ["keras", "keras_bf16", "tflite", "tflite_int8", "onnxruntime", "onnxruntime_int8",
                 "openvino", "openvino_int8", "tensorrt"]  # fmt: skip
+    if bf16_supported():  # else test_openvino_bf16_runtime_is_unavailable_without_bf16_units
+        runtimes.insert(-2, "openvino_bf16")
     lines = []
     row = measure.measure(
         "skipnet", "mobilenet", 5, (50, 100), runtimes=runtimes, warmup=1, runs=2,
@@ -128,3 +132,16 @@ def test_unknown_runtime_is_named():
 
     with pytest.raises(ValueError, match="'tpu'"):
         make_runner("tpu", None, (32, 32), workdir=None, cache={})
+
+
+def test_openvino_bf16_runtime_is_unavailable_without_bf16_units(monkeypatch):
+    """``openvino_bf16`` on a CPU without AVX-512 BF16 / AMX would time float32 under a bf16 name:
+    the runtime reports itself unavailable instead (the table shows why)."""
+    import pytest
+
+    from tfseg.bench.runtimes import RuntimeUnavailable, make_runner
+    from tfseg.export_lib import openvino_export as ovx
+
+    monkeypatch.setattr(ovx, "bf16_supported", lambda: False)
+    with pytest.raises(RuntimeUnavailable, match="no bfloat16 units"):
+        make_runner("openvino_bf16", None, (32, 32), workdir=None, cache={})

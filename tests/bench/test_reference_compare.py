@@ -130,6 +130,40 @@ def test_reference_compare_keeps_the_rows_of_a_run_killed_midway(script, tmp_pat
     assert [r["network"] for r in rows] == ["enet"]
 
 
+def test_reference_compare_isolates_each_network_in_a_child(script, tmp_path, monkeypatch):
+    """``--isolate``: each network measured by a child process with the run's flags (the memory
+    one network's runtimes leave cannot reach the next); a child that dies costs its own row."""
+    ref = _fake_reference(tmp_path / "ref")
+    opts = _options(script, [
+        f"--reference_dir={ref}", "--networks=enet,erfnet", "--input_size=64x128", "--rounds=1",
+        "--warmup=0", "--tfseg_runtimes=keras", "--reference_exporter=torchscript", "--isolate",
+        f"--json={tmp_path / 'r.json'}",
+    ])  # fmt: skip
+    argv = script.child_argv("enet", "/x/row.json", opts)
+    assert argv[:2] == [sys.executable, os.path.join(REPO, "experiments", "reference_compare.py")]
+    assert {"--networks=enet", "--json=/x/row.json", "--noisolate", "--nomerge", "--rounds=1",
+            "--tfseg_runtimes=keras", f"--reference_dir={ref}"} <= set(argv)  # fmt: skip
+    assert not [a for a in argv if a.startswith("--out")]
+    real = script.child_argv
+
+    def child_argv(name, path, o):  # erfnet's child dies as the out-of-memory killer would
+        if name == "erfnet":
+            return [sys.executable, "-c", "import os, sys; print('boom', file=sys.stderr); "
+                    "sys.stderr.flush(); os.kill(os.getpid(), 9)"]
+        return real(name, path, o)
+
+    monkeypatch.setattr(script, "child_argv", child_argv)
+    monkeypatch.setenv("PYTHONPATH", REPO)
+    doc = script.run(opts)
+    enet, erfnet = doc["rows"]
+    assert set(enet["times_ms"]) == {"reference_eager", "reference_onnx", "keras"}
+    assert enet["best"] == "keras" and "--isolate" not in enet["command"]
+    assert erfnet["best"] is None and erfnet["median_ms"] == {}
+    assert erfnet["reasons"]["all"] == ("the child process measuring it ended with signal 9 "
+                                        "(killed: out of memory?): boom")
+    assert script.markdown(doc).count("| `erf") == 1
+
+
 def test_reference_compare_errors_name_the_culprit(script, tmp_path):
     with pytest.raises(app.UsageError, match="no models/model_registry.py"):
         script.load_reference(str(tmp_path))

@@ -1,4 +1,4 @@
-"""``--format=openvino``: OpenVINO IR folders (fp32, NNCF int8) from the ONNX graph, verified
+"""``--format=openvino``: OpenVINO IR folders (fp32, bf16, NNCF int8) from the ONNX graph, verified
 against Keras, written atomically; its runner; and its refusals."""
 
 import os
@@ -13,9 +13,18 @@ pytest.importorskip("openvino")
 QUIET = {"log": lambda *_: None}
 
 
-@pytest.mark.parametrize("precision,size", [("fp32", None), ("int8", (64, 128))])
+def _bf16_supported():
+    from tfseg.export_lib.openvino_export import bf16_supported
+
+    return bf16_supported()
+
+
+@pytest.mark.parametrize("precision,size", [("fp32", None), ("bf16", None), ("int8", (64, 128))])
 def test_openvino_parity_and_report(export_options, tmp_path, precision, size):
     from tfseg.export_lib.openvino_export import OpenVINORunner
+
+    if precision == "bf16" and not _bf16_supported():
+        pytest.skip("no bfloat16 units here (test_openvino_bf16_is_refused_without_...)")
 
     out = str(tmp_path / f"m_{precision}_openvino")
     report = run_export(
@@ -34,8 +43,17 @@ def test_openvino_parity_and_report(export_options, tmp_path, precision, size):
     assert report["openvino"]["graph_optimization"].startswith("onnxruntime ")
     assert report["openvino"]["pool_concat_adds"] == 0  # SkipNet-MobileNet has no downsampler
     assert report["rewrites"]["shuffle_as_conv"] == []
-    if precision == "fp32":
-        assert v["max_rel_logit_diff"] < 1e-4
+    hint = "bf16" if precision == "bf16" else "f32"
+    assert report["openvino"]["inference_precision_hint"].startswith(hint + " ")
+    # the runner reads the precision stored in the IR; f32 is asked for explicitly, since OpenVINO
+    # itself would run a float IR in bf16 on a CPU with bfloat16 units
+    assert OpenVINORunner(out, threads=1).inference_precision == hint
+    if precision in ("fp32", "bf16"):
+        if precision == "fp32":
+            assert v["max_rel_logit_diff"] < 1e-4
+        else:  # bfloat16 rounds: not the fp32 result, but within its thresholds
+            assert 1e-5 < v["max_rel_logit_diff"] <= THRESHOLDS["bf16"]["max_rel_logit_diff"]
+            assert OpenVINORunner(out, threads=1, hint="f32").inference_precision == "f32"
         assert "FakeQuantize" not in ops and report["openvino"]["int8"] is None
         # dynamic H/W like the generic ONNX export: the runner takes another size
         logits = OpenVINORunner(out, threads=1)(np.zeros((1, 32, 64, 3), np.float32))
@@ -62,6 +80,23 @@ def test_openvino_refusals(export_options, tmp_path):
                                   input_size=(64, 128), int8_float_layers="scores"), **QUIET)
     assert not os.path.exists(out)
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".m_openvino")]
+
+
+def test_openvino_bf16_is_refused_without_bfloat16_units(export_options, tmp_path, monkeypatch):
+    """On a CPU without AVX-512 BF16 / AMX, OpenVINO would run a bf16 hint in float32: the export
+    refuses (as "not applicable", which --format=auto skips) instead of writing an unverified IR;
+    and bf16 is OpenVINO's only."""
+    from tfseg.export_lib import openvino_export as ovx
+    from tfseg.export_lib.errors import NotApplicable
+
+    monkeypatch.setattr(ovx, "bf16_supported", lambda: False)
+    out = str(tmp_path / "m_openvino")
+    with pytest.raises(NotApplicable, match="needs a CPU with bfloat16 units .*AVX-512 BF16"):
+        run_export(export_options(output=out, format="openvino", precision="bf16"), **QUIET)
+    with pytest.raises(ExportError, match="bf16 is OpenVINO's .* not --format=tflite"):
+        run_export(export_options(output=str(tmp_path / "m.tflite"), format="tflite",
+                                  precision="bf16", input_size=(64, 128)), **QUIET)  # fmt: skip
+    assert not os.listdir(tmp_path)
 
 
 def test_openvino_runner_names_a_bad_folder(tmp_path):

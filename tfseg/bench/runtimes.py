@@ -26,13 +26,14 @@ RUNTIMES = [
     "onnxruntime",
     "onnxruntime_int8",
     "openvino",
+    "openvino_bf16",
     "openvino_int8",
     "tensorrt",
     "none",
 ]
 # ``--runtimes=auto``: the CPU candidates of ``tfseg.export --format=auto`` (export_lib.auto)
 AUTO_RUNTIMES = ["tflite", "tflite_int8", "tflite_int8_mixed", "onnxruntime", "onnxruntime_int8",
-                 "openvino", "openvino_int8"]
+                 "openvino", "openvino_bf16", "openvino_int8"]
 
 
 def expand_runtimes(names):
@@ -163,7 +164,8 @@ def onnx_runner(runtime, model, size, threads, workdir, cache):
 
 def openvino_runner(runtime, model, size, threads, cache):
     """OpenVINO (CPU plugin) on the IR of ``tfseg.export --format=openvino``: converted from the
-    opset-17 ONNX graph; ``openvino_int8`` quantized by NNCF on 4 random-normal inputs."""
+    opset-17 ONNX graph; ``openvino_int8`` quantized by NNCF on 4 random-normal inputs;
+    ``openvino_bf16`` the fp32 IR in bfloat16 (unavailable on a CPU without AVX-512 BF16 / AMX)."""
     try:
         import openvino  # noqa: F401
     except ImportError:
@@ -171,13 +173,15 @@ def openvino_runner(runtime, model, size, threads, cache):
     from tfseg.export_lib import openvino_export as ovx
     from tfseg.export_lib.onnx_export import convert_onnx
 
-    precision = "int8" if runtime == "openvino_int8" else "fp32"
+    precision = {"openvino_int8": "int8", "openvino_bf16": "bf16"}.get(runtime, "fp32")
+    if precision == "bf16" and not ovx.bf16_supported():
+        raise RuntimeUnavailable("no bfloat16 units on this CPU (AVX-512 BF16 or AMX)")
     proto = convert_onnx(export_copy(model, cache, "openvino", precision), opset=17,
                          input_shape=(1, *size), nhwc_upsamplings=False)
     ov_model = ovx.from_onnx(proto)
     if precision == "int8":
         ov_model = ovx.quantize(ov_model, calibration_inputs(size))
-    return ovx.OpenVINORunner(ov_model, threads=threads)
+    return ovx.OpenVINORunner(ov_model, threads=threads, hint=ovx.HINTS[precision])
 
 
 def make_runner(runtime, model, size, *, threads=None, workdir, cache, batch=1):

@@ -19,7 +19,10 @@ Candidates (``CANDIDATES``), limited by ``--precision`` = the lowest precision t
   float (``--int8_float_layers=downsamplers``): faster for some networks, slower for others
   (docs/results.md), so measured; skipped ("not applicable") for a model without them;
 - ``openvino`` fp32 and int8 (NNCF): the OpenVINO IR folder (``openvino_export``), where the
-  ``openvino`` and ``nncf`` packages are installed (else the candidate fails with that reason).
+  ``openvino`` and ``nncf`` packages are installed (else the candidate fails with that reason);
+- ``openvino`` bf16: the fp32 IR run in bfloat16, on a CPU with AVX-512 BF16 or AMX ("not
+  applicable" elsewhere). Slower than int8 where int8 passes, but it loses less: the candidate
+  that wins when int8 fails the guard, or when ``--precision=bf16`` rules int8 out.
 
 fp16 LiteRT is not a candidate: on x86 its weights are expanded to fp32 at load time, so it is
 never faster than fp32 (pass ``--format=tflite --precision=fp16`` for the smaller file).
@@ -49,15 +52,18 @@ CANDIDATES = (
     ("onnx_int8", "onnx", "int8", ""),
     ("onnx_int8_downsamplers_float", "onnx", "int8", "downsamplers"),
     ("openvino_fp32", "openvino", "fp32", ""),
+    ("openvino_bf16", "openvino", "bf16", ""),
     ("openvino_int8", "openvino", "int8", ""),
 )
 # the OpenVINO IR is a folder (model.xml + model.bin): ``<output stem>_openvino/``
 EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx", "openvino": "_openvino"}
-_RANK = {"fp32": 0, "fp16": 1, "int8": 2}
+# bf16 keeps 8 significant bits against fp16's 11: below fp16, above int8
+_RANK = {"fp32": 0, "fp16": 1, "bf16": 2, "int8": 3}
 
 
 def candidates_for(lowest_precision):
-    """The candidates whose precision is at least ``lowest_precision`` (fp32 > fp16 > int8)."""
+    """The candidates whose precision is at least ``lowest_precision``
+    (fp32 > fp16 > bf16 > int8)."""
     if lowest_precision not in _RANK:
         raise ExportError(f"unknown precision {lowest_precision!r}; choose from {list(_RANK)}")
     return [c for c in CANDIDATES if _RANK[c[2]] <= _RANK[lowest_precision]]

@@ -1,4 +1,4 @@
-"""OpenVINO IR for Intel / AMD x86 CPUs: ``tfseg.export --format=openvino`` (fp32 or int8).
+"""OpenVINO IR for Intel / AMD x86 CPUs: ``tfseg.export --format=openvino`` (fp32, bf16 or int8).
 
 The artifact is a folder with ``model.xml`` (the graph) and ``model.bin`` (the weights), OpenVINO's
 own format, written in one rename like a SavedModel. It is made from the same ONNX graph as
@@ -10,6 +10,15 @@ input / output contract is unchanged:
     logits = compiled(images)[0]          # images: float32 (1, H, W, 3), normalised
 
 - fp32: weights kept in float32 (``save_model(..., compress_to_fp16=False)``).
+- bf16: the fp32 IR, run with ``INFERENCE_PRECISION_HINT=bf16``: OpenVINO computes the float
+  layers in bfloat16 (oneDNN's ``vdpbf16ps`` on AVX-512 BF16, AMX tiles on Sapphire Rapids and
+  later). Only on a CPU with those units: elsewhere OpenVINO silently runs the hint in float32, so
+  the export refuses (``bf16_supported``). The precision is not a property of the IR's weights;
+  tfseg records it in the IR (rt_info ``tfseg/inference_precision``), ``OpenVINORunner`` reads
+  it back, and the export report says it (``openvino.inference_precision_hint``). Compiled by
+  your own code, pass ``{"INFERENCE_PRECISION_HINT": "bf16"}``. Speed, on the Zen 4 of
+  docs/results.md (AVX-512 BF16, no AMX): 1.7-1.9x fp32; int8 is faster still where it passes
+  the accuracy guard, bf16 loses less (``verify.THRESHOLDS``).
 - int8: post-training quantization by NNCF (``nncf.quantize``, OpenVINO's own quantizer) on the
   calibration images, preset ``MIXED`` (symmetric int8 weights per output channel, asymmetric
   activations): FakeQuantize nodes that OpenVINO's CPU plugin runs as int8 oneDNN kernels, with
@@ -32,9 +41,11 @@ channels in its blocked layout (int8 under the AVX2 profile: LEDNet 204 -> 195 m
 The graph keeps tf2onnx's NCHW upsamplings: the NHWC form written for onnxruntime runs 1.4-1.7x
 slower in OpenVINO (``experiments/openvino_layouts.py``).
 
-``OpenVINORunner`` compiles the IR for the CPU with ``INFERENCE_PRECISION_HINT=f32``: on a CPU
-with AMX or AVX-512 BF16, OpenVINO may otherwise run float layers in bfloat16 by default, which is
-a different numerical result than the one ``--verify`` checked.
+``OpenVINORunner`` compiles the fp32 and int8 IRs for the CPU with ``INFERENCE_PRECISION_HINT=f32``:
+on a CPU with AMX or AVX-512 BF16, OpenVINO otherwise runs float layers in bfloat16 by default (it
+does on the Zen 4), which is a different numerical result than the one ``--verify`` checked.
+(OpenVINO ignores a precision hint stored in the IR's ``runtime_options``, checked with 2026.4:
+hence tfseg's own rt_info entry.)
 """
 
 import logging
@@ -45,6 +56,9 @@ import tempfile
 from tfseg.export_lib.errors import ExportError
 
 XML, BIN = "model.xml", "model.bin"
+# the IR's rt_info entry with the precision tfseg verified it in: "f32" or "bf16"
+PRECISION_KEY = ["tfseg", "inference_precision"]
+HINTS = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
 
 
 def require_openvino():
@@ -176,10 +190,21 @@ def quantize(model, calibration, info=None):
     return q
 
 
-def save(model, folder):
-    """Write ``model`` as ``folder/model.xml`` + ``model.bin`` (weights not compressed)."""
+def bf16_supported():
+    """Whether OpenVINO's CPU plugin computes in bfloat16 on this CPU (AVX-512 BF16 or AMX):
+    ``"BF16"`` among its optimization capabilities."""
     ov = require_openvino()
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def save(model, folder, precision="fp32"):
+    """Write ``model`` as ``folder/model.xml`` + ``model.bin`` (weights not compressed), with the
+    inference precision of ``precision`` (``HINTS``) in its rt_info."""
+    ov = require_openvino()
+    if precision not in HINTS:
+        raise ExportError(f"unknown OpenVINO precision {precision!r}; choose from {list(HINTS)}")
     os.makedirs(folder, exist_ok=True)
+    model.set_rt_info(HINTS[precision], PRECISION_KEY)
     ov.save_model(model, os.path.join(folder, XML), compress_to_fp16=False)
 
 
@@ -193,11 +218,22 @@ def op_types(model):
     return dict(sorted(counts.items()))
 
 
+def stored_hint(model):
+    """The inference precision hint tfseg stored in ``model`` (``ov.Model``), ``"f32"`` if none."""
+    if model.has_rt_info(PRECISION_KEY):
+        return str(model.get_rt_info(PRECISION_KEY).astype(str))
+    return "f32"
+
+
 class OpenVINORunner:
     """Runs an OpenVINO IR (folder, ``.xml`` path or ``ov.Model``) on the CPU:
-    ``runner(x) -> logits`` (numpy in, numpy out); ``runner.outputs(x) -> {name: array}``."""
+    ``runner(x) -> logits`` (numpy in, numpy out); ``runner.outputs(x) -> {name: array}``.
 
-    def __init__(self, model, threads=None):
+    ``hint``: ``"f32"`` or ``"bf16"``, default the one stored in the IR (``save``), else f32.
+    ``inference_precision`` is what the plugin compiled it to (``"f32"`` for a bf16 hint on a CPU
+    without bfloat16 units)."""
+
+    def __init__(self, model, threads=None, hint=None):
         ov = require_openvino()
         core = ov.Core()
         if not isinstance(model, ov.Model):
@@ -207,10 +243,15 @@ class OpenVINORunner:
             except RuntimeError as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise ExportError(f"cannot read the OpenVINO IR {xml}: {first}") from None
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        hint = hint or stored_hint(model)
+        if hint not in ("f32", "bf16"):
+            raise ExportError(f"unknown OpenVINO inference precision {hint!r} (f32 or bf16)")
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         self.compiled = core.compile_model(model, "CPU", config)
+        compiled = self.compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.inference_precision = "bf16" if "bf" in str(compiled).lower() else "f32"
         self.request = self.compiled.create_infer_request()
         self.output_names = [o.get_any_name() for o in self.compiled.outputs]
         self._logits = self.output_names.index("logits") if "logits" in self.output_names else 0

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 
-from tfseg.export_lib.errors import ExportError, VerificationError
+from tfseg.export_lib.errors import ExportError, NotApplicable, VerificationError
 from tfseg.export_lib.targets import PRECISIONS, TARGETS
 
 FORMATS = ("saved_model", "tflite", "onnx", "openvino", "tensorrt", "tftrt", "auto")
@@ -24,11 +24,11 @@ FORMAT_PRECISIONS = {
     "saved_model": ("fp32",),
     "tflite": ("fp32", "fp16", "int8"),
     "onnx": ("fp32", "int8"),
-    "openvino": ("fp32", "int8"),
+    "openvino": ("fp32", "bf16", "int8"),
     "tensorrt": ("fp32", "fp16", "int8"),
     "tftrt": ("fp32", "fp16", "int8"),
     # --format=auto: --precision is the lowest precision it may choose (export_lib.auto)
-    "auto": ("fp32", "fp16", "int8"),
+    "auto": ("fp32", "fp16", "bf16", "int8"),
 }
 
 
@@ -153,14 +153,19 @@ def check_options(o):
         raise ExportError(f"unknown target {o.target!r}; choose from {', '.join(TARGETS)}")
     if o.precision not in PRECISIONS:
         raise ExportError(f"unknown precision {o.precision!r}; choose from {', '.join(PRECISIONS)}")
+    if o.precision == "bf16" and o.format != "openvino" and o.format != "auto":
+        raise ExportError(
+            f"--precision=bf16 is OpenVINO's (--format=openvino, on a CPU with AVX-512 BF16 or "
+            f"AMX), not --format={o.format}'s"
+        )
     if o.precision not in FORMAT_PRECISIONS[o.format]:
         hint = {
             "saved_model": "a SavedModel is fp32; use --format=tflite or tensorrt for fp16/int8",
             "onnx": "an ONNX file is fp32 or int8 (QDQ, for onnxruntime); TensorRT picks fp16 "
             "when it builds the engine (--format=tensorrt, or tfseg/deploy/build_engine.py "
             "--precision on the device)",
-            "openvino": "an OpenVINO IR is fp32 or int8 (NNCF); on a CPU, fp16 weights are "
-            "expanded to fp32 at load time",
+            "openvino": "an OpenVINO IR is fp32, bf16 (the fp32 IR run in bfloat16) or int8 "
+            "(NNCF); on a CPU, fp16 weights are expanded to fp32 at load time",
         }[o.format]
         raise ExportError(
             f"--precision={o.precision} is not available for --format={o.format}: {hint}"
@@ -232,9 +237,17 @@ def check_runtime(o):
                 "(see tfseg/deploy/README.md)."
             ) from None
     if o.format == "openvino":
-        from tfseg.export_lib.openvino_export import require_openvino
+        from tfseg.export_lib.openvino_export import bf16_supported, require_openvino
 
         require_openvino()
+        if o.precision == "bf16" and not bf16_supported():
+            from tfseg.cpuinfo import cpu_description
+
+            raise NotApplicable(
+                "--format=openvino --precision=bf16 needs a CPU with bfloat16 units (AVX-512 BF16 "
+                f"or AMX), where it can be verified; this one has none ({cpu_description()}), "
+                "and OpenVINO would run the IR in float32 here"
+            )
     if o.format == "tftrt":
         from tfseg.export_lib.tftrt import require_tftrt
 
@@ -656,18 +669,24 @@ def _build_openvino(o, model, tmp, *, size, batch, stride, spec, report, log):
             ),
             info=info,
         )  # fmt: skip
-    ovx.save(ov_model, tmp)
+    ovx.save(ov_model, tmp, o.precision)
+    runner = ovx.OpenVINORunner(ov_model, threads=o.threads, hint=ovx.HINTS[o.precision])
+    if runner.inference_precision != ovx.HINTS[o.precision]:  # bf16_supported said yes
+        raise ExportError(
+            f"OpenVINO compiled the {o.precision} IR to {runner.inference_precision} on this CPU")
+    hint = ovx.HINTS[o.precision]
     report["openvino"] = {
         "files": [ovx.XML, ovx.BIN],
         "op_types": ovx.op_types(ov_model),
         "graph_optimization": graph["graph_optimization"],
         "pool_concat_adds": graph.get("pool_concat_adds", 0),
-        "inference_precision_hint": "f32 (set by tfseg's runner; pass it when you compile)",
+        "inference_precision_hint": f"{hint} (stored in the IR's rt_info tfseg/inference_precision"
+        f", which tfseg's runner reads; pass INFERENCE_PRECISION_HINT={hint} when you compile)",
         "int8": info or None,
     }
-    log(f"OpenVINO IR ({o.precision}) op types: "
+    log(f"OpenVINO IR ({o.precision}, float layers in {runner.inference_precision}) op types: "
         + ", ".join(f"{k} x{v}" for k, v in report["openvino"]["op_types"].items()))
-    return ovx.OpenVINORunner(ov_model, threads=o.threads)
+    return runner
 
 
 def _build_tensorrt(o, model, tmp, *, size, batch, stride, spec, report, log):

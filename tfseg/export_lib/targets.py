@@ -174,7 +174,8 @@ RESIZE_COORDINATE_MODES = frozenset(
 )
 
 # Every numeric precision tfseg exports (each format and target allows a subset).
-PRECISIONS = ("fp32", "fp16", "int8")
+# bf16: OpenVINO's CPU plugin on AVX-512 BF16 / AMX (openvino_export)
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 TARGETS = {
     "generic": {
@@ -182,7 +183,7 @@ TARGETS = {
         "opset": 17,
         "tensorrt": None,
         "static": False,
-        "precisions": ("fp32", "fp16", "int8"),
+        "precisions": ("fp32", "fp16", "bf16", "int8"),
     },
     "cpu": {
         "description": "this machine's CPU: LiteRT or onnxruntime, static 1xHxW (--format=auto "
@@ -190,7 +191,7 @@ TARGETS = {
         "opset": 17,
         "tensorrt": None,
         "static": True,
-        "precisions": ("fp32", "fp16", "int8"),
+        "precisions": ("fp32", "fp16", "bf16", "int8"),
     },
     "tx2": {
         "description": "Jetson TX2, JetPack 4.6.x, TensorRT 8.2 (FP32/FP16, no INT8)",

@@ -117,8 +117,8 @@ def convert_tflite(
     and ``xnnpack_float_layers``: the layers the XNNPACK guard kept in float (``xnnpack_guard``:
     see the module doc; off only to show what it prevents).
     """
-    if precision not in PRECISIONS:
-        raise ExportError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if precision not in PRECISIONS or precision == "bf16":
+        raise ExportError(f"LiteRT has no precision {precision!r}; choose from fp32, fp16, int8")
     if float_layers and precision != "int8":
         raise ExportError(f"float layers are for --precision=int8, not {precision}")
     samples = None
