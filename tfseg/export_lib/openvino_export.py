@@ -17,8 +17,9 @@ input / output contract is unchanged:
   tfseg records it in the IR (rt_info ``tfseg/inference_precision``), ``OpenVINORunner`` reads
   it back, and the export report says it (``openvino.inference_precision_hint``). Compiled by
   your own code, pass ``{"INFERENCE_PRECISION_HINT": "bf16"}``. Speed, on the Zen 4 of
-  docs/results.md (AVX-512 BF16, no AMX): 1.7-1.9x fp32; int8 is faster still where it passes
-  the accuracy guard, bf16 loses less (``verify.THRESHOLDS``).
+  docs/results.md (AVX-512 BF16, no AMX), 16 networks at 512x1024: 1.6-1.9x fp32 (median 1.80x;
+  Fast-SCNN 1.12x); int8 is faster still (median 1.50x over bf16) where it passes the accuracy
+  guard, bf16 loses less (``verify.THRESHOLDS``; docs/openvino_bf16_native.json).
 - int8: post-training quantization by NNCF (``nncf.quantize``, OpenVINO's own quantizer) on the
   calibration images, preset ``MIXED`` (symmetric int8 weights per output channel, asymmetric
   activations): FakeQuantize nodes that OpenVINO's CPU plugin runs as int8 oneDNN kernels, with
