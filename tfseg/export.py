@@ -6,7 +6,7 @@ built-in ops only, runs with ai-edge-litert), ``onnx`` (opset and op allow-list 
 ``model.xml`` + ``model.bin``, for x86 CPUs; fp32, bf16 on CPUs with AVX-512 BF16 or AMX, or
 int8 quantized by NNCF), ``auto``
 (``--target=cpu`` only: exports, verifies and times LiteRT, onnxruntime and OpenVINO candidates
-in fp32 and int8 on this machine and keeps
+in fp32, bf16 (OpenVINO, where the CPU has bf16 units) and int8 on this machine and keeps
 the fastest that passes ``--verify``'s thresholds; ``--precision`` is then the lowest precision
 allowed, default int8; see ``tfseg/export_lib/auto.py``), ``tensorrt`` (ONNX -> engine where
 TensorRT is installed), ``tftrt`` (only on a

@@ -21,8 +21,8 @@ class VerificationError(ExportError):
 
 
 class NotApplicable(ExportError):
-    """The option asks for a part the model does not have (``--format=auto`` skips such a
-    candidate instead of counting it as failed)."""
+    """The option asks for a part the model does not have, or for units this CPU does not have
+    (bf16); ``--format=auto`` skips such a candidate instead of counting it as failed."""
 
 
 @contextlib.contextmanager
