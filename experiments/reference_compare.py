@@ -495,7 +495,7 @@ def measure_isolated(name, opts):
         if done.returncode == 0 and os.path.exists(path):
             with open(path) as f:
                 (row,) = json.load(f)["rows"]
-            return row
+            return summarize(row, opts.tfseg_runtimes)
         how = (f"signal {-done.returncode}" if done.returncode < 0
                else f"exit status {done.returncode}")
         if done.returncode in (-9, 137):
