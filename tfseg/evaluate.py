@@ -1,6 +1,11 @@
 """Evaluate a model:
 ``python -m tfseg.evaluate --model_path=M --dataset=D --data_dir=P --split=val``.
 
+``--model_path`` may also be an exported CPU artifact of ``tfseg.export`` (a ``.tflite`` or
+``.onnx`` file, or an OpenVINO IR folder): the deployed model itself is scored, int8 or bf16
+included, single scale (``evaluation.evaluate_artifact``; an artifact with a static input size
+sees each image resized to it and its logits resized back, as a deployed pipeline would).
+
 Prints the per-class IoU table, mIoU, pixel accuracy, mean class accuracy (and Cityscapes category
 IoU); ``--output_json`` writes them; ``--save_predictions=DIR`` writes label PNGs (Cityscapes
 labelIds named ``<city>_<seq>_<frame>_leftImg8bit.png`` for Cityscapes-format data) and colour
@@ -25,7 +30,11 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv=FLAGS):
     flags.DEFINE_string(
-        "model_path", None, "A tfseg .keras model (e.g. run_dir/model.keras).", flag_values=fv
+        "model_path",
+        None,
+        "A tfseg .keras model (e.g. run_dir/model.keras), or an exported CPU artifact (.tflite, "
+        ".onnx, OpenVINO IR folder).",
+        flag_values=fv,
     )
     flags.DEFINE_enum("dataset", "synthetic", DATASETS.names(), "Dataset.", flag_values=fv)
     flags.DEFINE_string("data_dir", "data/synthetic", "Dataset root.", flag_values=fv)
@@ -107,22 +116,51 @@ def load_checked(fv):
     return spec, model
 
 
+def evaluate_artifact(fv):
+    """``(result, title)`` of the exported artifact ``fv.model_path`` (semantic, single scale)."""
+    from tfseg.data import get_dataset
+    from tfseg.evaluation import evaluate_artifact as run
+    from tfseg.export_lib.artifacts import open_artifact
+
+    if fv.task != "semantic":
+        raise ValueError(f"an exported artifact is scored with --task=semantic, not {fv.task}")
+    refused = [name for name, default in (("scales", ["1.0"]), ("flip", False),
+                                          ("max_pixels", None)) if fv[name].value != default]
+    if refused:
+        raise ValueError(
+            f"--{' --'.join(refused)} need(s) a .keras model: an exported artifact is scored at "
+            "one scale, as it runs when deployed")
+    spec = get_dataset(fv.dataset, fv.data_dir, **json.loads(fv.dataset_options))
+    artifact = open_artifact(fv.model_path)
+    result = run(artifact, spec, fv.split, max_images=fv.max_images,
+                 save_predictions=fv.save_predictions, scale=fv.scale)  # fmt: skip
+    size = "x".join(map(str, artifact.input_size)) if artifact.input_size else "dynamic size"
+    what = f"{artifact.format} {artifact.precision or ''} artifact ({size})".replace("  ", " ")
+    return result, f"{what} {fv.model_path} on {spec.name}/{fv.split}"
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from tfseg.export_lib.artifacts import artifact_format
+    from tfseg.export_lib.errors import ExportError
     from tfseg.files import write_json_atomic
     from tfseg.tasks import get_task
 
     task = get_task(FLAGS.task)
     try:
-        options = eval_options(FLAGS)
-        spec, model = load_checked(FLAGS)
-        task_options = task_options_from_flags(FLAGS, task, POSTPROCESS)
-        result = task.evaluate(model, spec, options, task_options)
-    except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError) as e:
+        if artifact_format(FLAGS.model_path):
+            result, title = evaluate_artifact(FLAGS)
+        else:
+            options = eval_options(FLAGS)
+            spec, model = load_checked(FLAGS)
+            task_options = task_options_from_flags(FLAGS, task, POSTPROCESS)
+            result = task.evaluate(model, spec, options, task_options)
+            title = f"{model.name} on {spec.name}/{FLAGS.split}"
+    except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    print(task.report(result, f"{model.name} on {spec.name}/{FLAGS.split}"))
+    print(task.report(result, title))
     if FLAGS.output_json:
         write_json_atomic(FLAGS.output_json, result)
         print(f"wrote {FLAGS.output_json}")

@@ -214,6 +214,11 @@ def evaluate_model(
         if verbose and n % 50 == 0:
             print(f"  evaluated {n} images", flush=True)
     seconds = time.perf_counter() - start
+    return _result(cm, spec, split, n, seconds, scales, flip)
+
+
+def _result(cm, spec, split, n, seconds, scales=(1.0,), flip=False):
+    """The scores of ``evaluate_model`` / ``evaluate_artifact`` from their confusion matrix."""
     if n == 0:
         raise ValueError(f"split {split!r} of dataset {spec.name!r} has no images to evaluate")
     scores = scores_from_confusion(cm.matrix)
@@ -235,6 +240,59 @@ def evaluate_model(
         result["category_iou"] = {
             k: _float_or_none(v) for k, v in category_iou(cm.matrix, categories).items()
         }
+    return result
+
+
+def evaluate_artifact(
+    artifact, spec, split="val", *, max_images=None, save_predictions=None, scale=1.0,
+    verbose=True,
+):  # fmt: skip
+    """Evaluate an exported artifact (``export_lib.artifacts.open_artifact``) on ``spec``'s
+    ``split``, single scale, as it runs when deployed.
+
+    An artifact exported for a static input size (every ``--target=cpu`` export) sees each
+    (``scale``-resized) image resized bilinearly to that size, and its logits are resized
+    bilinearly back to the label's size before the argmax, as a deployed pipeline would do with a
+    camera frame of another size. A dynamic one sees the image padded to the model's stride (from
+    its export report; 32 without one), like ``evaluate_model``. Returns ``evaluate_model``'s
+    dict plus ``artifact`` (path, format, precision, input size).
+    """
+    from tfseg.data import make_eval_dataset
+
+    size = artifact.input_size
+    stride = 1 if size else int(artifact.stride or 32)
+    cm = ConfusionMatrix(spec.num_classes, spec.ignore_label)
+    examples = spec.examples(split)
+    ds = make_eval_dataset(spec, split, stride=stride, batch_size=1, scale=scale)
+    if max_images:
+        ds = ds.take(int(max_images))
+    writer = _PredictionWriter(spec, save_predictions, scale) if save_predictions else None
+    start = time.perf_counter()
+    n = 0
+    for image, label, index in ds:
+        hw = tuple(int(d) for d in image.shape[1:3])
+        x = image if size is None or hw == size else tf.image.resize(image, size)
+        logits = np.asarray(artifact.runner(np.asarray(x, np.float32)))
+        if logits.ndim != 4 or logits.shape[-1] < 1:
+            raise ValueError(f"{artifact.path}: expected NHWC logits, got shape {logits.shape}")
+        if n == 0 and logits.shape[-1] != spec.num_classes:
+            raise ValueError(
+                f"artifact {artifact.path} predicts {logits.shape[-1]} classes but dataset "
+                f"{spec.name!r} has {spec.num_classes}"
+            )
+        if tuple(logits.shape[1:3]) != hw:
+            logits = tf.image.resize(logits, hw).numpy()
+        pred = np.argmax(logits, axis=-1).astype(np.int32)
+        cm.update(label.numpy(), pred)
+        if writer is not None:
+            writer.write(examples[int(index[0])], pred[0])
+        n += 1
+        if verbose and n % 50 == 0:
+            print(f"  evaluated {n} images", flush=True)
+    result = _result(cm, spec, split, n, time.perf_counter() - start)
+    result["artifact"] = {"path": os.path.abspath(artifact.path), "format": artifact.format,
+                          "precision": artifact.precision,
+                          "input_size": list(size) if size else None}  # fmt: skip
     return result
 
 

@@ -75,22 +75,6 @@ def output_stem(output):
     return stem if ext.lower() in (".tflite", ".onnx") else output
 
 
-def _runner(fmt, path, threads):
-    if fmt == "openvino":
-        from tfseg.export_lib.openvino_export import OpenVINORunner
-
-        return OpenVINORunner(path, threads=threads)
-    with open(path, "rb") as f:
-        content = f.read()
-    if fmt == "tflite":
-        from tfseg.export_lib.tflite import LiteRTRunner
-
-        return LiteRTRunner(content, threads=threads)
-    from tfseg.export_lib.onnx_export import OnnxRunner
-
-    return OnnxRunner(content, threads=threads)
-
-
 def _verification_line(v):
     return (
         f"agreement {100 * v['argmax_agreement']:.2f}%, mIoU "
@@ -181,9 +165,11 @@ def _time(passed, reports, work, o, warmup, runs, latency_stats, time_interleave
     """Time the passing candidates interleaved at the export size; fill each ``latency``."""
     shape = reports[passed[0]["candidate"]]["input_shape"]
     x = np.random.default_rng(0).standard_normal((1, *shape[1:]), dtype=np.float32)
+    from tfseg.export_lib.artifacts import open_artifact
+
     runners = {
-        e["candidate"]: _runner(e["format"], os.path.join(work, e["candidate"] + EXTENSIONS[
-            e["format"]]), o.threads)
+        e["candidate"]: open_artifact(
+            os.path.join(work, e["candidate"] + EXTENSIONS[e["format"]]), o.threads).runner
         for e in passed
     }  # fmt: skip
     times = time_interleaved(runners, x, warmup=warmup, runs=runs)
