@@ -243,45 +243,57 @@ def _result(cm, spec, split, n, seconds, scales=(1.0,), flip=False):
     return result
 
 
+def artifact_logits(artifact, x):
+    """Logits ``(1, h, w, C)`` of an exported artifact (``export_lib.artifacts.open_artifact``)
+    for one normalised image batch ``x`` ``(1, h, w, 3)``, as a deployed pipeline computes them.
+
+    An artifact exported for a static input size (every ``--target=cpu`` export) sees the image
+    resized bilinearly to that size, and its logits are resized bilinearly back to ``(h, w)``; a
+    dynamic one sees the image padded to the model's stride (from its export report; 32 without
+    one) and its logits are cropped back."""
+    from tfseg.arrays import pad_to_stride
+
+    x = np.asarray(x, np.float32)
+    h, w = x.shape[1:3]
+    size = artifact.input_size
+    if size is None:
+        logits = np.asarray(artifact.runner(pad_to_stride(x[0], int(artifact.stride or 32))[None]))
+        logits = logits[:, :h, :w]
+    else:
+        resized = x if (h, w) == tuple(size) else tf.image.resize(x, size).numpy()
+        logits = np.asarray(artifact.runner(resized))
+        if logits.ndim == 4 and tuple(logits.shape[1:3]) != (h, w):
+            logits = tf.image.resize(logits, (h, w)).numpy()
+    if logits.ndim != 4 or tuple(logits.shape[1:3]) != (h, w):
+        raise ValueError(f"{artifact.path}: expected NHWC logits, got shape {logits.shape}")
+    return logits
+
+
 def evaluate_artifact(
     artifact, spec, split="val", *, max_images=None, save_predictions=None, scale=1.0,
     verbose=True,
 ):  # fmt: skip
     """Evaluate an exported artifact (``export_lib.artifacts.open_artifact``) on ``spec``'s
-    ``split``, single scale, as it runs when deployed.
-
-    An artifact exported for a static input size (every ``--target=cpu`` export) sees each
-    (``scale``-resized) image resized bilinearly to that size, and its logits are resized
-    bilinearly back to the label's size before the argmax, as a deployed pipeline would do with a
-    camera frame of another size. A dynamic one sees the image padded to the model's stride (from
-    its export report; 32 without one), like ``evaluate_model``. Returns ``evaluate_model``'s
-    dict plus ``artifact`` (path, format, precision, input size).
-    """
+    ``split``, single scale, as it runs when deployed (``artifact_logits``: resized to a static
+    input size and back, or padded to the stride). Returns ``evaluate_model``'s dict plus
+    ``artifact`` (path, format, precision, input size)."""
     from tfseg.data import make_eval_dataset
 
-    size = artifact.input_size
-    stride = 1 if size else int(artifact.stride or 32)
     cm = ConfusionMatrix(spec.num_classes, spec.ignore_label)
     examples = spec.examples(split)
-    ds = make_eval_dataset(spec, split, stride=stride, batch_size=1, scale=scale)
+    ds = make_eval_dataset(spec, split, stride=1, batch_size=1, scale=scale)
     if max_images:
         ds = ds.take(int(max_images))
     writer = _PredictionWriter(spec, save_predictions, scale) if save_predictions else None
     start = time.perf_counter()
     n = 0
     for image, label, index in ds:
-        hw = tuple(int(d) for d in image.shape[1:3])
-        x = image if size is None or hw == size else tf.image.resize(image, size)
-        logits = np.asarray(artifact.runner(np.asarray(x, np.float32)))
-        if logits.ndim != 4 or logits.shape[-1] < 1:
-            raise ValueError(f"{artifact.path}: expected NHWC logits, got shape {logits.shape}")
+        logits = artifact_logits(artifact, image.numpy())
         if n == 0 and logits.shape[-1] != spec.num_classes:
             raise ValueError(
                 f"artifact {artifact.path} predicts {logits.shape[-1]} classes but dataset "
                 f"{spec.name!r} has {spec.num_classes}"
             )
-        if tuple(logits.shape[1:3]) != hw:
-            logits = tf.image.resize(logits, hw).numpy()
         pred = np.argmax(logits, axis=-1).astype(np.int32)
         cm.update(label.numpy(), pred)
         if writer is not None:
@@ -290,6 +302,7 @@ def evaluate_artifact(
         if verbose and n % 50 == 0:
             print(f"  evaluated {n} images", flush=True)
     result = _result(cm, spec, split, n, time.perf_counter() - start)
+    size = artifact.input_size
     result["artifact"] = {"path": os.path.abspath(artifact.path), "format": artifact.format,
                           "precision": artifact.precision,
                           "input_size": list(size) if size else None}  # fmt: skip

@@ -3,7 +3,9 @@
 
 For every input image writes ``<stem>_labels.png`` (train ids), ``<stem>_color.png`` (palette) and
 ``<stem>_overlay.png`` (colour blended over the image). Any input size: the image is padded to the
-model's stride and the prediction cropped back.
+model's stride and the prediction cropped back. ``--model_path`` may also be an exported CPU
+artifact (``.tflite``, ``.onnx``, OpenVINO IR folder; ``evaluation.artifact_logits``: an artifact
+of a static size sees the image resized to it and its logits resized back).
 """
 
 import glob
@@ -24,7 +26,9 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp")
 
 
 def define_flags(fv=FLAGS):
-    flags.DEFINE_string("model_path", None, "A tfseg .keras model.", flag_values=fv)
+    flags.DEFINE_string(
+        "model_path", None, "A tfseg .keras model, or an exported CPU artifact (.tflite, .onnx, "
+        "OpenVINO IR folder).", flag_values=fv)  # fmt: skip
     flags.DEFINE_string(
         "input", None, "An image file, a folder of images, or a glob pattern.", flag_values=fv
     )
@@ -69,21 +73,45 @@ def palette_for(num_classes, name="auto"):
     return rng.integers(0, 256, size=(num_classes, 3), dtype=np.uint8)
 
 
+class ArtifactLabelWriter:
+    """Labels of an exported artifact for one uint8 RGB image (``evaluation.artifact_logits``)."""
+
+    def __init__(self, artifact):
+        self.artifact = artifact
+        self.num_classes = None
+
+    def __call__(self, image, stem, output):
+        from tfseg.data import normalize
+        from tfseg.evaluation import artifact_logits
+
+        x = np.asarray(normalize(image.astype(np.float32)), np.float32)[None]
+        logits = artifact_logits(self.artifact, x)
+        self.num_classes = logits.shape[-1]
+        return np.argmax(logits[0], axis=-1).astype(np.uint8)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from tfseg.export_lib.artifacts import artifact_format, open_artifact
     from tfseg.models.saving import load_model
     from tfseg.tasks import task_for_model
 
     try:
         files = find_inputs(FLAGS.input)
-        model = load_model(FLAGS.model_path)
+        if artifact_format(FLAGS.model_path):
+            artifact = open_artifact(FLAGS.model_path)
+            write = ArtifactLabelWriter(artifact)
+            num_classes = (artifact.report or {}).get("num_classes")
+        else:
+            model = load_model(FLAGS.model_path)
+            task = task_for_model(model)  # the task whose outputs the model has; it may add files
+            write = task.prediction_writer(model, task_options_from_flags(FLAGS, task, POSTPROCESS))
+            num_classes = model.outputs[0].shape[-1]
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    task = task_for_model(model)  # the task whose outputs the model has; it may add files
-    write = task.prediction_writer(model, task_options_from_flags(FLAGS, task, POSTPROCESS))
-    palette = palette_for(model.outputs[0].shape[-1], FLAGS.palette)
+    palette = palette_for(num_classes, FLAGS.palette) if num_classes else None
     os.makedirs(FLAGS.output, exist_ok=True)
     failed = []
     for path in files:
@@ -96,6 +124,8 @@ def main(argv):
             continue
         stem = os.path.splitext(os.path.basename(path))[0]
         labels = write(image, stem, FLAGS.output)
+        if palette is None:  # an artifact without its report: the classes from its logits
+            palette = palette_for(write.num_classes, FLAGS.palette)
         color = palette[labels]
         overlay = (image * (1 - FLAGS.alpha) + color * FLAGS.alpha).astype(np.uint8)
         for suffix, arr in (("labels", labels), ("color", color), ("overlay", overlay)):

@@ -58,6 +58,17 @@ def test_artifacts_score_as_the_keras_model(export_options, model19, tiny_data, 
         assert got["artifact"] == {"path": os.path.abspath(out), "format": fmt,
                                    "precision": "fp32",
                                    "input_size": list(size) if size else None}  # fmt: skip
+    # tfseg.predict's writer on an image of another size: the dynamic IR pads it to the stride
+    # and crops back, as the Keras path does
+    from tfseg.evaluation import make_predict_fn, predict_image
+    from tfseg.predict import ArtifactLabelWriter
+
+    image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    write = ArtifactLabelWriter(artifact)
+    labels = write(image, "x", str(tmp_path))
+    want = predict_image(make_predict_fn(load_model(model19)), image, 32)
+    assert labels.shape == (50, 70) and write.num_classes == 19
+    assert (labels == want).mean() > 0.99
 
 
 def test_a_static_artifact_of_another_size_and_the_refusals(
