@@ -184,10 +184,29 @@ def evaluate_model(
     ``seconds`` and ``confusion_matrix``. ``max_pixels``: tile larger (scaled) images, see
     ``predict_probabilities``.
     """
-    from tfseg.data import make_eval_dataset
-
     stride = model_stride(model)
     predict = make_predict_fn(model)
+
+    def labels_of(image):
+        if tuple(scales) == (1.0,) and not flip and max_pixels is None:
+            return tf.argmax(predict(image), axis=-1, output_type=tf.int32).numpy()
+        probs = predict_probabilities(
+            predict, image, stride=stride, scales=scales, flip=flip, max_pixels=max_pixels
+        )
+        return tf.argmax(probs, axis=-1, output_type=tf.int32).numpy()
+
+    cm, n, seconds = _score(labels_of, spec, split, stride=stride, scale=scale,
+                            max_images=max_images, save_predictions=save_predictions,
+                            verbose=verbose)  # fmt: skip
+    return _result(cm, spec, split, n, seconds, scales, flip)
+
+
+def _score(labels_of, spec, split, *, stride, scale, max_images, save_predictions, verbose):
+    """``(confusion matrix, images, seconds)`` of ``labels_of`` (an image batch of
+    ``make_eval_dataset`` -> int labels ``(B, H, W)``) over ``split``; ``save_predictions``
+    writes each image's labels (``_PredictionWriter``)."""
+    from tfseg.data import make_eval_dataset
+
     cm = ConfusionMatrix(spec.num_classes, spec.ignore_label)
     examples = spec.examples(split)
     ds = make_eval_dataset(spec, split, stride=stride, batch_size=1, scale=scale)
@@ -197,24 +216,15 @@ def evaluate_model(
     start = time.perf_counter()
     n = 0
     for image, label, index in ds:
-        if tuple(scales) == (1.0,) and not flip and max_pixels is None:
-            pred = tf.argmax(predict(image), axis=-1, output_type=tf.int32)
-        else:
-            probs = predict_probabilities(
-                predict, image, stride=stride, scales=scales, flip=flip, max_pixels=max_pixels
-            )
-            pred = tf.argmax(probs, axis=-1, output_type=tf.int32)
-        pred = pred.numpy()
-        label = label.numpy()
-        cm.update(label, pred)
+        pred = labels_of(image)
+        cm.update(label.numpy(), pred)
         if writer is not None:
             for b in range(pred.shape[0]):
                 writer.write(examples[int(index[b])], pred[b])
         n += pred.shape[0]
         if verbose and n % 50 == 0:
             print(f"  evaluated {n} images", flush=True)
-    seconds = time.perf_counter() - start
-    return _result(cm, spec, split, n, seconds, scales, flip)
+    return cm, n, time.perf_counter() - start
 
 
 def _result(cm, spec, split, n, seconds, scales=(1.0,), flip=False):
@@ -277,31 +287,18 @@ def evaluate_artifact(
     ``split``, single scale, as it runs when deployed (``artifact_logits``: resized to a static
     input size and back, or padded to the stride). Returns ``evaluate_model``'s dict plus
     ``artifact`` (path, format, precision, input size)."""
-    from tfseg.data import make_eval_dataset
-
-    cm = ConfusionMatrix(spec.num_classes, spec.ignore_label)
-    examples = spec.examples(split)
-    ds = make_eval_dataset(spec, split, stride=1, batch_size=1, scale=scale)
-    if max_images:
-        ds = ds.take(int(max_images))
-    writer = _PredictionWriter(spec, save_predictions, scale) if save_predictions else None
-    start = time.perf_counter()
-    n = 0
-    for image, label, index in ds:
+    def labels_of(image):
         logits = artifact_logits(artifact, image.numpy())
-        if n == 0 and logits.shape[-1] != spec.num_classes:
+        if logits.shape[-1] != spec.num_classes:
             raise ValueError(
                 f"artifact {artifact.path} predicts {logits.shape[-1]} classes but dataset "
                 f"{spec.name!r} has {spec.num_classes}"
             )
-        pred = np.argmax(logits, axis=-1).astype(np.int32)
-        cm.update(label.numpy(), pred)
-        if writer is not None:
-            writer.write(examples[int(index[0])], pred[0])
-        n += 1
-        if verbose and n % 50 == 0:
-            print(f"  evaluated {n} images", flush=True)
-    result = _result(cm, spec, split, n, time.perf_counter() - start)
+        return np.argmax(logits, axis=-1).astype(np.int32)
+
+    cm, n, seconds = _score(labels_of, spec, split, stride=1, scale=scale, max_images=max_images,
+                            save_predictions=save_predictions, verbose=verbose)  # fmt: skip
+    result = _result(cm, spec, split, n, seconds)
     size = artifact.input_size
     result["artifact"] = {"path": os.path.abspath(artifact.path), "format": artifact.format,
                           "precision": artifact.precision,
