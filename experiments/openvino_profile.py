@@ -14,6 +14,10 @@ to (node type, kernel precision): ``i8`` where its ``exec_type`` names an 8-bit 
 ``jit_avx2_f32``, ``ref_f32``). The sum is the plugin's node time per run (less than the wall
 time of a call, which adds the request's own overhead).
 
+The convolutions' multiply-adds (from the IR's shapes) over their profiled time give their
+rate, ``conv_gmac_per_s``: under the AVX2 profile OpenVINO's int8 kernels ran at about 205-225
+GMAC/s, twice the fp32 matrix multiply (docs/results.md, "Without VNNI: how far from the peak").
+
 Session 29 found this way the float islands it removed (the 3-channel downsampler's reorders and
 the channel shuffles; docs/results.md, "Float islands in OpenVINO's int8 graphs").
 """
@@ -59,6 +63,27 @@ def split(profiles, runs):
     return {k: round(v, 2) for k, v in by.most_common() if v >= 0.05}
 
 
+def conv_macs(op):
+    """Multiply-adds of one OpenVINO ``Convolution`` / ``GroupConvolution`` node (static shapes),
+    else 0."""
+    kind = op.get_type_name()
+    if kind not in ("Convolution", "GroupConvolution"):
+        return 0
+    w = list(op.input(1).get_partial_shape().to_shape())
+    out = list(op.output(0).get_partial_shape().to_shape())
+    per_output = w[-3] * w[-2] * w[-1]  # input channels (of its group) x kernel rows x columns
+    return int(out[1] * out[2] * out[3] * per_output)
+
+
+def conv_rate(profiles, runs, macs):
+    """``(GMAC, ms per run, GMAC/s)`` of the convolutions in ``profiles`` (``runs`` lists of
+    ``ProfilingInfo``), ``macs``: ``{node name: multiply-adds}`` (``conv_macs``)."""
+    ms = sum(p.real_time.total_seconds() * 1e3 for infos in profiles for p in infos
+             if p.node_name in macs) / runs  # fmt: skip
+    gmac = sum(macs.values()) / 1e9
+    return round(gmac, 2), round(ms, 1), round(gmac / ms * 1e3, 1) if ms > 0 else None
+
+
 def profile(name, size, precision, threads, warmup, runs):
     import keras
     import numpy as np
@@ -92,7 +117,10 @@ def profile(name, size, precision, threads, warmup, runs):
         profiles.append(list(request.profiling_info))
     keras.backend.clear_session()
     kinds = split(profiles, runs)
-    return {"node_ms": round(sum(kinds.values()), 1), "by_kind_ms": kinds}
+    macs = {op.get_friendly_name(): conv_macs(op) for op in ov_model.get_ops()}
+    gmac, ms, rate = conv_rate(profiles, runs, {k: v for k, v in macs.items() if v})
+    return {"node_ms": round(sum(kinds.values()), 1), "by_kind_ms": kinds,
+            "conv_gmac": gmac, "conv_ms": ms, "conv_gmac_per_s": rate}  # fmt: skip
 
 
 def main(argv):
@@ -111,7 +139,8 @@ def main(argv):
         row = profile(name, size, FLAGS.precision, FLAGS.threads, FLAGS.warmup, FLAGS.runs)
         doc["rows"][name] = row
         top = "; ".join(f"{k} {v:.1f}" for k, v in list(row["by_kind_ms"].items())[:8])
-        print(f"{name}: {row['node_ms']:.1f} ms: {top}", flush=True)
+        print(f"{name}: {row['node_ms']:.1f} ms: {top}; convolutions {row['conv_gmac']} GMAC in "
+              f"{row['conv_ms']} ms = {row['conv_gmac_per_s']} GMAC/s", flush=True)
         if FLAGS.json:
             write_json_atomic(FLAGS.json, doc)
 

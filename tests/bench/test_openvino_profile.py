@@ -33,6 +33,15 @@ def test_kernel_precision_and_split():
 def test_profile_of_a_zoo_network():
     row = openvino_profile.profile("enet", (64, 128), "fp32", threads=1, warmup=1, runs=1)
     assert row["node_ms"] == pytest.approx(sum(row["by_kind_ms"].values()), abs=0.1)
+    # ENet's convolutions at 64x128: their multiply-adds and rate (the flops count of the model
+    # counts transposed convolutions too, so it is an upper bound)
+    import tfseg
+    from tfseg.flops import model_macs
+
+    total = model_macs(tfseg.build_model("enet", 19, input_shape=(64, 128, 3))) / 1e9
+    assert 0.3 * total < row["conv_gmac"] <= total * 1.01
+    assert row["conv_gmac_per_s"] == pytest.approx(row["conv_gmac"] / row["conv_ms"] * 1e3,
+                                                   rel=0.02)  # fmt: skip
     assert row["by_kind_ms"].get("Convolution/f32", 0) > 0
     # an fp32 IR: no convolution ran an 8-bit kernel (ENet's max-unpooling masks may be u8)
     assert not any(k.startswith("Convolution") and k.endswith("/i8") for k in row["by_kind_ms"])
