@@ -143,7 +143,6 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from tfseg.export_lib.artifacts import artifact_format
-    from tfseg.export_lib.errors import ExportError
     from tfseg.files import write_json_atomic
     from tfseg.tasks import get_task
 
@@ -157,7 +156,7 @@ def main(argv):
             task_options = task_options_from_flags(FLAGS, task, POSTPROCESS)
             result = task.evaluate(model, spec, options, task_options)
             title = f"{model.name} on {spec.name}/{FLAGS.split}"
-    except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError, ExportError) as e:
+    except (ValueError, FileNotFoundError, KeyError, json.JSONDecodeError) as e:  # ExportError too
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     print(task.report(result, title))

@@ -90,8 +90,8 @@ def open_artifact(path, threads=None):
     if len(dims) != 4 or dims[3] != 3:
         raise ExportError(f"{path}: expected an NHWC RGB input, got shape {dims}")
     report = None
-    report_path = (path[:-len("/model.xml")] if path.endswith("/model.xml") else path) \
-        + ".report.json"
+    folder = os.path.dirname(path) if fmt == "openvino" and not os.path.isdir(path) else path
+    report_path = folder + ".report.json"  # the export writes it next to the file or IR folder
     if os.path.isfile(report_path):
         try:
             with open(report_path) as f:
