@@ -108,12 +108,25 @@ def runs(tmp_path_factory):
     return tmp, weights, listing, outputs, resumed
 
 
+def _assert_same_training(a, b):
+    """The distributed run's weights ``a`` equal the one-process run's ``b`` to float tolerance.
+    The gradient's sum runs in another order (two halves of the batch, then across replicas), so
+    rounding may move a few elements further: on a Zen 3 (TensorFlow's own kernels, no oneDNN) one
+    bias element of 512 differed by 3e-5 (12 % of it). At most 1 % of an array's elements may
+    leave the tight tolerance, and none may differ by 1e-4 or more: a real fault (gradients
+    summed instead of averaged, a replica not synchronised) moves nearly every element by the
+    size of its update."""
+    loose = ~np.isclose(a, b, rtol=1e-4, atol=1e-5)
+    assert loose.mean() <= 0.01, f"{loose.sum()} of {loose.size} elements differ"
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+
+
 @pytest.mark.slow
 def test_mirrored_over_two_devices_matches_one_process(runs):
     _, weights, _, outputs, _ = runs
     assert "2 replicas, 1 workers" in outputs[1]
     for a, b in zip(weights["single"], weights["mirrored"], strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        _assert_same_training(a, b)
 
 
 @pytest.mark.slow
@@ -123,7 +136,7 @@ def test_two_workers_agree_and_match_one_process(runs):
     for a, b in zip(weights["worker0"], weights["worker1"], strict=True):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(weights["single"], weights["worker0"], strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        _assert_same_training(a, b)
 
 
 @pytest.mark.slow
