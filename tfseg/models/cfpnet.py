@@ -121,6 +121,8 @@ def cfp_module(x, *, rk, name):
     paper="CFPNet (Lou and Loew, 2021)",
     reference="CFPNet",
     features={8: "cfpnet_l3_concat"},
+    # the contract test on one CFP module at 1/4 and two at 1/8 (same layers, fewer of them)
+    contract_kwargs={"n": 1, "m": 2, "dilations": (2, 4, 16)},
 )
 def cfpnet(inputs, num_classes, *, n=2, m=6, dilations=DILATIONS, name="cfpnet"):
     """CFPNet logits at the input resolution.

@@ -145,6 +145,7 @@ def cgnet_encoder(inputs, *, M=3, N=15, name="cgnet"):
     paper="CGNet (Wu et al., 2018)",
     reference="CGNet",
     features={8: "cgnet_stage3_concat"},
+    contract_kwargs={"M": 2, "N": 3},  # the contract test: fewer CG blocks, same layers
 )
 def cgnet(inputs, num_classes, *, M=3, N=15, name="cgnet"):
     """CGNet logits at the input resolution.
