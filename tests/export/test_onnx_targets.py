@@ -8,8 +8,11 @@ against Xavier's; the opset-17 graph of the Xavier target is converted for the M
 Speed: tf2onnx's time grows with the weight bytes (it deep-copies the graph with its constants in
 every optimiser pass: UNet-ResNet101 takes ~100 s at full width on 2 cores). Op types do not depend
 on channel counts, so ResNet and VGG are built thin here (every Conv2D with >= 32 filters gets an
-eighth of them, set only while building); MobileNet and ShuffleNet use their own width options.
-The ResNet50/101 pairs are still the slowest (~5-10 s each) and are marked slow.
+eighth of them, set only while building); the MobileNets and ShuffleNet use their own width options.
+STDC is thinned the same way. ResNet101 and STDC2 are ResNet50 and STDC1 with more of the same
+blocks (the same op types, the same feature names for the decoders): they are converted under one
+decoder (SkipNet), the shallower ones under every decoder. The ResNet pairs are the slowest (~5-10 s
+each) and are marked slow.
 """
 
 import keras
@@ -22,9 +25,15 @@ from tfseg.export_lib.pipeline import REWRITES
 from tfseg.models import stride_of
 from tfseg.registry import DECODERS, MODELS
 
-SMALL = {"mobilenet": {"alpha": 0.25}, "shufflenet": {"scale": 0.25}}
-THIN = ("resnet18", "resnet50", "resnet101", "vgg16")
+SMALL = {
+    "mobilenet": {"alpha": 0.25},
+    "mobilenetv2": {"alpha": 0.25},
+    "shufflenet": {"scale": 0.25},
+}
+THIN = ("resnet18", "resnet50", "resnet101", "vgg16", "stdc1", "stdc2")
 HEAVY = ("resnet50", "resnet101")
+#: deeper variant -> the encoder with the same blocks, checked under every decoder
+DEEPER = {"resnet101": "resnet50", "stdc2": "stdc1"}
 
 
 def _pairs():
@@ -35,6 +44,8 @@ def _pairs():
             # are checked here under RTSeg's decoders. (9 decoders x 9 encoders would add ~15 min.)
             continue
         for encoder in tfseg.list_encoders():
+            if encoder in DEEPER and decoder != "skipnet":
+                continue
             marks = [pytest.mark.slow] if encoder in HEAVY else []
             yield pytest.param(decoder, encoder, id=f"{decoder}-{encoder}", marks=marks)
     # Zoo networks (registered with a reference row) are checked against both allow-lists by the
