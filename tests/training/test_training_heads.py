@@ -58,6 +58,8 @@ def test_total_loss_is_main_plus_weighted_aux(tmp_path):
     model = build_from_config(config, task, 5)
     assert [o.shape[1:] for o in model.outputs] == [(None, None, 5), (None, None, 5)]
     compile_model(model, task, config, types.SimpleNamespace(ignore_label=255), None, 10)
+    # its slots exist before the first traced step (else that step is traced twice)
+    assert model.optimizer.built
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 32, 48, 3)).astype("float32")
     y = rng.integers(0, 5, (2, 32, 48)).astype("int32")
