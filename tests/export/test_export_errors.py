@@ -66,3 +66,29 @@ def test_onnx_resize_restrictions():
         p["op"] == "Resize" and "cubic" in p["reason"] and p["layer"] == "cubic_up"
         for p in problems
     )
+
+
+def test_tf2onnx_pass_failing_in_place_reruns_in_careful_mode(monkeypatch):
+    """tf2onnx's optimizers run in place; a conversion that raises there runs again with
+    tf2onnx's own copies (the variable unset), and the caller's setting comes back."""
+    import tf2onnx
+
+    from tfseg.export_lib import onnx_export
+
+    seen = []
+
+    def fake(fn, input_signature, opset):
+        value = onnx_export.os.environ.get("TF2ONNX_CATCH_ERRORS")
+        seen.append(value)
+        if value is not None:
+            raise RuntimeError("an optimizer pass failed")
+        return "proto", None
+
+    monkeypatch.setattr(tf2onnx.convert, "from_function", fake)
+    monkeypatch.setenv("TF2ONNX_CATCH_ERRORS", "mine")
+    assert onnx_export._tf2onnx_from_function(None, [], 13) == "proto"
+    assert seen == ["FALSE", None]
+    assert onnx_export.os.environ["TF2ONNX_CATCH_ERRORS"] == "mine"
+    monkeypatch.setattr(tf2onnx.convert, "from_function", lambda *a, **k: 1 / 0)
+    with pytest.raises(ExportError, match="tf2onnx could not convert the model: ZeroDivision"):
+        convert_onnx(_model(keras.layers.ReLU()), opset=13, input_shape=(1, 32, 32))
