@@ -71,7 +71,7 @@ def _tf2onnx_from_function(fn, spec, opset):
     or more) so that a pass that raises can be skipped; those copies were a quarter of the
     conversion's time (RegSeg at 64x96: 2.9 of 11.6 s). In place, a pass that raises fails the
     conversion, which is then run again in tf2onnx's careful mode: the same result as before.
-    (tf2onnx 1.16 compares the variable's *name* with "TRUE", so any value set turns the copies
+    (tf2onnx 1.17 compares the variable's *name* with "TRUE", so any value set turns the copies
     off, and only its absence turns them on; "FALSE" means "off" under either reading.)"""
     import tf2onnx
 
