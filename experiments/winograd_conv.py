@@ -65,7 +65,8 @@ def transforms(m):
 
 def winograd_reference(x, w, m):
     """The F(m, 3) algorithm in numpy, tile by tile (``x``: (C, H, W), ``w``: (Co, C, 3, 3),
-    H and W multiples of m; zero "same" padding): the oracle the graph form is tested against."""
+    H and W multiples of m; zero "same" padding): the algorithm as written down, which the test
+    checks against a direct correlation before checking the graph form against the convolution."""
     bt, g, at = transforms(m)
     a = m + 2
     c, h, wd = x.shape
@@ -179,6 +180,9 @@ def parse_shape(text):
         c, h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise ValueError(f"--shapes: {text!r} is not CxHxW (e.g. 128x128x256)") from None
+    if c < 1 or h < 4 or w < 4 or h % 4 or w % 4:
+        raise ValueError(f"--shapes: {text!r}: C must be positive, H and W multiples of 4 "
+                         "(the F(4,3) tiles)")
     return c, h, w
 
 
