@@ -111,10 +111,6 @@ class DetailFusionWeights(layers.Layer):
     reference_aux_params=7_788_448 + 2_072_448,
     # The reference's 15.65 GMACs less the 1.34 of its broadcast attention convolutions (above).
     reference_gmacs=14.31,
-    # The model-contract test builds it on STDC2: on STDC1 the first Adam step (lr 3e-4) of its
-    # training check on a random 64x96 batch of two raises the loss (1.87 -> 2.03 -> 1.94, falling
-    # after: 1.82); the layers and ops are the same.
-    contract_kwargs={"encoder": "stdc2"},
 )
 def stdc(inputs, num_classes, *, encoder, encoder_kwargs=None, name="stdc"):
     """STDC-Seg: ``{"logits": logits at the input resolution, "aux": [SegHead logits on P3, P4,
