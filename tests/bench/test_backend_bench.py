@@ -76,7 +76,7 @@ def test_gpu_tool_on_jax_without_tensorflow(tmp_path):
     # one compilation: bf16 inference at batch 2 (fp32 inference and the training step are the
     # TensorFlow and torch tests'; Keras' JAX training step is tests/test_backends.py's; which
     # runtimes run at which batch: test_runtimes_per_batch)
-    doc, _ = _tool(tmp_path, "--backend=jax", "--networks=enet", "--batch_sizes=2",
+    doc, _ = _tool(tmp_path, "--backend=jax", "--networks=fastscnn", "--batch_sizes=2",
                    "--precisions=bf16", "--no-train")
     assert doc["backend"] == "jax" and doc["device"].startswith("cpu (jax")
     assert "tensorflow" not in doc["versions"] and doc["versions"]["jax"]
@@ -85,7 +85,7 @@ def test_gpu_tool_on_jax_without_tensorflow(tmp_path):
     assert row["runtimes"] == ["keras_bf16"]
     assert all(row[k]["fps"] > 0 and row[k]["runs"] == 2 for k in row["runtimes"])
     table = (tmp_path / "gpu_benchmark.md").read_text()
-    assert "| enet | 32x64 |" in table and table.rstrip().endswith("| 140 |")  # the zoo's FPS
+    assert "| fastscnn | 32x64 |" in table and table.rstrip().endswith("| 358 |")  # the zoo's FPS
 
 
 def test_runtimes_per_batch():
@@ -104,7 +104,7 @@ def test_runtimes_per_batch():
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 def test_gpu_tool_on_torch_without_tensorflow(tmp_path):
-    doc, _ = _tool(tmp_path, "--backend=torch", "--networks=enet", "--batch_sizes=2",
+    doc, _ = _tool(tmp_path, "--backend=torch", "--networks=fastscnn", "--batch_sizes=2",
                    "--precisions=fp32,fp16")
     (row,) = doc["rows"]
     assert doc["backend"] == "torch" and row["batch"] == 2
@@ -113,7 +113,7 @@ def test_gpu_tool_on_torch_without_tensorflow(tmp_path):
     table = (tmp_path / "gpu_benchmark.md").read_text()
     assert "| fp16 training images/s, batch 2 |" in table
     # a second run into the same folder on the same device resumes: nothing is measured again
-    again, out = _tool(tmp_path, "--backend=torch", "--networks=enet", "--batch_sizes=2",
+    again, out = _tool(tmp_path, "--backend=torch", "--networks=fastscnn", "--batch_sizes=2",
                        "--precisions=fp32,fp16")
     assert "1 rows already measured" in out and again["rows"] == doc["rows"]
 
