@@ -78,7 +78,8 @@ def _check_train_step(model, num_classes, size, tries=4):
     set back to the same state before each forward pass, and BatchNorm in training mode uses the
     batch's statistics. So a small enough step against a correct, non-zero gradient must lower it:
     the step is sized for a 1 % first-order decrease, then a tenth of that, and so on. (One
-    backward pass and one or two forward passes: a third of three optimiser steps' time.)"""
+    forward and backward pass, then usually one forward pass: no optimiser to build, and on the
+    idle Zen 3 2.5 s against 5 s for ENet's former three eager Adam steps.)"""
     import tensorflow as tf
 
     x, y = _data(size, num_classes, seed=1)
