@@ -4,7 +4,8 @@ The side-by-side of ``experiments/reference_compare.py`` (issue 22) builds tfseg
 TensorFlow. Another CPU may have only Python, torch and numpy (the lent GPU machine has no
 TensorFlow and no network), so the work is split in two:
 
-    # here (TensorFlow, torch, onnx): tfseg's ONNX and int8 TFLite, the reference's ONNX
+    # here (TensorFlow, torch, onnx): tfseg's fp32 and int8 ONNX and int8 TFLite, the reference's
+    # ONNX
     PYTHONPATH=. python experiments/reference_offline.py --pack=PACK --reference_dir=CHECKOUT \
         --networks=enet,erfnet,espnet
     # there (torch, onnxruntime, ai-edge-litert, numpy; no TensorFlow, no Keras):
@@ -12,13 +13,17 @@ TensorFlow and no network), so the work is split in two:
         --json=cpu2.json --out=docs/zoo.md --section=reference-offline
 
 The ONNX files are packed without their weights, to fit a transfer limit: each initializer of
-1 kB or more is moved to external data, and the pack records its place, dtype, mean and standard
-deviation instead; ``--time`` writes a new weights file with values drawn from a normal
-distribution of the same mean and deviation (integers: uniformly in the same range) before
-onnxruntime loads the model. Latency does not depend on the values of random weights, so the
-timings stand for the packed models'. The int8 TFLite file travels whole (its weights are 1 byte
-each). The reference's eager model is built there from its checkout with random weights, as in
-``reference_compare.py``. The candidates are timed in alternating rounds
+1 kB or more is moved to external data, and the pack records its place, dtype, mean, standard
+deviation and range instead; ``--time`` writes a new weights file with values drawn from a normal
+distribution of the same mean and deviation, clipped to the range (so that the int8 file's
+per-channel scales stay positive; integers: uniformly in the same range) before onnxruntime loads
+the model. Latency does not depend on the values of random weights, so the timings stand for the
+packed models'. tfseg's int8 ONNX (QDQ, as ``tfseg.export --format=onnx --precision=int8``
+writes it; onnxruntime's MLAS int8 kernels have AVX-512 VNNI and AMX code paths) travels the
+same way; its ``reduce_range`` (7-bit weights) is decided by the packing CPU, recorded in the
+manifest, and does not change which kernels run. The int8 TFLite file travels whole (its weights
+are 1 byte each). The reference's eager model is built there from its checkout with random
+weights, as in ``reference_compare.py``. The candidates are timed in alternating rounds
 (``tfseg.timing.time_interleaved``); the table has ``reference_compare.py``'s columns.
 """
 
@@ -31,8 +36,9 @@ import time
 import numpy as np
 from absl import app, flags
 
-#: the tfseg runtimes packed: onnxruntime on tfseg's ONNX, LiteRT on its int8 TFLite
-RUNTIMES = ("onnxruntime", "tflite_int8")
+#: the tfseg runtimes packed: onnxruntime on tfseg's fp32 and int8 (QDQ) ONNX, LiteRT on its int8
+#: TFLite
+RUNTIMES = ("onnxruntime", "onnxruntime_int8", "tflite_int8")
 MANIFEST = "manifest.json"
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
                10: "float16", 11: "float64"}
@@ -87,7 +93,8 @@ def strip_onnx(data, path, min_bytes=1024):
         values = numpy_helper.to_array(init)
         if values.nbytes >= min_bytes:
             if values.dtype.kind == "f":
-                stats[init.name] = {"mean": float(values.mean()), "std": float(values.std())}
+                stats[init.name] = {"mean": float(values.mean()), "std": float(values.std()),
+                                    "min": float(values.min()), "max": float(values.max())}
             else:
                 stats[init.name] = {"low": int(values.min()), "high": int(values.max())}
     weights = os.path.basename(path) + ".weights"
@@ -118,7 +125,10 @@ def restore_weights(path, removed, folder, seed=0):
         dtype = np.dtype(t["dtype"])
         count = t["length"] // dtype.itemsize
         if dtype.kind == "f":
-            values = rng.normal(t["mean"], t["std"], count).astype(dtype)
+            values = rng.normal(t["mean"], t["std"], count)
+            if "min" in t:  # packs made before the range was recorded have none
+                values = np.clip(values, t["min"], t["max"])
+            values = values.astype(dtype)
         else:
             values = rng.integers(t["low"], t["high"] + 1, count).astype(dtype)
         buffer[t["offset"]:t["offset"] + t["length"]] = values.tobytes()
@@ -137,9 +147,10 @@ def pack(opts):
 
     import tfseg
     from tfseg.arrays import padded_size, parse_size
-    from tfseg.bench.runtimes import export_copy
+    from tfseg.bench.runtimes import calibration_inputs, export_copy
     from tfseg.cpuinfo import cpu_description
     from tfseg.export_lib.onnx_export import convert_onnx
+    from tfseg.export_lib.onnx_int8 import quantize_onnx
     from tfseg.export_lib.tflite import convert_tflite
     from tfseg.files import write_json_atomic
     from tfseg.models import stride_of
@@ -183,9 +194,21 @@ def pack(opts):
                                                                    file)}
         except Exception as e:  # noqa: BLE001
             entry["reasons"]["onnxruntime"] = rc._short(e)
-        try:  # as tfseg.bench.runtimes.tflite_runner: calibrated on 4 random-normal inputs
-            rng = np.random.default_rng(0)
-            rep = [rng.standard_normal((1, *run_size, 3), dtype=np.float32) for _ in range(4)]
+        # both int8 files as tfseg.bench.runtimes makes them: calibrated on its 4 random-normal
+        # inputs
+        rep = calibration_inputs(run_size)
+        try:
+            proto = convert_onnx(export_copy(model, cache, "onnx", "int8"), opset=17,
+                                 input_shape=(1, *run_size))
+            info = {}
+            data = quantize_onnx(proto, rep, info=info)
+            file = os.path.join(opts.pack, f"{name}.tfseg_int8.onnx")
+            entry["files"]["onnxruntime_int8"] = {"file": os.path.basename(file),
+                                                  "removed": strip_onnx(data, file),
+                                                  "reduce_range": info["reduce_range"]}
+        except Exception as e:  # noqa: BLE001
+            entry["reasons"]["onnxruntime_int8"] = rc._short(e)
+        try:
             content = convert_tflite(export_copy(model, cache, "tflite", "int8"),
                                      input_size=run_size, precision="int8", representative=rep)
             file = os.path.join(opts.pack, f"{name}.tfseg_int8.tflite")
@@ -268,7 +291,7 @@ def time_network(name, entry, folder, hub, failed, opts, size):
     else:
         reasons[rc.EAGER] = failed.get(ref, f"{ref} not in the reference's model_hub")
     with tempfile.TemporaryDirectory(prefix="tfseg_offline_") as tmp:
-        for key, inputs in ((rc.ONNX, xn), ("onnxruntime", xt), ("tflite_int8", xt)):
+        for key, inputs in ((rc.ONNX, xn), *((k, xt) for k in RUNTIMES)):
             spec = entry["files"].get(key)
             if spec is None:
                 continue

@@ -54,6 +54,28 @@ def test_stripped_weights_are_redrawn_with_their_statistics(script, tmp_path):
     np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ redrawn, rtol=1e-5, atol=1e-4)
 
 
+def test_redrawn_weights_keep_their_range(script, tmp_path):
+    """An int8 QDQ file's per-channel scales are positive: redrawn, they must stay so (a normal
+    draw of their mean and deviation alone would give some negative ones)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    scale = np.abs(np.random.default_rng(2).normal(0, 1, (1, 512))).astype("float32") + 1e-3
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "s"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 512])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 512])],
+        [numpy_helper.from_array(scale, "s")])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = str(tmp_path / "m.onnx")
+    (removed,) = script.strip_onnx(model.SerializeToString(), path)
+    assert removed["min"] == pytest.approx(scale.min()) and removed["max"] == scale.max()
+    os.mkdir(tmp_path / "r")
+    copy = script.restore_weights(path, [removed], str(tmp_path / "r"))
+    redrawn = numpy_helper.to_array(onnx.load(copy).graph.initializer[0])
+    assert redrawn.min() >= scale.min() and redrawn.max() <= scale.max()
+    assert len(np.unique(redrawn)) > 256  # drawn, not a constant
+
 def test_pack_here_then_time_without_tensorflow(script, tmp_path):
     ref = _fake_reference(tmp_path / "ref")
     fv = flags.FlagValues()
@@ -64,10 +86,16 @@ def test_pack_here_then_time_without_tensorflow(script, tmp_path):
     manifest = script.pack(fv)
     entry = manifest["networks"]["enet"]
     assert entry["reasons"] == {} and entry["tfseg_input_size"] == "64x128"
-    assert set(entry["files"]) == {"reference_onnx", "onnxruntime", "tflite_int8"}
-    assert entry["files"]["onnxruntime"]["removed"]  # the weights did not travel
+    assert set(entry["files"]) == {"reference_onnx", "onnxruntime", "onnxruntime_int8",
+                                   "tflite_int8"}
+    for key in ("onnxruntime", "onnxruntime_int8"):
+        assert entry["files"][key]["removed"]  # the weights did not travel
+    int8 = {t["dtype"] for t in entry["files"]["onnxruntime_int8"]["removed"]}
+    assert "int8" in int8  # the QDQ file's quantized weights
+    assert isinstance(entry["files"]["onnxruntime_int8"]["reduce_range"], bool)
     assert sorted(os.listdir(pack)) == ["enet.reference.onnx", "enet.tfseg.onnx",
-                                        "enet.tfseg_int8.tflite", "manifest.json"]
+                                        "enet.tfseg_int8.onnx", "enet.tfseg_int8.tflite",
+                                        "manifest.json"]
     env = {**os.environ, "PYTHONPATH": REPO}
     env.pop("KERAS_BACKEND", None)
     probe = "import runpy,sys; sys.modules['tensorflow'] = None; sys.argv = sys.argv[1:]; " \
@@ -79,9 +107,8 @@ def test_pack_here_then_time_without_tensorflow(script, tmp_path):
         capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = json.loads((tmp_path / "t.json").read_text())["rows"]
-    assert row["reasons"] == {} and row["best"] in ("onnxruntime", "tflite_int8")
-    assert set(row["times_ms"]) == {"reference_eager", "reference_onnx", "onnxruntime",
-                                    "tflite_int8"}
+    assert row["reasons"] == {} and row["best"] in script.RUNTIMES
+    assert set(row["times_ms"]) == {"reference_eager", "reference_onnx", *script.RUNTIMES}
     text = out.read_text()
     assert "<!-- reference-offline:start -->" in text and "| `enet` |" in text
     bad = subprocess.run([sys.executable, SCRIPT, f"--time={tmp_path}", f"--reference_dir={ref}"],
