@@ -39,6 +39,8 @@ from absl import app, flags
 #: the tfseg runtimes packed: onnxruntime on tfseg's fp32 and int8 (QDQ) ONNX, LiteRT on its int8
 #: TFLite
 RUNTIMES = ("onnxruntime", "onnxruntime_int8", "tflite_int8")
+FILE_SUFFIX = {"onnxruntime": "tfseg.onnx", "onnxruntime_int8": "tfseg_int8.onnx",
+               "tflite_int8": "tfseg_int8.tflite"}
 MANIFEST = "manifest.json"
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
                10: "float16", 11: "float64"}
@@ -52,6 +54,8 @@ def define_flags(fv=flags.FLAGS):
         ("string", "time", None, "Time the pack in this folder (needs no TensorFlow)."),
         ("string", "reference_dir", None, "Checkout of the reference zoo (holds models/)."),
         ("list", "networks", [], "tfseg names (--pack; --time: default every packed one)."),
+        ("list", "runtimes", list(RUNTIMES), "tfseg candidates to pack (--pack; a subset keeps "
+                                             "the pack small: the int8 TFLite travels whole)."),
         ("string", "input_size", "512x1024", "HxW (--pack)."),
         ("integer", "num_classes", 19, "Classes of every model (--pack)."),
         ("integer", "threads", 2, "CPU threads for every candidate (--time)."),
@@ -141,23 +145,47 @@ def restore_weights(path, removed, folder, seed=0):
 
 
 # ----------------------------------------------------------------------------- pack
+def write_candidate(key, model, run_size, cache, file):
+    """Write tfseg's artifact for runtime ``key`` to ``file`` as ``tfseg.bench.runtimes`` makes it
+    (int8: calibrated on its 4 random-normal inputs); returns what the manifest keeps of it."""
+    from tfseg.bench.runtimes import calibration_inputs, export_copy
+    from tfseg.export_lib.onnx_export import convert_onnx
+    from tfseg.export_lib.onnx_int8 import quantize_onnx
+    from tfseg.export_lib.tflite import convert_tflite
+
+    precision = "int8" if key.endswith("_int8") else "fp32"
+    if key == "tflite_int8":
+        content = convert_tflite(export_copy(model, cache, "tflite", precision),
+                                 input_size=run_size, precision=precision,
+                                 representative=calibration_inputs(run_size))
+        with open(file, "wb") as f:
+            f.write(content)
+        return {}
+    proto = convert_onnx(export_copy(model, cache, "onnx", precision), opset=17,
+                         input_shape=(1, *run_size))
+    if key == "onnxruntime":
+        return {"removed": strip_onnx(proto.SerializeToString(), file)}
+    info = {}
+    data = quantize_onnx(proto, calibration_inputs(run_size), info=info)
+    return {"removed": strip_onnx(data, file), "reduce_range": info["reduce_range"]}
+
+
 def pack(opts):
     """Write the artifacts of ``opts.networks`` and the manifest into ``opts.pack``."""
     import torch
 
     import tfseg
     from tfseg.arrays import padded_size, parse_size
-    from tfseg.bench.runtimes import calibration_inputs, export_copy
     from tfseg.cpuinfo import cpu_description
-    from tfseg.export_lib.onnx_export import convert_onnx
-    from tfseg.export_lib.onnx_int8 import quantize_onnx
-    from tfseg.export_lib.tflite import convert_tflite
     from tfseg.files import write_json_atomic
     from tfseg.models import stride_of
 
     rc = _compare()
     if not opts.networks:
         raise app.UsageError("--pack needs --networks")
+    unknown = [r for r in opts.runtimes if r not in RUNTIMES]
+    if unknown or not opts.runtimes:
+        raise app.UsageError(f"--runtimes: {unknown or 'none given'}; choose from {list(RUNTIMES)}")
     size = parse_size(opts.input_size, "--input_size")
     hub, failed, modules = rc.load_reference(opts.reference_dir)
     names = rc.networks_to_run(opts.networks, hub, failed)
@@ -185,38 +213,16 @@ def pack(opts):
         entry["tfseg_input_size"] = f"{run_size[0]}x{run_size[1]}"
         model = tfseg.build_model(name, opts.num_classes, input_shape=(*run_size, 3))
         cache = {}
-        try:
-            proto = convert_onnx(export_copy(model, cache, "onnx"), opset=17,
-                                 input_shape=(1, *run_size))
-            file = os.path.join(opts.pack, f"{name}.tfseg.onnx")
-            entry["files"]["onnxruntime"] = {"file": os.path.basename(file),
-                                             "removed": strip_onnx(proto.SerializeToString(),
-                                                                   file)}
-        except Exception as e:  # noqa: BLE001
-            entry["reasons"]["onnxruntime"] = rc._short(e)
-        # both int8 files as tfseg.bench.runtimes makes them: calibrated on its 4 random-normal
-        # inputs
-        rep = calibration_inputs(run_size)
-        try:
-            proto = convert_onnx(export_copy(model, cache, "onnx", "int8"), opset=17,
-                                 input_shape=(1, *run_size))
-            info = {}
-            data = quantize_onnx(proto, rep, info=info)
-            file = os.path.join(opts.pack, f"{name}.tfseg_int8.onnx")
-            entry["files"]["onnxruntime_int8"] = {"file": os.path.basename(file),
-                                                  "removed": strip_onnx(data, file),
-                                                  "reduce_range": info["reduce_range"]}
-        except Exception as e:  # noqa: BLE001
-            entry["reasons"]["onnxruntime_int8"] = rc._short(e)
-        try:
-            content = convert_tflite(export_copy(model, cache, "tflite", "int8"),
-                                     input_size=run_size, precision="int8", representative=rep)
-            file = os.path.join(opts.pack, f"{name}.tfseg_int8.tflite")
-            with open(file, "wb") as f:
-                f.write(content)
-            entry["files"]["tflite_int8"] = {"file": os.path.basename(file)}
-        except Exception as e:  # noqa: BLE001
-            entry["reasons"]["tflite_int8"] = rc._short(e)
+        for key in RUNTIMES:
+            if key not in opts.runtimes:
+                entry["reasons"][key] = "not packed (--runtimes)"
+                continue
+            file = os.path.join(opts.pack, f"{name}.{FILE_SUFFIX[key]}")
+            try:
+                entry["files"][key] = {"file": os.path.basename(file),
+                                       **write_candidate(key, model, run_size, cache, file)}
+            except Exception as e:  # noqa: BLE001  (the row shows it)
+                entry["reasons"][key] = rc._short(e)
         manifest["networks"][name] = entry
         write_json_atomic(path, manifest)
         print(json.dumps({"network": name, "files": sorted(entry["files"]),

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from absl import flags
+from absl import app, flags
 
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
@@ -81,21 +81,21 @@ def test_pack_here_then_time_without_tensorflow(script, tmp_path):
     fv = flags.FlagValues()
     script.define_flags(fv)
     pack = tmp_path / "pack"
+    # tfseg's fp32 ONNX is left out (--runtimes) to save its conversion: it takes the same strip /
+    # redraw / onnxruntime path as the reference's ONNX and tfseg's int8 one
     fv(["x", f"--pack={pack}", f"--reference_dir={ref}", "--networks=enet",
-        "--input_size=64x128", "--num_classes=3", "--reference_exporter=torchscript"])
+        "--input_size=64x128", "--num_classes=3", "--reference_exporter=torchscript",
+        "--runtimes=onnxruntime_int8,tflite_int8"])
     manifest = script.pack(fv)
     entry = manifest["networks"]["enet"]
-    assert entry["reasons"] == {} and entry["tfseg_input_size"] == "64x128"
-    assert set(entry["files"]) == {"reference_onnx", "onnxruntime", "onnxruntime_int8",
-                                   "tflite_int8"}
-    for key in ("onnxruntime", "onnxruntime_int8"):
-        assert entry["files"][key]["removed"]  # the weights did not travel
-    int8 = {t["dtype"] for t in entry["files"]["onnxruntime_int8"]["removed"]}
-    assert "int8" in int8  # the QDQ file's quantized weights
+    assert entry["tfseg_input_size"] == "64x128"
+    assert entry["reasons"] == {"onnxruntime": "not packed (--runtimes)"}
+    assert set(entry["files"]) == {"reference_onnx", "onnxruntime_int8", "tflite_int8"}
+    removed = entry["files"]["onnxruntime_int8"]["removed"]  # the weights did not travel
+    assert "int8" in {t["dtype"] for t in removed}  # the QDQ file's quantized weights
     assert isinstance(entry["files"]["onnxruntime_int8"]["reduce_range"], bool)
-    assert sorted(os.listdir(pack)) == ["enet.reference.onnx", "enet.tfseg.onnx",
-                                        "enet.tfseg_int8.onnx", "enet.tfseg_int8.tflite",
-                                        "manifest.json"]
+    assert sorted(os.listdir(pack)) == ["enet.reference.onnx", "enet.tfseg_int8.onnx",
+                                        "enet.tfseg_int8.tflite", "manifest.json"]
     env = {**os.environ, "PYTHONPATH": REPO}
     env.pop("KERAS_BACKEND", None)
     probe = "import runpy,sys; sys.modules['tensorflow'] = None; sys.argv = sys.argv[1:]; " \
@@ -107,10 +107,23 @@ def test_pack_here_then_time_without_tensorflow(script, tmp_path):
         capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = json.loads((tmp_path / "t.json").read_text())["rows"]
-    assert row["reasons"] == {} and row["best"] in script.RUNTIMES
-    assert set(row["times_ms"]) == {"reference_eager", "reference_onnx", *script.RUNTIMES}
+    assert row["reasons"] == entry["reasons"] and row["best"] in script.RUNTIMES
+    assert set(row["times_ms"]) == {"reference_eager", "reference_onnx", "onnxruntime_int8",
+                                    "tflite_int8"}
     text = out.read_text()
     assert "<!-- reference-offline:start -->" in text and "| `enet` |" in text
     bad = subprocess.run([sys.executable, SCRIPT, f"--time={tmp_path}", f"--reference_dir={ref}"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode != 0 and "manifest.json" in bad.stderr
+
+
+
+def test_pack_refuses_an_unknown_runtime(script, tmp_path):
+    fv = flags.FlagValues()
+    script.define_flags(fv)
+    pack = tmp_path / "pack"
+    fv(["x", f"--pack={pack}", f"--reference_dir={tmp_path}", "--networks=enet",
+        "--runtimes=onnxruntime_int8,tflite_fp16"])
+    with pytest.raises(app.UsageError, match=r"--runtimes: \['tflite_fp16'\]"):
+        script.pack(fv)
+    assert not pack.exists()  # refused before anything was read or written
