@@ -23,7 +23,9 @@ writes it; onnxruntime's MLAS int8 kernels have AVX-512 VNNI and AMX code paths)
 same way; its ``reduce_range`` (7-bit weights) is decided by the packing CPU, recorded in the
 manifest, and does not change which kernels run. The int8 TFLite file travels whole (its weights
 are 1 byte each). The reference's eager model is built there from its checkout with random
-weights, as in ``reference_compare.py``. The candidates are timed in alternating rounds
+weights, as in ``reference_compare.py``; with ``--bn_statistics`` (default) both networks get their
+BatchNorm statistics from the calibration images as there (tfseg's before its files are written,
+the reference's eager model's at ``--time``). The candidates are timed in alternating rounds
 (``tfseg.timing.time_interleaved``); the table has ``reference_compare.py``'s columns.
 """
 
@@ -71,6 +73,13 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_enum("reference_exporter", "auto", ["auto", "dynamo", "torchscript"],
                       "torch.onnx.export mode of the reference (--pack), as in "
                       "reference_compare.py.", flag_values=fv)
+    flags.DEFINE_bool("bn_statistics", True,
+                      "As reference_compare.py's: BatchNorm statistics of both networks from one "
+                      "training-mode pass over the 4 random-normal calibration images (--pack "
+                      "sets tfseg's before writing its files and records it; --time sets the "
+                      "reference's eager model's). Random values need no such pass, but the int8 "
+                      "TFLite file travels whole, with the scales its statistics gave.",
+                      flag_values=fv)
 
 
 def _compare():
@@ -176,9 +185,11 @@ def pack(opts):
 
     import tfseg
     from tfseg.arrays import padded_size, parse_size
+    from tfseg.bench.runtimes import calibration_inputs
     from tfseg.cpuinfo import cpu_description
     from tfseg.files import write_json_atomic
     from tfseg.models import stride_of
+    from tfseg.models.batchnorm import recalibrate_batchnorm
 
     rc = _compare()
     if not opts.networks:
@@ -212,6 +223,9 @@ def pack(opts):
         run_size = padded_size(size, stride_of(name))
         entry["tfseg_input_size"] = f"{run_size[0]}x{run_size[1]}"
         model = tfseg.build_model(name, opts.num_classes, input_shape=(*run_size, 3))
+        entry["bn_statistics"] = bool(opts.bn_statistics)
+        if opts.bn_statistics:  # as reference_compare.measure_network
+            recalibrate_batchnorm(model, [np.concatenate(calibration_inputs(run_size))])
         cache = {}
         for key in RUNTIMES:
             if key not in opts.runtimes:
@@ -267,6 +281,7 @@ def time_network(name, entry, folder, hub, failed, opts, size):
     """One row of ``reference_compare``'s form: every candidate of ``name`` timed alternately."""
     import torch
 
+    from tfseg.bench.runtimes import calibration_inputs
     from tfseg.timing import time_interleaved
 
     rc = _compare()
@@ -282,10 +297,14 @@ def time_network(name, entry, folder, hub, failed, opts, size):
     xt = np.pad(np.transpose(xn, (0, 2, 3, 1)),
                 [(0, 0), (0, run_size[0] - size[0]), (0, run_size[1] - size[1]), (0, 0)])
     runners, reasons = {}, row["reasons"]
+    row["bn_statistics"] = bool(entry.get("bn_statistics"))  # packs before session 35: none
     ref = entry["reference"]
     if ref in hub:
         try:
             net = rc.build_reference(hub[ref], opts.num_classes)
+            if row["bn_statistics"]:  # as reference_compare.measure_network
+                images = np.concatenate(calibration_inputs(size)).transpose(0, 3, 1, 2)
+                rc.reference_bn_statistics(net, images)
 
             def eager():
                 with torch.inference_mode():

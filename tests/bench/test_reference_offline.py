@@ -88,7 +88,7 @@ def test_pack_here_then_time_without_tensorflow(script, tmp_path):
         "--runtimes=onnxruntime_int8,tflite_int8"])
     manifest = script.pack(fv)
     entry = manifest["networks"]["enet"]
-    assert entry["tfseg_input_size"] == "64x128"
+    assert entry["tfseg_input_size"] == "64x128" and entry["bn_statistics"] is True
     assert entry["reasons"] == {"onnxruntime": "not packed (--runtimes)"}
     assert set(entry["files"]) == {"reference_onnx", "onnxruntime_int8", "tflite_int8"}
     removed = entry["files"]["onnxruntime_int8"]["removed"]  # the weights did not travel
@@ -108,6 +108,7 @@ def test_pack_here_then_time_without_tensorflow(script, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = json.loads((tmp_path / "t.json").read_text())["rows"]
     assert row["reasons"] == entry["reasons"] and row["best"] in script.RUNTIMES
+    assert row["bn_statistics"] is True  # the reference's eager model got them there too
     assert set(row["times_ms"]) == {"reference_eager", "reference_onnx", "onnxruntime_int8",
                                     "tflite_int8"}
     text = out.read_text()
