@@ -27,26 +27,35 @@ def script():
     yield from experiment_module("reference_offline")
 
 
-def test_stripped_weights_are_redrawn_with_their_statistics(script, tmp_path):
+def _strip_and_redraw(script, tmp_path, op, weight, outputs):
+    """A one-node ONNX model ``y = op(x, w)`` stripped of ``weight`` and restored with redrawn
+    values: (the stripped file's path, its record, the redrawn weight, the restored copy)."""
     import onnx
-    import onnxruntime as ort
     from onnx import helper, numpy_helper
 
-    w = np.random.default_rng(1).normal(0.3, 2.0, (64, 8)).astype("float32")
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 8])],
-        [numpy_helper.from_array(w, "w")])  # fmt: skip
+        [helper.make_node(op, ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, weight.shape[0]])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, outputs])],
+        [numpy_helper.from_array(weight, "w")])  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     path = str(tmp_path / "m.onnx")
     (removed,) = script.strip_onnx(model.SerializeToString(), path)
-    assert os.path.getsize(path) < w.nbytes and os.listdir(tmp_path) == ["m.onnx"]
-    assert removed["name"] == "w" and removed["length"] == w.nbytes and removed["shape"] == [64, 8]
-    assert removed["mean"] == pytest.approx(w.mean()) and removed["std"] == pytest.approx(w.std())
     os.mkdir(tmp_path / "r")
     copy = script.restore_weights(path, [removed], str(tmp_path / "r"))
     redrawn = numpy_helper.to_array(onnx.load(copy).graph.initializer[0])
+    return path, removed, redrawn, copy
+
+
+def test_stripped_weights_are_redrawn_with_their_statistics(script, tmp_path):
+    import onnxruntime as ort
+
+    w = np.random.default_rng(1).normal(0.3, 2.0, (64, 8)).astype("float32")
+    path, removed, redrawn, copy = _strip_and_redraw(script, tmp_path, "MatMul", w, 8)
+    assert os.path.getsize(path) < w.nbytes
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx", "r"]  # no weights file beside the model
+    assert removed["name"] == "w" and removed["length"] == w.nbytes and removed["shape"] == [64, 8]
+    assert removed["mean"] == pytest.approx(w.mean()) and removed["std"] == pytest.approx(w.std())
     assert redrawn.shape == (64, 8) and abs(redrawn.mean() - 0.3) < 0.3
     assert abs(redrawn.std() - 2.0) < 0.3
     session = ort.InferenceSession(copy, providers=["CPUExecutionProvider"])
@@ -57,24 +66,12 @@ def test_stripped_weights_are_redrawn_with_their_statistics(script, tmp_path):
 def test_redrawn_weights_keep_their_range(script, tmp_path):
     """An int8 QDQ file's per-channel scales are positive: redrawn, they must stay so (a normal
     draw of their mean and deviation alone would give some negative ones)."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    scale = np.abs(np.random.default_rng(2).normal(0, 1, (1, 512))).astype("float32") + 1e-3
-    graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "s"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 512])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 512])],
-        [numpy_helper.from_array(scale, "s")])  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    path = str(tmp_path / "m.onnx")
-    (removed,) = script.strip_onnx(model.SerializeToString(), path)
+    scale = np.abs(np.random.default_rng(2).normal(0, 1, (512,))).astype("float32") + 1e-3
+    _, removed, redrawn, _ = _strip_and_redraw(script, tmp_path, "Mul", scale, 512)
     assert removed["min"] == pytest.approx(scale.min()) and removed["max"] == scale.max()
-    os.mkdir(tmp_path / "r")
-    copy = script.restore_weights(path, [removed], str(tmp_path / "r"))
-    redrawn = numpy_helper.to_array(onnx.load(copy).graph.initializer[0])
     assert redrawn.min() >= scale.min() and redrawn.max() <= scale.max()
     assert len(np.unique(redrawn)) > 256  # drawn, not a constant
+
 
 def test_pack_here_then_time_without_tensorflow(script, tmp_path):
     ref = _fake_reference(tmp_path / "ref")
