@@ -24,7 +24,7 @@ same way; its ``reduce_range`` (7-bit weights) is decided by the packing CPU, re
 manifest, and does not change which kernels run. The int8 TFLite file travels whole (its weights
 are 1 byte each). The reference's eager model is built there from its checkout with random
 weights, as in ``reference_compare.py``; with ``--bn_statistics`` (default) both networks get their
-BatchNorm statistics from the calibration images as there (tfseg's before its files are written,
+BatchNorm statistics from the calibration images as there (before the files are written, and
 the reference's eager model's at ``--time``). The candidates are timed in alternating rounds
 (``tfseg.timing.time_interleaved``); the table has ``reference_compare.py``'s columns.
 """
@@ -76,9 +76,9 @@ def define_flags(fv=flags.FLAGS):
     flags.DEFINE_bool("bn_statistics", True,
                       "As reference_compare.py's: BatchNorm statistics of both networks from one "
                       "training-mode pass over the 4 random-normal calibration images (--pack "
-                      "sets tfseg's before writing its files and records it; --time sets the "
-                      "reference's eager model's). Random values need no such pass, but the int8 "
-                      "TFLite file travels whole, with the scales its statistics gave.",
+                      "sets them before writing the files and records it; --time sets the "
+                      "reference's eager model's). Redrawn ONNX weights lose them, but small "
+                      "tensors stay, and the int8 TFLite file travels whole.",
                       flag_values=fv)
 
 
@@ -213,6 +213,9 @@ def pack(opts):
         x = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
         try:
             net = rc.build_reference(hub[ref], opts.num_classes)
+            if opts.bn_statistics:  # its ONNX as reference_compare exports it
+                images = np.concatenate(calibration_inputs(size)).transpose(0, 3, 1, 2)
+                rc.reference_bn_statistics(net, images)
             data, entry["onnx_exporter"] = rc.export_reference(net, x, modules,
                                                                   opts.reference_exporter)
             file = os.path.join(opts.pack, f"{name}.reference.onnx")
