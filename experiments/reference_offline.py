@@ -207,6 +207,7 @@ def pack(opts):
     if os.path.exists(path):
         with open(path) as f:
             manifest["networks"] = json.load(f)["networks"]
+    ref_images = np.concatenate(calibration_inputs(size)).transpose(0, 3, 1, 2)  # NCHW
     for name in names:
         ref = rc.reference_name(name)
         entry = {"reference": ref, "files": {}, "reasons": {}}
@@ -214,8 +215,7 @@ def pack(opts):
         try:
             net = rc.build_reference(hub[ref], opts.num_classes)
             if opts.bn_statistics:  # its ONNX as reference_compare exports it
-                images = np.concatenate(calibration_inputs(size)).transpose(0, 3, 1, 2)
-                rc.reference_bn_statistics(net, images)
+                rc.reference_bn_statistics(net, ref_images)
             data, entry["onnx_exporter"] = rc.export_reference(net, x, modules,
                                                                   opts.reference_exporter)
             file = os.path.join(opts.pack, f"{name}.reference.onnx")
