@@ -1,6 +1,6 @@
 """Print the README's model table, generated from the registries (``tfseg.models.table``).
 
-    python tools/model_table.py            # print it (builds every model at 512x1024: minutes)
+    python tools/model_table.py            # print it (every model at 512x1024, symbolic: ~1 min)
     python tools/model_table.py --write    # replace the table between the README's markers
     python tools/model_table.py --check    # fail if the README's rows do not name the registered
                                            # models with their kind, stride and paper (no build)

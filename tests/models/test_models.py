@@ -155,3 +155,22 @@ def test_skipnet_fc6_fc7_option_is_fcn8s_vgg16():
     assert abs(gflops - 445.9) / 445.9 <= 0.01, gflops
     with pytest.raises(ValueError, match="fc_channels"):
         tfseg.build_model("skipnet", 5, encoder="mobilenet", fc_channels=-1)
+
+
+def test_symbolic_build_counts_and_shapes_as_the_real_one():
+    """``build_symbolic_model``: the same parameters, MACs and output shape as ``build_model``,
+    with no variable given a value."""
+    import keras
+
+    from tfseg.flops import count_params
+    from tfseg.models import build_symbolic_model
+
+    real = tfseg.build_model("fastscnn", 19, input_shape=(128, 256, 3))
+    want = (count_params(real), model_macs(real), tuple(real.output.shape))
+    keras.backend.clear_session()
+    symbolic = build_symbolic_model("fastscnn", 19, input_shape=(128, 256, 3))
+    assert (count_params(symbolic), model_macs(symbolic), tuple(symbolic.output.shape)) == want
+    assert all(v._value is None for v in symbolic.variables)  # no value was created
+    spec = symbolic.compute_output_spec(keras.KerasTensor((1, 128, 256, 3)))
+    keras.backend.clear_session()
+    assert tuple(spec.shape) == (1, 128, 256, 19)

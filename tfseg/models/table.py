@@ -8,7 +8,7 @@ for 19 classes at 1024x512, and the paper from the registration.
 import keras
 
 from tfseg.flops import count_params, model_macs
-from tfseg.models.build import build_model, stride_of
+from tfseg.models.build import build_symbolic_model, stride_of
 from tfseg.registry import DECODERS, MODELS
 
 TABLE_ENCODER = "resnet18"
@@ -31,7 +31,7 @@ def row(name, kind, encoder, measure=True):
     info = MODELS.info(name) if kind == "network" else DECODERS.info(name)
     params = gflops = "?"
     if measure:
-        model = build_model(name, 19, encoder=encoder, input_shape=(*TABLE_SIZE, 3))
+        model = build_symbolic_model(name, 19, encoder=encoder, input_shape=(*TABLE_SIZE, 3))
         params = f"{count_params(model) / 1e6:.2f}"
         gflops = f"{2 * model_macs(model) / 1e9:.1f}"
         keras.backend.clear_session()
