@@ -16,9 +16,6 @@ suite's budget:
   graph rewrites as ``tfseg.export``, and the ONNX graph against the TX2 / Xavier op allow-lists.
 
 It returns the dynamic-size model, for further checks by the caller.
-
-``symbolic_model`` builds a network whose variables get no values, for the tests that only count
-or check shapes.
 """
 
 import keras
@@ -27,13 +24,7 @@ import pytest
 
 import tfseg
 from tfseg.losses import make_loss
-from tfseg.models import build_symbolic_model, get_anatomy, stride_of
-
-
-def symbolic_model(name, num_classes, **build_kw):
-    """``tfseg.models.build_symbolic_model``: a build with no variable values, for the tests that
-    only count or check shapes (clear the session afterwards)."""
-    return build_symbolic_model(name, num_classes, **build_kw)
+from tfseg.models import get_anatomy, stride_of
 
 
 def small_sizes(stride, base=64):

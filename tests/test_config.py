@@ -182,12 +182,11 @@ def test_every_flagfile_builds_its_model(key):
     import json
 
     import keras
-    from model_contract import symbolic_model
 
-    from tfseg.models.build import stride_of
+    from tfseg.models.build import build_symbolic_model, stride_of
 
     model, encoder, model_kwargs, encoder_kwargs = key
-    built = symbolic_model(
+    built = build_symbolic_model(
         model, 19, encoder=encoder, encoder_kwargs=json.loads(encoder_kwargs),
         **json.loads(model_kwargs),
     )  # fmt: skip

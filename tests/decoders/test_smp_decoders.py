@@ -27,9 +27,10 @@ import re
 
 import keras
 import pytest
-from model_contract import check_model_contract, symbolic_model
+from model_contract import check_model_contract
 
 from tfseg.flops import count_params, model_macs
+from tfseg.models import build_symbolic_model
 from tfseg.registry import DECODERS, ENCODERS
 
 REFERENCE_CSV = os.path.join(
@@ -81,7 +82,7 @@ def test_every_smp_reference_exists_for_the_four_encoders():
 def test_params_and_macs_match_smp(name, smp_encoder):
     row = reference_rows()[(DECODERS.info(name).extra["smp_reference"], smp_encoder)]
     encoder, encoder_kwargs = SMP_ENCODERS[smp_encoder]
-    model = symbolic_model(
+    model = build_symbolic_model(
         name, 19, encoder=encoder, encoder_kwargs=encoder_kwargs, input_shape=(512, 1024, 3)
     )
     params, macs = count_params(model), model_macs(model) / 1e9
@@ -120,7 +121,7 @@ OTHER_ENCODERS = [
 @pytest.mark.parametrize("name", smp_decoders())
 def test_smp_decoder_on_every_encoder(name):
     for encoder in OTHER_ENCODERS:
-        model = symbolic_model(name, 19, encoder=encoder)
+        model = build_symbolic_model(name, 19, encoder=encoder)
         spec = model.compute_output_spec(keras.KerasTensor((1, 256, 512, 3)))
         keras.backend.clear_session()
         assert model.name == f"{name}_{encoder}"

@@ -13,9 +13,10 @@ import os
 
 import keras
 import pytest
-from model_contract import check_model_contract, symbolic_model
+from model_contract import check_model_contract
 
 from tfseg.flops import count_params, model_macs
+from tfseg.models import build_symbolic_model
 from tfseg.registry import MODELS
 
 REFERENCE_CSV = os.path.join(
@@ -51,7 +52,7 @@ def test_every_reference_name_exists():
 @pytest.mark.parametrize("name,reference", ZOO, ids=[n for n, _ in ZOO])
 def test_params_and_macs_match_the_reference(name, reference):
     row = reference_rows()[reference]
-    model = symbolic_model(name, 19, input_shape=(512, 1024, 3))
+    model = build_symbolic_model(name, 19, input_shape=(512, 1024, 3))
     params, macs = count_params(model), model_macs(model) / 1e9
     ref_params, ref_macs = int(row["trainable_params"]), float(row["gmacs_1x512x1024"])
     # ``reference_gmacs=`` at registration: the reference's count less work it does the slow way
@@ -74,7 +75,7 @@ def test_params_with_auxiliary_heads_match_the_reference(name):
     """Networks registered with ``reference_aux_params=``: the count with ``heads=("aux",)``
     (every auxiliary head the reference trains with) within 1 % of the reference's."""
     want = int(MODELS.info(name).extra["reference_aux_params"])
-    model = symbolic_model(name, 19, input_shape=(512, 1024, 3), heads=("aux",))
+    model = build_symbolic_model(name, 19, input_shape=(512, 1024, 3), heads=("aux",))
     params = count_params(model)
     keras.backend.clear_session()
     assert len(model.outputs) > 1, f"{name}: heads=('aux',) added no output"
@@ -112,7 +113,7 @@ ANY_ENCODER = [n for n, _ in ZOO if MODELS.info(n).extra.get("any_encoder")]
 def test_builds_on_another_encoder(name):
     default = MODELS.info(name).default_encoder
     other = "mobilenet" if default != "mobilenet" else "resnet18"
-    model = symbolic_model(name, 19, encoder=other)
+    model = build_symbolic_model(name, 19, encoder=other)
     spec = model.compute_output_spec(keras.KerasTensor((1, 256, 512, 3)))
     keras.backend.clear_session()
     assert model.name == f"{name}_{other}"

@@ -185,7 +185,6 @@ def build_model(
     return model
 
 
-
 def build_symbolic_model(name, num_classes, **kwargs):
     """``build_model(name, num_classes, **kwargs)`` whose variables are never given values, for
     counting and shape checks only.
@@ -201,6 +200,7 @@ def build_symbolic_model(name, num_classes, **kwargs):
     scope to close would otherwise initialise them)."""
     with keras.StatelessScope(initialize_variables=False):
         return build_model(name, num_classes, **kwargs)
+
 
 def _all_layers(model):
     """Every layer of ``model``, the layers of nested models (a shared encoder) included."""
