@@ -15,7 +15,13 @@ import os
 
 from tfseg.export_lib import onnx_layout
 from tfseg.export_lib.errors import ExportError
-from tfseg.export_lib.graph import LOGITS, layer_for_op, named_outputs, output_names
+from tfseg.export_lib.graph import (
+    LOGITS,
+    layer_for_op,
+    named_outputs,
+    output_names,
+    weight_constants,
+)
 from tfseg.export_lib.onnx_layout import nchw_channel_shuffles
 from tfseg.export_lib.targets import (
     RESIZE_COORDINATE_MODES,
@@ -41,10 +47,11 @@ def convert_onnx(model, *, opset, input_shape, nchw_shuffles=True, nhwc_upsampli
     batch, h, w = input_shape
     spec = [tf.TensorSpec([batch, h, w, 3], tf.float32, name=INPUT_NAME)]
     expected = output_names(model)
+    constants = weight_constants(model)
 
     @tf.function(input_signature=spec)
     def serve(images):
-        return named_outputs(model, images, expected)
+        return named_outputs(model, images, expected, constants)
 
     try:
         proto = _tf2onnx_from_function(serve, spec, int(opset))

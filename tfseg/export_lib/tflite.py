@@ -52,6 +52,7 @@ from tfseg.export_lib.graph import (
     output_layers,
     output_names,
     raise_deconv_leaks,
+    weight_constants,
 )
 from tfseg.export_lib.targets import PRECISIONS
 
@@ -166,12 +167,13 @@ def _convert(model, input_size, precision, samples, float_layers):
     h, w = input_size
     spec = [tf.TensorSpec([1, h, w, 3], tf.float32, name="images")]
     names = output_names(model)
+    constants = weight_constants(model)
 
     # A list, not a dict: ``from_concrete_functions`` writes no signature, and a dict's outputs
     # would come out in key order. The file's outputs are in ``output_names`` order: logits first.
     @tf.function(input_signature=spec)
     def serve(images):
-        out = named_outputs(model, images, names)
+        out = named_outputs(model, images, names, constants)
         return [out[name] for name in names]
 
     fn = serve.get_concrete_function()
