@@ -35,14 +35,16 @@ LAYERS = {
     "fpenet": ("ChannelMean",),
     "stdc": ("DetailFusionWeights",),
     "cgnet": ("SameAveragePooling2D",),
-    "fpn/mobilenet": ("ExportableGroupNormalization",),
-    "manet/mobilenet": ("PositionAttention",),
-    "probe:layers": ("GuidedSampler", "SubsampledPointwiseConv2D", "FrozenTeacher"),
+    "probe:layers": ("GuidedSampler", "SubsampledPointwiseConv2D", "FrozenTeacher",
+                     "PositionAttention", "ExportableGroupNormalization"),
 }
 #: JAX builds cost ~3x torch's here (XLA compiles each weight shape's initializer): a subset of
 #: the subset, with the training step; the full scan (docs/backends.md) runs every network
 JAX = ("enet", "ssn+instance+any_size", "pp_liteseg", "probe:layers")
-TRAIN = {"jax": ("enet",), "torch": ("stdc",)}  # plain logits; logits + aux + detail heads
+#: one training step: on JAX the probe (the sampler's gathers, a frozen teacher, attention, group
+#: norm; ENet's step took ~27 s of XLA compiling here), on torch ENet (max-unpooling) and STDC
+#: (logits + aux + detail heads)
+TRAIN = {"jax": ("probe:layers",), "torch": ("enet", "stdc")}
 PACKAGES = ("tfseg.layers", "tfseg.models", "tfseg.encoders", "tfseg.decoders", "tfseg.instance")
 
 

@@ -23,7 +23,7 @@ A network is ``name`` (a complete network, built with every head it has: ``aux``
 ``distill:name`` (``name`` with a frozen teacher of the same architecture attached, as
 ``tfseg.train --teacher_model`` does) or ``probe:layers`` (a small model of the tfseg layers no
 network uses, or only an expensive one: ``GuidedSampler``, ``SubsampledPointwiseConv2D``,
-``FrozenTeacher``).
+``FrozenTeacher``, ``PositionAttention``, ``ExportableGroupNormalization``).
 
 Max-unpooling networks (ENet, SegNet: ``PoolSwitches``) route each value to the position of its
 2x2 window's maximum: where two values of a window differ by float rounding only, the backends
@@ -91,10 +91,14 @@ def parse_network(spec):
 
 def layers_probe(num_classes, size):
     """Stride-4 scores (``SubsampledPointwiseConv2D``) sampled at coordinates predicted from the
-    image (``GuidedSampler``), plus the same computed by a frozen copy (``FrozenTeacher``)."""
+    image (``GuidedSampler``), plus the same computed by a frozen copy (``FrozenTeacher``), plus
+    MAnet's position attention and FPN's group normalisation on stride-8 features (small here:
+    the networks that bring them carry ~37 M and ~5 M weights)."""
     import keras
 
+    from tfseg.decoders.manet import PositionAttention
     from tfseg.layers.conv import SubsampledPointwiseConv2D
+    from tfseg.layers.norm import ExportableGroupNormalization
     from tfseg.layers.sampler import GuidedSampler
     from tfseg.layers.teacher import FrozenTeacher
 
@@ -109,6 +113,13 @@ def layers_probe(num_classes, size):
     image = keras.Input((*size, 3))
     out = student("student")(image)
     out = keras.layers.Add()([out, FrozenTeacher(student("teacher"), name="teacher")(image)])
+    x = keras.layers.Conv2D(16, 3, strides=8, padding="same", name="features")(image)
+    x = ExportableGroupNormalization(groups=4, epsilon=1e-5, name="features_gn")(x)
+    top, center = (keras.layers.Conv2D(4, 1, name=f"pab_{k}")(x) for k in ("top", "center"))
+    x = PositionAttention(name="pab")([top, center, x])
+    x = keras.layers.Conv2D(num_classes, 1, name="pab_scores")(x)
+    x = keras.layers.UpSampling2D(8, interpolation="bilinear", name="pab_up")(x)
+    out = keras.layers.Add()([out, x])
     return keras.Model(image, out, name="layers_probe")
 
 
