@@ -20,6 +20,7 @@ on channel counts, so ResNet and VGG are built thin here (every Conv2D with >= 3
 eighth of them, set only while building); the MobileNets and ShuffleNet use their own width options.
 STDC is thinned the same way. The ResNet pairs are the slowest (~5-10 s each) and are marked slow.
 """
+
 import keras
 import pytest
 
