@@ -4,11 +4,12 @@ The side-by-side of ``experiments/reference_compare.py`` (issue 22) builds tfseg
 TensorFlow. Another CPU may have only Python, torch and numpy (the lent GPU machine has no
 TensorFlow and no network), so the work is split in two:
 
-    # here (TensorFlow, torch, onnx): tfseg's fp32 and int8 ONNX and int8 TFLite, the reference's
-    # ONNX
+    # here (TensorFlow, torch, onnx, openvino, nncf): tfseg's fp32 and int8 ONNX, int8 TFLite
+    # and fp32 and int8 OpenVINO IR, the reference's ONNX
     PYTHONPATH=. python experiments/reference_offline.py --pack=PACK --reference_dir=CHECKOUT \
         --networks=enet,erfnet,espnet
-    # there (torch, onnxruntime, ai-edge-litert, numpy; no TensorFlow, no Keras):
+    # there (torch, onnxruntime, numpy, Keras on the torch backend; ai-edge-litert for
+    # tflite_int8, openvino for the openvino* candidates; no TensorFlow):
     PYTHONPATH=. python experiments/reference_offline.py --time=PACK --reference_dir=CHECKOUT \
         --json=cpu2.json --out=docs/zoo.md --section=reference-offline
 
@@ -22,11 +23,16 @@ packed models'. tfseg's int8 ONNX (QDQ, as ``tfseg.export --format=onnx --precis
 writes it; onnxruntime's MLAS int8 kernels have AVX-512 VNNI and AMX code paths) travels the
 same way; its ``reduce_range`` (7-bit weights) is decided by the packing CPU, recorded in the
 manifest, and does not change which kernels run. The int8 TFLite file travels whole (its weights
-are 1 byte each). The reference's eager model is built there from its checkout with random
-weights, as in ``reference_compare.py``; with ``--bn_statistics`` (default) both networks get their
-BatchNorm statistics from the calibration images as there (before the files are written, and
-the reference's eager model's at ``--time``). The candidates are timed in alternating rounds
-(``tfseg.timing.time_interleaved``); the table has ``reference_compare.py``'s columns.
+are 1 byte each). The OpenVINO IRs (as ``tfseg.bench.runtimes`` compiles them: the fp32 IR, run
+with an f32 hint as ``openvino`` and a bf16 one as ``openvino_bf16``, and NNCF's int8 IR) travel
+as their ``.xml`` and the small constants of their ``.bin`` (shapes, axes; ``.kept``); every
+constant of 1 kB or more is redrawn the same way. A machine without a network gets OpenVINO's CPU
+runtime from ``tools/openvino_carry.sh`` (29 MB). The reference's eager model is built there
+from its checkout with random weights, as in ``reference_compare.py``; with ``--bn_statistics``
+(default) both networks get their BatchNorm statistics from the calibration images as there
+(before the files are written, and the reference's eager model's at ``--time``). The
+candidates are timed in alternating rounds (``tfseg.timing.time_interleaved``); the table has
+``reference_compare.py``'s columns, one per runtime packed.
 """
 
 import json
@@ -39,13 +45,21 @@ import numpy as np
 from absl import app, flags
 
 #: the tfseg runtimes packed: onnxruntime on tfseg's fp32 and int8 (QDQ) ONNX, LiteRT on its int8
-#: TFLite
-RUNTIMES = ("onnxruntime", "onnxruntime_int8", "tflite_int8")
+#: TFLite, OpenVINO on its fp32 IR (in float32 and, ``openvino_bf16``, in bfloat16) and int8 IR
+RUNTIMES = ("onnxruntime", "onnxruntime_int8", "tflite_int8", "openvino", "openvino_int8",
+            "openvino_bf16")
 FILE_SUFFIX = {"onnxruntime": "tfseg.onnx", "onnxruntime_int8": "tfseg_int8.onnx",
-               "tflite_int8": "tfseg_int8.tflite"}
+               "tflite_int8": "tfseg_int8.tflite", "openvino": "tfseg_openvino.xml",
+               "openvino_int8": "tfseg_openvino_int8.xml",
+               "openvino_bf16": "tfseg_openvino.xml"}  # the fp32 IR, run with a bf16 hint
+#: OpenVINO's inference precision hint per runtime (``openvino_export.OpenVINORunner``'s)
+OPENVINO_HINTS = {"openvino": "f32", "openvino_int8": "f32", "openvino_bf16": "bf16"}
 MANIFEST = "manifest.json"
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64",
                10: "float16", 11: "float64"}
+#: OpenVINO IR element types whose constants can be redrawn (others travel whole)
+IR_DTYPES = {"f32": "float32", "f16": "float16", "f64": "float64", "i8": "int8", "u8": "uint8",
+             "i16": "int16", "u16": "uint16", "i32": "int32", "i64": "int64"}
 
 
 def define_flags(fv=flags.FLAGS):
@@ -105,11 +119,7 @@ def strip_onnx(data, path, min_bytes=1024):
     for init in model.graph.initializer:
         values = numpy_helper.to_array(init)
         if values.nbytes >= min_bytes:
-            if values.dtype.kind == "f":
-                stats[init.name] = {"mean": float(values.mean()), "std": float(values.std()),
-                                    "min": float(values.min()), "max": float(values.max())}
-            else:
-                stats[init.name] = {"low": int(values.min()), "high": int(values.max())}
+            stats[init.name] = _stats(values)
     weights = os.path.basename(path) + ".weights"
     external_data_helper.convert_model_to_external_data(
         model, all_tensors_to_one_file=True, location=weights, size_threshold=min_bytes)
@@ -127,13 +137,17 @@ def strip_onnx(data, path, min_bytes=1024):
     return removed
 
 
-def restore_weights(path, removed, folder, seed=0):
-    """Copy the stripped ONNX model at ``path`` into ``folder`` with a new weights file (values
-    drawn as the module docstring says); returns the path of the copy."""
-    rng = np.random.default_rng(seed)
-    weights = os.path.basename(path) + ".weights"
-    size = max((t["offset"] + t["length"] for t in removed), default=0)
-    buffer = bytearray(size)
+def _stats(values):
+    """What the pack keeps of a removed tensor instead of its values."""
+    if values.dtype.kind == "f":
+        return {"mean": float(values.mean()), "std": float(values.std()),
+                "min": float(values.min()), "max": float(values.max())}
+    return {"low": int(values.min()), "high": int(values.max())}
+
+
+def _redrawn(removed, size, rng, buffer=None):
+    """``buffer`` (``size`` zero bytes if none) with each removed tensor's bytes drawn anew."""
+    buffer = bytearray(size) if buffer is None else buffer
     for t in removed:
         dtype = np.dtype(t["dtype"])
         count = t["length"] // dtype.itemsize
@@ -145,10 +159,82 @@ def restore_weights(path, removed, folder, seed=0):
         else:
             values = rng.integers(t["low"], t["high"] + 1, count).astype(dtype)
         buffer[t["offset"]:t["offset"] + t["length"]] = values.tobytes()
+    return buffer
+
+
+def restore_weights(path, removed, folder, seed=0):
+    """Copy the stripped ONNX model at ``path`` into ``folder`` with a new weights file (values
+    drawn as the module docstring says); returns the path of the copy."""
+    weights = os.path.basename(path) + ".weights"
+    size = max((t["offset"] + t["length"] for t in removed), default=0)
+    buffer = _redrawn(removed, size, np.random.default_rng(seed))
     copy = os.path.join(folder, os.path.basename(path))
     with open(path, "rb") as src, open(copy, "wb") as dst:
         dst.write(src.read())
     with open(os.path.join(folder, weights), "wb") as f:
+        f.write(bytes(buffer))
+    return copy
+
+
+def _ir_constants(xml):
+    """``[(offset, size, element type, shape)]`` of the OpenVINO IR ``xml``'s Const layers, one
+    per stored region (the serializer stores equal constants once)."""
+    import xml.etree.ElementTree as ET
+
+    regions = {}
+    for layer in ET.parse(xml).getroot().iter("layer"):
+        data = layer.find("data")
+        if layer.get("type") != "Const" or data is None or data.get("offset") is None:
+            continue
+        key = (int(data.get("offset")), int(data.get("size")))
+        shape = [int(d) for d in data.get("shape", "").split(",") if d]
+        regions.setdefault(key, (data.get("element_type"), shape))
+    return [(o, n, t, shape) for (o, n), (t, shape) in sorted(regions.items())]
+
+
+def strip_ir(xml, min_bytes=1024):
+    """Strip the weights of the OpenVINO IR ``xml`` (and the ``.bin`` beside it): each constant
+    of ``min_bytes`` or more of a type in ``IR_DTYPES`` is recorded as ``strip_onnx`` records
+    it, the other constants (shapes, axes, small biases) are kept in ``<stem>.kept``, and the
+    ``.bin`` is deleted. Returns ``{"removed", "kept", "bin_bytes"}``."""
+    bin_path = os.path.splitext(xml)[0] + ".bin"
+    with open(bin_path, "rb") as f:
+        data = f.read()
+    removed, kept, chunks = [], [], []
+    for offset, length, etype, shape in _ir_constants(xml):
+        dtype = IR_DTYPES.get(etype)
+        if dtype and length >= min_bytes and length % np.dtype(dtype).itemsize == 0:
+            values = np.frombuffer(data, dtype, length // np.dtype(dtype).itemsize, offset)
+            removed.append({"name": f"const@{offset}", "offset": offset, "length": length,
+                            "dtype": dtype, "shape": shape, **_stats(values)})
+        else:
+            kept.append({"offset": offset, "length": length})
+            chunks.append(data[offset:offset + length])
+    with open(os.path.splitext(xml)[0] + ".kept", "wb") as f:
+        f.write(b"".join(chunks))
+    os.remove(bin_path)
+    return {"removed": removed, "kept": kept, "bin_bytes": len(data)}
+
+
+def restore_ir(xml, spec, folder, seed=0):
+    """Copy the stripped IR ``xml`` into ``folder`` with a ``.bin`` made of its kept constants and
+    redrawn weights (``spec``: what ``strip_ir`` returned); returns the path of the copy."""
+    stem = os.path.splitext(xml)[0]
+    with open(stem + ".kept", "rb") as f:
+        kept = f.read()
+    buffer = bytearray(spec["bin_bytes"])
+    at = 0
+    for region in spec["kept"]:
+        buffer[region["offset"]:region["offset"] + region["length"]] = \
+            kept[at:at + region["length"]]
+        at += region["length"]
+    if at != len(kept):
+        raise ValueError(f"{stem}.kept has {len(kept)} bytes; the manifest lists {at}")
+    _redrawn(spec["removed"], len(buffer), np.random.default_rng(seed), buffer)
+    copy = os.path.join(folder, os.path.basename(xml))
+    with open(xml, "rb") as src, open(copy, "wb") as dst:
+        dst.write(src.read())
+    with open(os.path.splitext(copy)[0] + ".bin", "wb") as f:
         f.write(bytes(buffer))
     return copy
 
@@ -163,6 +249,8 @@ def write_candidate(key, model, run_size, cache, file):
     from tfseg.export_lib.tflite import convert_tflite
 
     precision = "int8" if key.endswith("_int8") else "fp32"
+    if key.startswith("openvino"):
+        return write_openvino(key, model, run_size, cache, file)
     if key == "tflite_int8":
         content = convert_tflite(export_copy(model, cache, "tflite", precision),
                                  input_size=run_size, precision=precision,
@@ -177,6 +265,29 @@ def write_candidate(key, model, run_size, cache, file):
     info = {}
     data = quantize_onnx(proto, calibration_inputs(run_size), info=info)
     return {"removed": strip_onnx(data, file), "reduce_range": info["reduce_range"]}
+
+
+def write_openvino(key, model, run_size, cache, file):
+    """The IR that ``tfseg.bench.runtimes.openvino_runner`` compiles for ``key``, written to
+    ``file`` (``.xml``) and stripped (``strip_ir``). ``openvino_bf16`` is the fp32 IR: packed with
+    ``openvino`` in one run, it is written once."""
+    import openvino
+
+    from tfseg.bench.runtimes import calibration_inputs, export_copy
+    from tfseg.export_lib import openvino_export as ovx
+    from tfseg.export_lib.onnx_export import convert_onnx
+
+    if key == "openvino_bf16" and ("ir", file) in cache:
+        return cache[("ir", file)]
+    precision = {"openvino_int8": "int8", "openvino_bf16": "bf16"}.get(key, "fp32")
+    proto = convert_onnx(export_copy(model, cache, "openvino", precision), opset=17,
+                         input_shape=(1, *run_size), nhwc_upsamplings=False)
+    ov_model = ovx.from_onnx(proto)
+    if precision == "int8":
+        ov_model = ovx.quantize(ov_model, calibration_inputs(run_size))
+    openvino.save_model(ov_model, file, compress_to_fp16=False)
+    cache[("ir", file)] = strip_ir(file)
+    return cache[("ir", file)]
 
 
 def pack(opts):
@@ -206,7 +317,18 @@ def pack(opts):
                 "num_classes": opts.num_classes, "networks": {}}
     if os.path.exists(path):
         with open(path) as f:
-            manifest["networks"] = json.load(f)["networks"]
+            old = json.load(f)
+        manifest["networks"] = old["networks"]
+        manifest.update({k: old[k] for k in ("openvino", "nncf") if k in old})
+    if any(r.startswith("openvino") for r in opts.runtimes):
+        try:  # the versions that wrote the IRs, for the table's header
+            import nncf
+            import openvino
+
+            manifest.update(openvino=openvino.__version__.split("-")[0],
+                            nncf=nncf.__version__)
+        except ImportError:  # each network's row says what is missing
+            pass
     ref_images = np.concatenate(calibration_inputs(size)).transpose(0, 3, 1, 2)  # NCHW
     for name in names:
         ref = rc.reference_name(name)
@@ -263,8 +385,10 @@ def ort_runner(path, threads):
 def litert_runner(path, threads):
     """LiteRT (XNNPACK) as ``tfseg.export_lib.tflite.LiteRTRunner``: float input, or a quantised
     one fed with the tensor's scale and zero point."""
-    from ai_edge_litert.interpreter import Interpreter
-
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise RuntimeError("ai-edge-litert not installed") from None
     it = Interpreter(model_path=path, num_threads=int(threads))
     it.allocate_tensors()
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
@@ -280,16 +404,44 @@ def litert_runner(path, threads):
     return run
 
 
+def openvino_runner(xml, threads, hint):
+    """OpenVINO's CPU plugin as ``tfseg.export_lib.openvino_export.OpenVINORunner`` compiles an
+    IR (latency hint, ``hint`` as inference precision: ``"f32"`` or ``"bf16"``); a bf16 hint on
+    a CPU without bfloat16 units (AVX-512 BF16 or AMX) is refused, as OpenVINO would silently run
+    it in float32."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise RuntimeError("openvino not installed (tools/openvino_carry.sh packs it for a "
+                           "machine without a network)") from None
+    core = ov.Core()
+    if hint == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        raise RuntimeError("no bfloat16 units on this CPU (AVX-512 BF16 or AMX)")
+    compiled = core.compile_model(core.read_model(xml), "CPU", {
+        "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint,
+        "INFERENCE_NUM_THREADS": int(threads)})
+    names = [o.get_any_name() for o in compiled.outputs]
+    logits = names.index("logits") if "logits" in names else 0
+    request = compiled.create_infer_request()
+
+    def run(x):
+        request.infer({0: x})
+        return request.get_output_tensor(logits).data
+
+    return run
+
+
 def time_network(name, entry, folder, hub, failed, opts, size):
     """One row of ``reference_compare``'s form: every candidate of ``name`` timed alternately."""
     import torch
 
     from tfseg.bench.runtimes import calibration_inputs
-    from tfseg.timing import time_interleaved
+    from tfseg.timing import SETTLE_S, time_interleaved
 
     rc = _compare()
     row = {"network": name, "reference": entry["reference"],
-           "input_size": f"{size[0]}x{size[1]}", "reasons": dict(entry["reasons"])}
+           "input_size": f"{size[0]}x{size[1]}", "reasons": dict(entry["reasons"]),
+           "settle_s": SETTLE_S}
     if entry.get("onnx_exporter"):
         row["onnx_exporter"] = entry["onnx_exporter"]
     run_size = tuple(int(v) for v in entry["tfseg_input_size"].split("x"))
@@ -328,6 +480,10 @@ def time_network(name, entry, folder, hub, failed, opts, size):
             def build(path=path, spec=spec, inputs=inputs, key=key):
                 if key == "tflite_int8":
                     fn = litert_runner(path, opts.threads)
+                elif key.startswith("openvino"):
+                    work = tempfile.mkdtemp(dir=tmp)
+                    fn = openvino_runner(restore_ir(path, spec, work), opts.threads,
+                                         OPENVINO_HINTS[key])
                 else:
                     work = tempfile.mkdtemp(dir=tmp)
                     fn = ort_runner(restore_weights(path, spec["removed"], work), opts.threads)
@@ -369,18 +525,31 @@ def time_pack(opts):
     command = (f"python experiments/reference_offline.py --time=PACK --reference_dir=CHECKOUT "
                f"--networks={','.join(names)} --threads={opts.threads} --rounds={opts.rounds} "
                f"--warmup={opts.warmup}  (packed on {manifest['packed_on']})")
+    # the table's columns: the runtimes packed for at least one of these networks
+    columns = [k for k in RUNTIMES if any(k in manifest["networks"][n]["files"] for n in names)]
     doc = {"cpu": cpu_description(), "input_size": manifest["input_size"],
            "threads": opts.threads, "rounds": opts.rounds, "warmup": opts.warmup,
-           "tfseg_runtimes": list(RUNTIMES), "torch": torch.__version__,
+           "tfseg_runtimes": columns, "torch": torch.__version__,
            "onnxruntime": onnxruntime.__version__,
            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
-           "weights": "ONNX weights redrawn with each tensor's mean and std", "rows": []}
+           "weights": "ONNX and OpenVINO weights redrawn with each tensor's mean and std",
+           "rows": []}
+    if any(k.startswith("openvino") for k in columns):
+        try:  # the header names the runtime's version here and the quantizer's at --pack
+            import openvino
+
+            doc.update(openvino=openvino.__version__.split("-")[0],
+                       nncf=manifest.get("nncf", "?"))
+        except ImportError:  # the rows say it
+            pass
     start = time.perf_counter()
     for name in names:
         if opts.time_budget_s is not None and time.perf_counter() - start > opts.time_budget_s:
             print(f"time budget spent: stopped before {name}", flush=True)
             break
         row = time_network(name, manifest["networks"][name], opts.time, hub, failed, opts, size)
+        row["reasons"] = {k: v for k, v in row["reasons"].items()
+                          if k in columns or k in (rc.EAGER, rc.ONNX)}  # not a column: no note
         doc["rows"].append({**row, "command": command})
         print(json.dumps({k: row[k] for k in ("network", "median_ms", "best", "reasons")}),
               flush=True)

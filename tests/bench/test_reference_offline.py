@@ -1,6 +1,7 @@
 """experiments/reference_offline.py: pack (with TensorFlow) on the fake reference checkout of
 test_reference_compare, then time the pack in a process that has no TensorFlow."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -73,26 +74,79 @@ def test_redrawn_weights_keep_their_range(script, tmp_path):
     assert len(np.unique(redrawn)) > 256  # drawn, not a constant
 
 
+def test_stripped_ir_keeps_its_small_constants_and_redraws_the_weights(script, tmp_path):
+    """An OpenVINO IR travels as its graph, its small constants (a reshape's target shape must
+    survive exactly) and the statistics of its weights, and runs again once restored. The int8
+    weights are NNCF's form (int8 constant -> Convert -> Multiply by a per-channel scale): the
+    pack test above packs only the fp32 IR, as NNCF's quantization would double its time."""
+    ov = pytest.importorskip("openvino")
+    from openvino import opset13 as ops
+
+    rng = np.random.default_rng(3)
+    w = rng.normal(-0.5, 1.5, (64, 16)).astype("float32")
+    q = rng.integers(-100, 90, (16, 64)).astype("int8")
+    scale = np.full((1, 64), 0.01, "float32")  # 256 bytes: kept
+    x = ops.parameter([1, 64], np.float32, name="x")
+    q_weights = ops.multiply(ops.convert(ops.constant(q), np.float32), ops.constant(scale))
+    h = ops.matmul(ops.matmul(x, ops.constant(w), False, False), q_weights, False, False)
+    y = ops.reshape(h, ops.constant(np.array([8, 8], np.int64)), False)
+    xml = str(tmp_path / "m.xml")
+    ov.save_model(ov.Model([y], [x]), xml, compress_to_fp16=False)
+    spec = script.strip_ir(xml)
+    assert sorted(os.listdir(tmp_path)) == ["m.kept", "m.xml"]  # no .bin travels
+    removed = {t["dtype"]: t for t in spec["removed"]}
+    assert set(removed) == {"float32", "int8"} and removed["float32"]["shape"] == [64, 16]
+    assert removed["float32"]["mean"] == pytest.approx(w.mean())
+    assert removed["float32"]["std"] == pytest.approx(w.std())
+    assert (removed["int8"]["low"], removed["int8"]["high"]) == (q.min(), q.max())
+    assert sorted(k["length"] for k in spec["kept"]) == [16, 256]  # shape and scales, verbatim
+    os.mkdir(tmp_path / "r")
+    copy = script.restore_ir(xml, spec, str(tmp_path / "r"))
+    assert os.path.getsize(copy[:-4] + ".bin") == spec["bin_bytes"]
+    model = ov.Core().read_model(copy)
+    consts = {str(op.get_output_element_type(0)): op.get_data() for op in model.get_ops()
+              if op.get_type_name() == "Constant"}
+    redrawn, q2 = consts["<Type: 'float32'>"], consts["<Type: 'int8_t'>"]
+    assert redrawn.shape == (64, 16) and q2.shape == (16, 64)
+    assert abs(redrawn.mean() + 0.5) < 0.2 and abs(redrawn.std() - 1.5) < 0.2
+    assert redrawn.min() >= w.min() and redrawn.max() <= w.max()
+    assert q2.min() >= q.min() and q2.max() <= q.max() and len(np.unique(q2)) > 100
+    np.testing.assert_array_equal(consts["<Type: 'int64_t'>"], [8, 8])
+    run = script.openvino_runner(copy, 1, "f32")
+    xs = np.ones((1, 64), "float32")
+    want = (xs @ redrawn @ (q2.astype("float32") * 0.01)).reshape(8, 8)
+    np.testing.assert_allclose(run(xs), want, rtol=1e-4, atol=1e-3)
+
+
 def test_pack_here_then_time_without_tensorflow(script, tmp_path):
     ref = _fake_reference(tmp_path / "ref")
     fv = flags.FlagValues()
     script.define_flags(fv)
     pack = tmp_path / "pack"
     # tfseg's fp32 ONNX is left out (--runtimes) to save its conversion: it takes the same strip /
-    # redraw / onnxruntime path as the reference's ONNX and tfseg's int8 one
+    # redraw / onnxruntime path as the reference's ONNX and tfseg's int8 one; openvino_bf16 packs
+    # the fp32 IR that openvino would
+    openvino = importlib.util.find_spec("openvino") is not None
+    ov_runtimes = ["openvino", "openvino_bf16"] if openvino else []  # one IR (int8: see above)
     fv(["x", f"--pack={pack}", f"--reference_dir={ref}", "--networks=enet",
         "--input_size=64x128", "--num_classes=3", "--reference_exporter=torchscript",
-        "--runtimes=onnxruntime_int8,tflite_int8"])
+        f"--runtimes={','.join(['onnxruntime_int8', 'tflite_int8', *ov_runtimes])}"])
     manifest = script.pack(fv)
     entry = manifest["networks"]["enet"]
     assert entry["tfseg_input_size"] == "64x128" and entry["bn_statistics"] is True
-    assert entry["reasons"] == {"onnxruntime": "not packed (--runtimes)"}
-    assert set(entry["files"]) == {"reference_onnx", "onnxruntime_int8", "tflite_int8"}
+    assert set(entry["reasons"]) == {"onnxruntime", "openvino_int8",
+                                     *({"openvino", "openvino_bf16"} - set(ov_runtimes))}
+    assert set(entry["files"]) == {"reference_onnx", "onnxruntime_int8", "tflite_int8",
+                                   *ov_runtimes}
     removed = entry["files"]["onnxruntime_int8"]["removed"]  # the weights did not travel
     assert "int8" in {t["dtype"] for t in removed}  # the QDQ file's quantized weights
     assert isinstance(entry["files"]["onnxruntime_int8"]["reduce_range"], bool)
-    assert sorted(os.listdir(pack)) == ["enet.reference.onnx", "enet.tfseg_int8.onnx",
-                                        "enet.tfseg_int8.tflite", "manifest.json"]
+    files = ["enet.reference.onnx", "enet.tfseg_int8.onnx", "enet.tfseg_int8.tflite",
+             "manifest.json"]
+    if openvino:  # graph and small constants; the weights' statistics are in the manifest
+        assert entry["files"]["openvino_bf16"] == entry["files"]["openvino"]  # written once
+        files += ["enet.tfseg_openvino.kept", "enet.tfseg_openvino.xml"]
+    assert sorted(os.listdir(pack)) == sorted(files)
     env = {**os.environ, "PYTHONPATH": REPO}
     env.pop("KERAS_BACKEND", None)
     probe = "import runpy,sys; sys.modules['tensorflow'] = None; sys.argv = sys.argv[1:]; " \
@@ -104,10 +158,15 @@ def test_pack_here_then_time_without_tensorflow(script, tmp_path):
         capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = json.loads((tmp_path / "t.json").read_text())["rows"]
-    assert row["reasons"] == entry["reasons"] and row["best"] in script.RUNTIMES
+    assert row["best"] in script.RUNTIMES and row["settle_s"] > 0
     assert row["bn_statistics"] is True  # the reference's eager model got them there too
-    assert set(row["times_ms"]) == {"reference_eager", "reference_onnx", "onnxruntime_int8",
-                                    "tflite_int8"}
+    timed = {"reference_eager", "reference_onnx", "onnxruntime_int8", "tflite_int8",
+             *ov_runtimes}
+    if row["reasons"] == {"openvino_bf16": "no bfloat16 units on this CPU (AVX-512 BF16 or AMX)"}:
+        timed.remove("openvino_bf16")
+    else:  # what was not packed is no column, so has no note
+        assert row["reasons"] == {}
+    assert set(row["times_ms"]) == timed
     text = out.read_text()
     assert "<!-- reference-offline:start -->" in text and "| `enet` |" in text
     bad = subprocess.run([sys.executable, SCRIPT, f"--time={tmp_path}", f"--reference_dir={ref}"],
