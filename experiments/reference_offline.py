@@ -370,65 +370,27 @@ def pack(opts):
 
 
 # ----------------------------------------------------------------------------- time
-def ort_runner(path, threads):
-    """onnxruntime on the CPU with ``tfseg.export_lib.onnx_export.OnnxRunner``'s settings."""
-    import onnxruntime as ort
+def runner(key, path, threads):
+    """tfseg's own runner of candidate ``key`` on the file ``path`` (``OnnxRunner``,
+    ``LiteRTRunner``, ``OpenVINORunner``: importable without TensorFlow), as ``reference_compare``
+    times them: the same settings and the same handling of the logits (LiteRT and OpenVINO
+    write them into arrays the caller keeps, with no copy). ``openvino_bf16`` on a CPU without
+    bfloat16 units is refused (OpenVINO would run it in float32)."""
+    if key == "tflite_int8":
+        from tfseg.export_lib.tflite import LiteRTRunner
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    name, output = session.get_inputs()[0].name, session.get_outputs()[0].name
-    return lambda x: session.run([output], {name: x})[0]
+        return LiteRTRunner(path, threads=threads)
+    if key.startswith("openvino"):
+        from tfseg.export_lib.openvino_export import OpenVINORunner
 
+        hint = OPENVINO_HINTS[key]
+        run = OpenVINORunner(path, threads=threads, hint=hint)
+        if run.inference_precision != hint:
+            raise RuntimeError("no bfloat16 units on this CPU (AVX-512 BF16 or AMX)")
+        return run
+    from tfseg.export_lib.onnx_export import OnnxRunner
 
-def litert_runner(path, threads):
-    """LiteRT (XNNPACK) as ``tfseg.export_lib.tflite.LiteRTRunner``: float input, or a quantised
-    one fed with the tensor's scale and zero point."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise RuntimeError("ai-edge-litert not installed") from None
-    it = Interpreter(model_path=path, num_threads=int(threads))
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-
-    def run(x):
-        if inp["dtype"] != np.float32:
-            scale, zero = inp["quantization"]
-            x = np.clip(np.round(x / scale + zero), -128, 255).astype(inp["dtype"])
-        it.set_tensor(inp["index"], x)
-        it.invoke()
-        return it.get_tensor(out["index"])
-
-    return run
-
-
-def openvino_runner(xml, threads, hint):
-    """OpenVINO's CPU plugin as ``tfseg.export_lib.openvino_export.OpenVINORunner`` compiles an
-    IR (latency hint, ``hint`` as inference precision: ``"f32"`` or ``"bf16"``); a bf16 hint on
-    a CPU without bfloat16 units (AVX-512 BF16 or AMX) is refused, as OpenVINO would silently run
-    it in float32."""
-    try:
-        import openvino as ov
-    except ImportError:
-        raise RuntimeError("openvino not installed (tools/openvino_carry.sh packs it for a "
-                           "machine without a network)") from None
-    core = ov.Core()
-    if hint == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        raise RuntimeError("no bfloat16 units on this CPU (AVX-512 BF16 or AMX)")
-    compiled = core.compile_model(core.read_model(xml), "CPU", {
-        "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint,
-        "INFERENCE_NUM_THREADS": int(threads)})
-    names = [o.get_any_name() for o in compiled.outputs]
-    logits = names.index("logits") if "logits" in names else 0
-    request = compiled.create_infer_request()
-
-    def run(x):
-        request.infer({0: x})
-        return request.get_output_tensor(logits).data
-
-    return run
+    return OnnxRunner(path, threads=threads)
 
 
 def time_network(name, entry, folder, hub, failed, opts, size):
@@ -478,15 +440,11 @@ def time_network(name, entry, folder, hub, failed, opts, size):
             path = os.path.join(folder, spec["file"])
 
             def build(path=path, spec=spec, inputs=inputs, key=key):
-                if key == "tflite_int8":
-                    fn = litert_runner(path, opts.threads)
-                elif key.startswith("openvino"):
-                    work = tempfile.mkdtemp(dir=tmp)
-                    fn = openvino_runner(restore_ir(path, spec, work), opts.threads,
-                                         OPENVINO_HINTS[key])
-                else:
-                    work = tempfile.mkdtemp(dir=tmp)
-                    fn = ort_runner(restore_weights(path, spec["removed"], work), opts.threads)
+                if key.startswith("openvino"):
+                    path = restore_ir(path, spec, tempfile.mkdtemp(dir=tmp))
+                elif key != "tflite_int8":
+                    path = restore_weights(path, spec["removed"], tempfile.mkdtemp(dir=tmp))
+                fn = runner(key, path, opts.threads)
                 return lambda: fn(inputs)
 
             rc._add(runners, reasons, key, build)

@@ -112,7 +112,7 @@ def test_stripped_ir_keeps_its_small_constants_and_redraws_the_weights(script, t
     assert redrawn.min() >= w.min() and redrawn.max() <= w.max()
     assert q2.min() >= q.min() and q2.max() <= q.max() and len(np.unique(q2)) > 100
     np.testing.assert_array_equal(consts["<Type: 'int64_t'>"], [8, 8])
-    run = script.openvino_runner(copy, 1, "f32")
+    run = script.runner("openvino", copy, 1)
     xs = np.ones((1, 64), "float32")
     want = (xs @ redrawn @ (q2.astype("float32") * 0.01)).reshape(8, 8)
     np.testing.assert_allclose(run(xs), want, rtol=1e-4, atol=1e-3)

@@ -190,6 +190,39 @@ def _downsamplers(channels):
     return randomize_batchnorm(keras.Model(inp, keras.layers.Concatenate(name="out")(heads)))
 
 
+def test_openvino_runner_writes_outputs_into_arrays_the_caller_keeps():
+    """Static float32 outputs are written into pooled arrays bound to the request: a result the
+    caller holds (or a view of it) is never written again, a dropped one is reused; a model
+    with a dynamic output shape gets copies."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    from tfseg.export_lib.openvino_export import OpenVINORunner
+
+    def doubling(shape):
+        x = ops.parameter(shape, np.float32, name="images")
+        y = ops.multiply(x, ops.constant(np.float32(2)))
+        y.output(0).get_tensor().set_names({"logits"})
+        return OpenVINORunner(ov.Model([y], [x]), threads=1)
+
+    a = np.arange(72, dtype=np.float32).reshape(1, 4, 6, 3)
+    runner = doubling([1, 4, 6, 3])
+    first = runner(a)
+    view = runner(a + 1)[0, :2]  # only a view of the second result is kept
+    third = runner.outputs(a + 2)["logits"]
+    np.testing.assert_array_equal(first, 2 * a)
+    np.testing.assert_array_equal(view, 2 * (a + 1)[0, :2])
+    np.testing.assert_array_equal(third, 2 * (a + 2))
+    assert not np.shares_memory(first, third) and not np.shares_memory(view, third)
+    seen = set()
+    for k in range(4):  # each result dropped at once: the pool hands the same arrays out again
+        seen.add(runner(a + k).ctypes.data)
+    assert len(seen) <= 2
+    dynamic = doubling([1, -1, -1, 3])
+    assert dynamic._shapes is None
+    np.testing.assert_array_equal(dynamic(a), 2 * a)
+
+
 def test_pool_concat_adds_are_exact_and_reach_openvino():
     """The downsamplers on the 3-channel input become Add(act(Conv with zero channels), 1x1
     placement of the pool): no Concat left, the same values in onnxruntime, and OpenVINO's
