@@ -72,6 +72,11 @@ arena each call) against the CompiledModel path (the logits written into the arr
 ``tflite._DirectOutputs``), fp32 and int8, with the largest difference between the two (0: the
 same kernels).
 
+``--rewrite=openvino_outputs``: ``OpenVINORunner`` copying the logits out of the request each call
+(``bind_outputs=False``, the runner until session 38) against the logits written into pooled
+arrays bound to the request (``openvino_export.ArrayPool``), fp32 and int8 (NNCF) IRs, with the
+largest difference between the two (0: the same kernels).
+
 ``--rewrite=onnx_final_resize``: the int8 ONNX (QDQ) with the upsampling that makes the logits
 quantized (int8 Resize, then a DequantizeLinear of the full-size logits) against it left in float
 (``onnx_int8.final_resizes``: the low-resolution scores dequantized), with each one's error
@@ -129,7 +134,7 @@ TFLITE_REWRITES = {
     "nearest": ("nearest_as_d2s", {"tile": False, "d2s": True}, ("int8", "fp32")),
 }
 REWRITE_NAMES = ["prelu", "shuffle", "onnx_shuffle", "onnx_resize", "litert_outputs",
-                 "onnx_final_resize", *TFLITE_REWRITES]
+                 "openvino_outputs", "onnx_final_resize", *TFLITE_REWRITES]
 flags.DEFINE_enum("rewrite", "prelu", REWRITE_NAMES, "The rewrite to measure.")
 flags.DEFINE_list("networks", ["dabnet", "cfpnet", "enet"], "tfseg networks (with PReLUs / "
                   "channel shuffles).")
@@ -230,6 +235,27 @@ def litert_output_rows(model, size, rep):
     return runners, rows
 
 
+def openvino_output_rows(model, size, rep):
+    """``{runner name: runner}`` and ``{precision: row}`` for ``--rewrite=openvino_outputs``."""
+    from tfseg.bench.runtimes import export_copy
+    from tfseg.export_lib import openvino_export as ovx
+    from tfseg.export_lib.onnx_export import convert_onnx
+
+    runners, rows = {}, {}
+    for precision in ("int8", "fp32"):
+        proto = convert_onnx(export_copy(model, {}, "openvino", precision), opset=17,
+                             input_shape=(1, *size), nhwc_upsamplings=False)
+        ir = ovx.from_onnx(proto)
+        if precision == "int8":
+            ir = ovx.quantize(ir, rep)
+        copy = ovx.OpenVINORunner(ir, threads=FLAGS.threads, bind_outputs=False)
+        bound = ovx.OpenVINORunner(ir, threads=FLAGS.threads)
+        runners[f"copy openvino_{precision}"] = copy
+        runners[f"bound openvino_{precision}"] = bound
+        rows[precision] = {"max_abs_diff": float(np.abs(copy(rep[0]) - bound(rep[0])).max())}
+    return runners, rows
+
+
 def onnx_final_resize_rows(model, size, rep):
     """``{runner name: runner}`` and ``{form: row}`` for ``--rewrite=onnx_final_resize``."""
     from tfseg.bench.runtimes import export_copy
@@ -304,6 +330,8 @@ def main(argv):
                 runners, rows = onnx_shuffle_rows(model, size, rep)
             elif FLAGS.rewrite == "litert_outputs":
                 runners, rows = litert_output_rows(model, size, rep)
+            elif FLAGS.rewrite == "openvino_outputs":
+                runners, rows = openvino_output_rows(model, size, rep)
             elif FLAGS.rewrite == "onnx_final_resize":
                 runners, rows = onnx_final_resize_rows(model, size, rep)
             elif FLAGS.rewrite == "onnx_resize":

@@ -273,10 +273,11 @@ class OpenVINORunner:
     ``ArrayPool``): an array returned stays the caller's as long as they reference it, and no
     copy of the logits is made. Copying them out of the request instead (``.data.copy()``, as
     before session 38) cost 5 ms a call at 512x1024 on the AMD Zen 4 (ENet int8 54.2 -> 48.1 ms,
-    Fast-SCNN int8 23.7 -> 18.5; ``docs/results.md``). Other models are copied.
+    Fast-SCNN int8 23.7 -> 18.5; ``docs/results.md``). Other models are copied, and so are all
+    with ``bind_outputs=False``.
     """
 
-    def __init__(self, model, threads=None, hint=None):
+    def __init__(self, model, threads=None, hint=None, bind_outputs=True):
         ov = require_openvino()
         core = ov.Core()
         if not isinstance(model, ov.Model):
@@ -300,8 +301,9 @@ class OpenVINORunner:
         self._logits = self.output_names.index("logits") if "logits" in self.output_names else 0
         self._tensor = ov.Tensor
         self._shapes = None  # static float32 output shapes: the outputs are bound (docstring)
-        if all(o.get_partial_shape().is_static and o.get_element_type() == ov.Type.f32
-               for o in self.compiled.outputs):
+        if bind_outputs and all(o.get_partial_shape().is_static
+                                and o.get_element_type() == ov.Type.f32
+                                for o in self.compiled.outputs):
             self._shapes = [tuple(o.get_shape()) for o in self.compiled.outputs]
             self._pools = [ArrayPool() for _ in self._shapes]
 
