@@ -15,7 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON_VERSION=${PYTHON_VERSION:-3.12}
-VERSION=$(python -c "import openvino; print(openvino.__version__.split('-')[0])")
+VERSION=$(python -c "import openvino; print(openvino.__version__.split('-')[0])" 2>/dev/null) || {
+    echo "openvino is not installed here (pip install -r requirements-export.txt)" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python -m pip download --quiet --no-deps --only-binary=:all: --python-version "$PYTHON_VERSION" \
