@@ -74,7 +74,7 @@ same kernels).
 
 ``--rewrite=openvino_outputs``: ``OpenVINORunner`` copying the logits out of the request each call
 (``bind_outputs=False``, the runner until session 38) against the logits written into pooled
-arrays bound to the request (``openvino_export.ArrayPool``), fp32 and int8 (NNCF) IRs, with the
+arrays bound to the request (``tfseg.arrays.ArrayPool``), fp32 and int8 (NNCF) IRs, with the
 largest difference between the two (0: the same kernels).
 
 ``--rewrite=onnx_final_resize``: the int8 ONNX (QDQ) with the upsampling that makes the logits

@@ -52,11 +52,9 @@ hence tfseg's own rt_info entry.)
 import logging
 import os
 import shutil
-import sys
 import tempfile
 
-import numpy as np
-
+from tfseg.arrays import ArrayPool
 from tfseg.export_lib.errors import ExportError
 
 XML, BIN = "model.xml", "model.bin"
@@ -229,37 +227,6 @@ def stored_hint(model):
     return "f32"
 
 
-class ArrayPool:
-    """Output arrays that a runtime writes into, reused once their caller has let go of them.
-
-    ``get(shape)`` returns a pooled array that nothing outside the pool references (not the
-    array, a view of it, a ``memoryview`` or ``torch.from_numpy`` of it: each holds a reference,
-    which ``sys.getrefcount`` sees), else a new one; at most ``size`` are kept, an older one being
-    left to whoever holds it. Reusing spares the page faults of a fresh 40 MB allocation per call
-    (512x1024x19 float32 logits), which is most of what copying the logits out of a runtime
-    costs.
-    """
-
-    def __init__(self, size=4):
-        self.size = size
-        self._entries = []  # [array, its reference count while only the pool holds it]
-
-    def get(self, shape, dtype=np.float32):
-        shape, dtype = tuple(shape), np.dtype(dtype)
-        for entry in self._entries:
-            array = entry[0]
-            if array.shape == shape and array.dtype == dtype:
-                # references while free: the entry, ``array`` here and getrefcount's argument
-                if sys.getrefcount(array) == entry[1] + 1:
-                    return array
-        entry = [np.empty(shape, dtype), 0]
-        entry[1] = sys.getrefcount(entry[0])  # the entry and getrefcount's argument
-        self._entries.append(entry)
-        if len(self._entries) > self.size:
-            self._entries.pop(0)
-        return entry[0]
-
-
 class OpenVINORunner:
     """Runs an OpenVINO IR (folder, ``.xml`` path or ``ov.Model``) on the CPU:
     ``runner(x) -> logits`` (numpy in, numpy out); ``runner.outputs(x) -> {name: array}``.
@@ -269,12 +236,12 @@ class OpenVINORunner:
     without bfloat16 units).
 
     A model with static float32 outputs (every tfseg export) writes them into numpy arrays bound
-    to the request before each call (``set_output_tensor`` on shared memory, from an
-    ``ArrayPool``): an array returned stays the caller's as long as they reference it, and no
-    copy of the logits is made. Copying them out of the request instead (``.data.copy()``, as
-    before session 38) cost 5 ms a call at 512x1024 on the AMD Zen 4 (ENet int8 54.2 -> 48.1 ms,
-    Fast-SCNN int8 23.7 -> 18.5; ``docs/results.md``). Other models are copied, and so are all
-    with ``bind_outputs=False``.
+    to the request before each call (``set_output_tensor`` on shared memory, from a
+    ``tfseg.arrays.ArrayPool``): an array returned stays the caller's as long as they reference
+    it, and no copy of the logits is made. Copying them out of the request instead
+    (``.data.copy()``, as before session 38) cost 5-9 ms a call at 512x1024 on the AMD Zen 4
+    (ENet int8 54.7 -> 48.7 ms, Fast-SCNN int8 24.1 -> 17.6; ``docs/results.md``). Other models
+    are copied, and so are all with ``bind_outputs=False``.
     """
 
     def __init__(self, model, threads=None, hint=None, bind_outputs=True):

@@ -39,6 +39,7 @@ import tempfile
 
 import numpy as np
 
+from tfseg.arrays import ArrayPool
 from tfseg.export_lib.errors import ExportError, quiet_absl
 from tfseg.export_lib.graph import (
     LOGITS,
@@ -606,7 +607,8 @@ class _DirectOutputs:
         self._outputs = outputs  # {tfseg name: (signature output name, shape)}
         self._tensor_buffer = tensor_buffer
         self._bound = None
-        self._pool = {name: [] for name in outputs}  # [[allocation, array], ...] per output
+        self._pools = {name: ArrayPool(self.POOL, lambda shape, _: _aligned_empty(shape))
+                       for name in outputs}
 
     @classmethod
     def create(cls, content, threads, interpreter, indices):
@@ -657,25 +659,11 @@ class _DirectOutputs:
         return cls(model, signature, input_name, buffer, tuple(int(d) for d in want["shape"]),
                    outputs, TensorBuffer)
 
-    def _array(self, name, shape):
-        """An array for output ``name``: a pooled one that nothing else references, or a new
-        one."""
-        pool = self._pool[name]
-        for entry in pool:
-            # references while free: the pool's entry (and the array's ``base`` for the
-            # allocation) plus getrefcount's own argument
-            if sys.getrefcount(entry[0]) == 3 and sys.getrefcount(entry[1]) == 2:
-                return entry[1]
-        array = _aligned_empty(shape)
-        if len(pool) >= self.POOL:
-            pool.pop(0)
-        pool.append([array.base, array])
-        return array
-
     def __call__(self, x, names):
         self._bound = None  # the last call's buffers reference its arrays
         self._input.write(x)
-        arrays = {name: self._array(name, shape) for name, (_, shape) in self._outputs.items()}
+        arrays = {name: self._pools[name].get(shape)
+                  for name, (_, shape) in self._outputs.items()}
         buffers = {out: self._tensor_buffer.create_from_host_memory(arrays[name])
                    for name, (out, _) in self._outputs.items()}
         self._model.run_by_name(self._signature, {self._input_name: self._input}, buffers)
