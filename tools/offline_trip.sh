@@ -25,7 +25,7 @@ prepare)
     [[ -f "$checkout/models/model_registry.py" ]] || {
         echo "$checkout: no models/model_registry.py" >&2; exit 2; }
     bash tools/gpu_wheels.sh >/dev/null
-    [[ -f .whl/openvino-cpu-py3.12.tar.gz ]] || bash tools/openvino_carry.sh >/dev/null
+    bash tools/openvino_carry.sh >/dev/null  # always this checkout's OpenVINO, as the pack's
     rm -rf .trip.partial && mkdir -p .trip.partial/ref
     cp .whl/*.whl .whl/openvino-cpu-py3.12.tar.gz .trip.partial/
     cp -r "$checkout/models" .trip.partial/ref/

@@ -10,8 +10,9 @@
 # the pack's IRs and the runtime agree. There:
 #   mkdir -p /tmp/site && tar -xzf .whl/openvino-cpu-py3.12.tar.gz -C /tmp/site && \
 #   export PYTHONPATH=/tmp/site:.
-# PYTHON_VERSION=3.11 packs for this machine's own Python (how the trimmed package is checked
-# here: tests/bench/test_reference_offline.py does not need it; see docs/zoo.md).
+# PYTHON_VERSION=3.11 packs for this machine's Python instead: extracted into a folder put first
+# on PYTHONPATH, it is how the trimmed package was checked here (it compiled and ran the packed
+# IRs on the CPU). The tests do not use it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON_VERSION=${PYTHON_VERSION:-3.12}

@@ -78,7 +78,7 @@ def test_stripped_ir_keeps_its_small_constants_and_redraws_the_weights(script, t
     """An OpenVINO IR travels as its graph, its small constants (a reshape's target shape must
     survive exactly) and the statistics of its weights, and runs again once restored. The int8
     weights are NNCF's form (int8 constant -> Convert -> Multiply by a per-channel scale): the
-    pack test above packs only the fp32 IR, as NNCF's quantization would double its time."""
+    pack test below packs only the fp32 IR, as NNCF's quantization would double its time."""
     ov = pytest.importorskip("openvino")
     from openvino import opset13 as ops
 
@@ -127,7 +127,7 @@ def test_pack_here_then_time_without_tensorflow(script, tmp_path):
     # redraw / onnxruntime path as the reference's ONNX and tfseg's int8 one; openvino_bf16 packs
     # the fp32 IR that openvino would
     openvino = importlib.util.find_spec("openvino") is not None
-    ov_runtimes = ["openvino", "openvino_bf16"] if openvino else []  # one IR (int8: see above)
+    ov_runtimes = ["openvino", "openvino_bf16"] if openvino else []  # one IR (int8: the test above)
     fv(["x", f"--pack={pack}", f"--reference_dir={ref}", "--networks=enet",
         "--input_size=64x128", "--num_classes=3", "--reference_exporter=torchscript",
         f"--runtimes={','.join(['onnxruntime_int8', 'tflite_int8', *ov_runtimes])}"])
