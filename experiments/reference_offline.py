@@ -438,6 +438,9 @@ def time_network(name, entry, folder, hub, failed, opts, size):
             if spec is None:
                 continue
             path = os.path.join(folder, spec["file"])
+            if not os.path.exists(path) and key != rc.ONNX:  # tools/offline_trip.sh: no .tflite
+                reasons[key] = f"not carried ({spec['file']} is not in the pack folder)"
+                continue
 
             def build(path=path, spec=spec, inputs=inputs, key=key):
                 if key.startswith("openvino"):

@@ -175,6 +175,18 @@ def test_pack_here_then_time_without_tensorflow(script, tmp_path):
 
 
 
+def test_time_says_which_packed_file_did_not_travel(script, tmp_path):
+    """tools/offline_trip.sh carries no int8 TFLite file: its column says so, not an OS error."""
+    entry = {"reference": "enet", "reasons": {}, "tfseg_input_size": "32x64",
+             "files": {"tflite_int8": {"file": "enet.tfseg_int8.tflite"}}}
+    opts = type("Opts", (), {"num_classes": 3, "threads": 1, "warmup": 1, "rounds": 1})
+    row = script.time_network("enet", entry, str(tmp_path), {}, {}, opts, (32, 64))
+    assert row["reasons"]["tflite_int8"] == (
+        "not carried (enet.tfseg_int8.tflite is not in the pack folder)")
+    assert "not in the reference's model_hub" in row["reasons"]["reference_eager"]
+    assert row["times_ms"] == {} and row["best"] is None
+
+
 def test_pack_refuses_an_unknown_runtime(script, tmp_path):
     fv = flags.FlagValues()
     script.define_flags(fv)
