@@ -176,7 +176,7 @@ def test_pack_here_then_time_without_tensorflow(script, tmp_path):
 
 
 def test_time_says_which_packed_file_did_not_travel(script, tmp_path):
-    """tools/offline_trip.sh carries no int8 TFLite file: its column says so, not an OS error."""
+    """tools/offline_trip.sh carries no int8 TFLite file: its note says so, not an OS error."""
     entry = {"reference": "enet", "reasons": {}, "tfseg_input_size": "32x64",
              "files": {"tflite_int8": {"file": "enet.tfseg_int8.tflite"}}}
     opts = type("Opts", (), {"num_classes": 3, "threads": 1, "warmup": 1, "rounds": 1})
